@@ -1,0 +1,42 @@
+// Who may use the daemon (client socket and admin socket). Pure: a function of the
+// peer's credentials (SO_PEERCRED + SO_PEERGROUPS) and the configuration.
+//
+// Allowed: uid 0; the daemon's own uid; a uid in daemon.allowed_uids; a peer whose
+// primary or supplementary groups include daemon.client_group.
+//
+// The socket files are already mode 0660 with the client group, so the kernel
+// refuses most strangers at connect(); this check is the second wall (it also
+// holds when the mode is loosened, and it is what names the fix in its message).
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace regiond::daemon {
+
+struct PeerCredentials {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;  ///< supplementary groups (SO_PEERGROUPS), may be empty
+};
+
+struct AccessPolicy {
+    uid_t daemon_uid = 0;
+    std::vector<uid_t> allowed_uids;
+    std::optional<gid_t> client_gid;  ///< nullopt: the group is not resolved, no group grants access
+    std::string client_group;         ///< its name, for messages
+    std::string config_path;          ///< for messages ("... in /etc/regiond/regiond.toml")
+};
+
+struct AccessDecision {
+    bool allowed = false;
+    std::string message;  ///< when denied: names the uid and what to change (fits a WelcomeMessage)
+};
+
+AccessDecision check_access(const PeerCredentials& peer, const AccessPolicy& policy);
+
+}  // namespace regiond::daemon

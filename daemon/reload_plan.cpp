@@ -1,0 +1,85 @@
+#include "daemon/reload_plan.hpp"
+
+namespace regiond::daemon {
+namespace {
+
+// Copies `next` into `target` (a field of the effective config) and records the
+// key when the value differs.
+template <class T>
+void live(T& target, const T& next, const char* key, ReloadPlan& plan)
+{
+    if (target == next)
+        return;
+    target = next;
+    plan.applied.emplace_back(key);
+}
+
+template <class T>
+void restart_only(const T& running, const T& next, std::string key, ReloadPlan& plan)
+{
+    if (!(running == next))
+        plan.need_restart.push_back(std::move(key));
+}
+
+void compare_regions(const config::Config& running, const config::Config& next, ReloadPlan& plan)
+{
+    if (running.regions.size() != next.regions.size()) {
+        plan.need_restart.emplace_back("regions");
+        return;
+    }
+    for (std::size_t i = 0; i < running.regions.size(); ++i) {
+        const config::Region& a = running.regions[i];
+        const config::Region& b = next.regions[i];
+        const std::string prefix = "regions[" + std::to_string(i) + "].";
+        restart_only(a.name, b.name, prefix + "name", plan);
+        // conninfo strings and URLs may hold passwords: only their keys are named.
+        restart_only(a.primary, b.primary, prefix + "primary", plan);
+        restart_only(a.replicas, b.replicas, prefix + "replicas", plan);
+        restart_only(a.redis, b.redis, prefix + "redis", plan);
+        restart_only(a.pool_size, b.pool_size, prefix + "pool_size", plan);
+    }
+}
+
+}  // namespace
+
+ReloadPlan plan_reload(const config::Config& running, const config::Config& next)
+{
+    ReloadPlan plan;
+    plan.effective = running;
+    config::Config& e = plan.effective;
+
+    restart_only(running.daemon.region, next.daemon.region, "daemon.region", plan);
+    restart_only(running.daemon.socket, next.daemon.socket, "daemon.socket", plan);
+    restart_only(running.daemon.admin_socket, next.daemon.admin_socket, "daemon.admin_socket", plan);
+    restart_only(running.daemon.state_segment, next.daemon.state_segment, "daemon.state_segment", plan);
+    restart_only(running.daemon.client_group, next.daemon.client_group, "daemon.client_group", plan);
+    live(e.daemon.allowed_uids, next.daemon.allowed_uids, "daemon.allowed_uids", plan);
+    live(e.daemon.max_clients, next.daemon.max_clients, "daemon.max_clients", plan);
+    live(e.daemon.max_request, next.daemon.max_request, "daemon.max_request", plan);
+    live(e.daemon.request_timeout, next.daemon.request_timeout, "daemon.request_timeout", plan);
+    live(e.daemon.drain_timeout, next.daemon.drain_timeout, "daemon.drain_timeout", plan);
+    // The backends chunk responses to fit the rings made at start.
+    restart_only(running.daemon.ring_size, next.daemon.ring_size, "daemon.ring_size", plan);
+
+    restart_only(running.cache.memory, next.cache.memory, "cache.memory", plan);
+    live(e.cache.default_ttl, next.cache.default_ttl, "cache.default_ttl", plan);
+    live(e.consistency.max_wait, next.consistency.max_wait, "consistency.max_wait", plan);
+
+    restart_only(running.lag.poll_interval, next.lag.poll_interval, "lag.poll_interval", plan);
+    live(e.lag.max_lag, next.lag.max_lag, "lag.max_lag", plan);
+    live(e.lag.alert_after, next.lag.alert_after, "lag.alert_after", plan);
+
+    const std::size_t before = plan.applied.size();
+    live(e.health.down_after, next.health.down_after, "health.down_after", plan);
+    live(e.health.up_after, next.health.up_after, "health.up_after", plan);
+    live(e.health.connect_timeout, next.health.connect_timeout, "health.connect_timeout", plan);
+    live(e.health.check_interval, next.health.check_interval, "health.check_interval", plan);
+    if (plan.applied.size() != before)
+        plan.notes.emplace_back(
+            "health.* changes apply to the Redis checks now and to the PostgreSQL endpoints after a restart");
+
+    compare_regions(running, next, plan);
+    return plan;
+}
+
+}  // namespace regiond::daemon

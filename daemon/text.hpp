@@ -1,0 +1,34 @@
+// Small text helpers shared by the daemon's messages, status and metrics output.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace regiond::daemon {
+
+/// "5s", "7.2s", "250ms", "1.5ms": the shortest exact-enough form for messages
+/// (one decimal above a second, whole or one decimal milliseconds below).
+std::string format_duration(std::chrono::nanoseconds duration);
+inline std::string format_duration_ms(std::uint64_t ms)
+{
+    return format_duration(std::chrono::milliseconds(ms));
+}
+
+/// "9 MiB", "8.5 MiB", "512 KiB", "100 bytes".
+std::string format_size(std::uint64_t bytes);
+
+/// A PostgreSQL LSN as PostgreSQL prints it: "16/B374D848".
+std::string format_lsn_text(std::uint64_t lsn);
+
+/// The body of a JSON string literal (without the quotes).
+std::string json_escape(std::string_view text);
+
+/// A Prometheus label value (backslash, double quote and newline escaped).
+std::string prometheus_label_escape(std::string_view text);
+
+/// A fixed-point decimal: format_decimal(1234, 3) == "1.234".
+std::string format_decimal(std::uint64_t value, unsigned decimals);
+
+}  // namespace regiond::daemon

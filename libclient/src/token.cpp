@@ -1,0 +1,66 @@
+#include "token.hpp"
+
+#include <cstdint>
+
+namespace regiond::client {
+
+namespace {
+
+bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+bool is_hex(char c) noexcept { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+// Decimal, 1..20 digits, value <= 2^64 - 1 (pg_control's system identifier is a u64).
+bool system_id_ok(std::string_view s) noexcept {
+    if (s.empty() || s.size() > 20) return false;
+    std::uint64_t value = 0;
+    for (char c : s) {
+        if (!is_digit(c)) return false;
+        const auto digit = static_cast<std::uint64_t>(c - '0');
+        if (value > (UINT64_MAX - digit) / 10) return false;
+        value = value * 10 + digit;
+    }
+    return true;
+}
+
+// One half of an LSN as PostgreSQL prints it ("%X"): 1..8 hex digits.
+bool lsn_half_ok(std::string_view s) noexcept {
+    if (s.empty() || s.size() > 8) return false;
+    for (char c : s)
+        if (!is_hex(c)) return false;
+    return true;
+}
+
+}  // namespace
+
+bool token_well_formed(std::string_view token) noexcept {
+    const auto first = token.find('/');
+    if (first == std::string_view::npos) return false;
+    const auto second = token.find('/', first + 1);
+    if (second == std::string_view::npos) return false;
+    return system_id_ok(token.substr(0, first)) && lsn_half_ok(token.substr(first + 1, second - first - 1)) &&
+           lsn_half_ok(token.substr(second + 1));  // a third '/' fails here (not hex)
+}
+
+std::optional<std::string> token_error(std::string_view token) {
+    if (token.empty() || token_well_formed(token)) return std::nullopt;
+    // Quote at most a screenful of it: the token may come from a cookie.
+    constexpr std::size_t kShown = 80;
+    std::string shown;
+    for (char c : token.substr(0, kShown)) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f || c == '"' || c == '\\') {
+            static constexpr char kHex[] = "0123456789abcdef";
+            shown += "\\x";
+            shown += kHex[u >> 4];
+            shown += kHex[u & 0xf];
+        } else {
+            shown += c;
+        }
+    }
+    if (token.size() > kShown) shown += "...";
+    return "malformed consistency token \"" + shown +
+           "\": expected SYSTEMID/LSN as returned by rgd_token() of a write, e.g. "
+           "\"7301234567890123456/0/16B3748\" (an empty token reads without waiting for a write)";
+}
+
+}  // namespace regiond::client

@@ -1,0 +1,154 @@
+// The per-client segment: a sealed memfd created by the daemon, passed to the
+// client over the unix socket (fd_passing.hpp), holding the two rings.
+//
+//   offset 0                        ClientHeader (128 bytes)
+//   request_ring_offset (=128)      ring region: RingControl + request data   (client produces)
+//   response_ring_offset            ring region: RingControl + response data  (daemon produces)
+//   total_size                      rounded up to the page size
+//
+// Wake-up words live in each ring's RingControl:
+//  * requests.consumer_sleeping  = the daemon's "wake needed" flag. When a push
+//    returns needs_wakeup the client wakes the daemon as ClientHeader::daemon_wake
+//    says (eventfd passed along with the memfd, or the request ring's futex word).
+//  * responses.futex_word        = the client-side futex word the daemon wakes;
+//    responses.consumer_sleeping = the client's "wake needed" flag.
+//
+// Seals: F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL. A client that could shrink the
+// file would make the daemon's next access to the mapping a SIGBUS; the seals make
+// ftruncate fail with EPERM for everyone, and F_SEAL_SEAL stops anyone removing
+// them. The client checks them on attach (F_GET_SEALS).
+//
+// Trust: the daemon never reads the header back. ClientSegmentOwner keeps its own
+// copies of offsets and capacities from creation and builds the ring endpoints
+// from those; head/tail values written by the client are validated by the rings.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "shm/error.hpp"
+#include "shm/layout.hpp"
+#include "shm/ring.hpp"
+#include "shm/unique_fd.hpp"
+
+namespace regiond::shm {
+
+inline constexpr char kClientMagic[8] = {'R', 'G', 'D', 'C', 'L', 'N', 'T', '\0'};
+inline constexpr std::uint32_t kClientLayoutVersion = 1;
+inline constexpr unsigned kClientSegmentSeals = 0x0002 | 0x0004 | 0x0001;  // F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL
+
+/// How the client wakes the daemon when requests.consumer_sleeping is set.
+enum class DaemonWake : std::uint32_t {
+    eventfd = 1,  ///< write 1 to the eventfd the daemon passed with the memfd
+    futex = 2,    ///< futex_bump_and_wake(request ring's futex_word)
+};
+
+struct alignas(kCacheLine) ClientHeader {
+    char magic[8];  ///< kClientMagic
+    /// SYNC POINT: stored last with release by the daemon (after everything else
+    /// is initialised); loaded first with acquire by the client in attach().
+    /// (The fd is passed only afterwards anyway; this keeps the rule uniform.)
+    SharedU32 layout_version;
+    std::uint32_t header_size;           ///< sizeof(ClientHeader)
+    std::uint64_t total_size;            ///< == the memfd's size
+    std::uint64_t request_ring_offset;   ///< ring region (RingControl + data)
+    std::uint32_t request_ring_capacity;
+    std::uint32_t reserved0;
+    std::uint64_t response_ring_offset;
+    std::uint32_t response_ring_capacity;
+    std::uint32_t daemon_wake;           ///< DaemonWake
+    std::uint64_t client_id;             ///< daemon-assigned, for logs
+    std::uint64_t daemon_generation;     ///< the state segment's generation
+    std::uint8_t reserved1[56];
+};
+static_assert(sizeof(ClientHeader) == 128 && alignof(ClientHeader) == 64);
+static_assert(offsetof(ClientHeader, layout_version) == 8);
+static_assert(offsetof(ClientHeader, header_size) == 12);
+static_assert(offsetof(ClientHeader, total_size) == 16);
+static_assert(offsetof(ClientHeader, request_ring_offset) == 24);
+static_assert(offsetof(ClientHeader, request_ring_capacity) == 32);
+static_assert(offsetof(ClientHeader, response_ring_offset) == 40);
+static_assert(offsetof(ClientHeader, response_ring_capacity) == 48);
+static_assert(offsetof(ClientHeader, daemon_wake) == 52);
+static_assert(offsetof(ClientHeader, client_id) == 56);
+static_assert(offsetof(ClientHeader, daemon_generation) == 64);
+static_assert(std::is_standard_layout_v<ClientHeader>);
+
+/// Offsets and sizes of a client segment (the daemon's trusted copy).
+struct ClientGeometry {
+    std::uint64_t request_ring_offset;
+    std::uint32_t request_ring_capacity;
+    std::uint64_t response_ring_offset;
+    std::uint32_t response_ring_capacity;
+    std::uint64_t total_size;
+};
+ClientGeometry client_geometry(std::uint32_t request_capacity, std::uint32_t response_capacity) noexcept;
+
+struct ClientSegmentOptions {
+    std::uint32_t request_capacity = 1u << 20;   ///< power of two; max request payload = capacity/2 - 16
+    std::uint32_t response_capacity = 1u << 20;  ///< power of two; max response chunk = capacity/2 - 16
+    std::uint64_t client_id = 0;
+    std::uint64_t daemon_generation = 0;
+    DaemonWake daemon_wake = DaemonWake::eventfd;
+};
+
+/// Daemon side: creates, seals and maps the memfd; consumes requests, produces
+/// responses. Move-only; unmaps and closes on destruction.
+class ClientSegmentOwner {
+public:
+    static Expected<ClientSegmentOwner> create(const ClientSegmentOptions& options);
+
+    ClientSegmentOwner(ClientSegmentOwner&&) noexcept;
+    ClientSegmentOwner& operator=(ClientSegmentOwner&&) noexcept;
+    ~ClientSegmentOwner();
+
+    /// The memfd to pass to the client (send_fd). Stays owned by this object.
+    int fd() const noexcept { return fd_.get(); }
+    const ClientGeometry& geometry() const noexcept { return geometry_; }
+    RingConsumer& requests() noexcept { return requests_; }
+    RingProducer& responses() noexcept { return responses_; }
+
+private:
+    ClientSegmentOwner() = default;
+    void unmap() noexcept;
+
+    UniqueFd fd_;
+    std::byte* base_ = nullptr;
+    ClientGeometry geometry_{};
+    RingConsumer requests_;
+    RingProducer responses_;
+};
+
+/// Client side: maps a segment received from the daemon after validating it
+/// (fstat size, F_GET_SEALS, magic, version, offsets and capacities). Produces
+/// requests, consumes responses. Move-only; unmaps on destruction.
+class ClientSegment {
+public:
+    /// Does not take ownership of `fd` (the mapping stays valid after it is closed).
+    static Expected<ClientSegment> attach(int fd);
+
+    ClientSegment(ClientSegment&&) noexcept;
+    ClientSegment& operator=(ClientSegment&&) noexcept;
+    ~ClientSegment();
+
+    RingProducer& requests() noexcept { return requests_; }
+    RingConsumer& responses() noexcept { return responses_; }
+    std::uint64_t client_id() const noexcept { return client_id_; }
+    std::uint64_t daemon_generation() const noexcept { return daemon_generation_; }
+    DaemonWake daemon_wake() const noexcept { return daemon_wake_; }
+    std::uint64_t size() const noexcept { return size_; }
+
+private:
+    ClientSegment() = default;
+    void unmap() noexcept;
+
+    std::byte* base_ = nullptr;
+    std::uint64_t size_ = 0;
+    std::uint64_t client_id_ = 0;
+    std::uint64_t daemon_generation_ = 0;
+    DaemonWake daemon_wake_ = DaemonWake::eventfd;
+    RingProducer requests_;
+    RingConsumer responses_;
+};
+
+}  // namespace regiond::shm

@@ -1,0 +1,126 @@
+// The state segment: created and written by the daemon (StateSegment), mapped
+// read-only by clients and regionctl (StateView). Layout in state_layout.hpp.
+//
+// Daemon:
+//     auto seg = StateSegment::create({.name = "/regiond", .cache_bytes = 64 << 20,
+//                                      .group = gid, .replace_existing = stale});
+//     seg->write_endpoint(r, e, status);   seg->add(Counter::errors);
+//     seg->heartbeat_now();                 // every loop iteration
+// Client:
+//     auto view = StateView::open("/regiond");   // error names both versions on mismatch
+//     EndpointStatus s; if (view->read_endpoint(r, e, s) && s.in_use) ...
+//
+// Staleness: the daemon decides whether an existing segment of its name is stale
+// (StateView::open it and look at heartbeat_age() / daemon_pid()), then passes
+// replace_existing = true to remove it before creating its own.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "shm/error.hpp"
+#include "shm/state_layout.hpp"
+
+namespace regiond::shm {
+
+/// CLOCK_MONOTONIC in nanoseconds (the heartbeat's clock).
+std::uint64_t monotonic_now_ns() noexcept;
+
+struct StateSegmentOptions {
+    std::string name;                 ///< POSIX shm name, e.g. "/regiond" (a leading '/' is added if missing)
+    std::uint64_t cache_bytes = 0;    ///< [cache] memory: reserved for the hot cache
+    std::optional<gid_t> group;       ///< chown the segment to this group (the client group)
+    mode_t mode = 0640;               ///< owner rw, group r: clients can only map it read-only
+    bool replace_existing = false;    ///< remove an existing segment of that name first
+    std::uint64_t generation = 0;     ///< 0: a random non-zero value
+};
+
+/// Daemon side. Owns the mapping (read/write) and the name: the destructor unmaps
+/// and removes the name (shm_unlink) unless release_name() was called. Move-only.
+class StateSegment {
+public:
+    static Expected<StateSegment> create(const StateSegmentOptions& options);
+
+    StateSegment(StateSegment&&) noexcept;
+    StateSegment& operator=(StateSegment&&) noexcept;
+    ~StateSegment();
+
+    const std::string& name() const noexcept;
+    std::uint64_t generation() const noexcept;
+    std::uint64_t size() const noexcept;
+    const StateHeader& header() const noexcept;
+
+    /// Stores the loop's liveness timestamp (relaxed; see StateHeader::heartbeat_ns).
+    void heartbeat(std::uint64_t monotonic_ns) noexcept;
+    void heartbeat_now() noexcept { heartbeat(monotonic_now_ns()); }
+
+    /// Seqlocked write of one endpoint entry (single writer: the daemon loop).
+    /// Returns false if region/endpoint are out of range.
+    bool write_endpoint(std::uint32_t region, std::uint32_t endpoint, const EndpointStatus& status) noexcept;
+
+    /// Counters: relaxed, since each is an independent statistic; readers see each
+    /// value eventually and never a torn one, but no snapshot across counters.
+    void add(Counter counter, std::uint64_t n = 1) noexcept;
+    void set(Counter counter, std::uint64_t value) noexcept;
+
+    CacheHeader& cache_header() noexcept;
+    /// The reserved cache data area (cache.memory bytes rounded up to 64).
+    std::span<std::byte> cache_data() noexcept;
+
+    /// Keep the name after destruction (e.g. a test that hands it to a child).
+    void release_name() noexcept;
+
+private:
+    struct Impl;
+    explicit StateSegment(std::unique_ptr<Impl> impl) noexcept;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Client side: a read-only mapping (PROT_READ) of a validated state segment.
+/// Only const access is exposed; a write would fault (SIGSEGV). Move-only.
+class StateView {
+public:
+    /// Maps `name` read-only and validates magic, layout version (a mismatch names
+    /// both versions), sizes and every section's bounds.
+    static Expected<StateView> open(const std::string& name);
+
+    StateView(StateView&&) noexcept;
+    StateView& operator=(StateView&&) noexcept;
+    ~StateView();
+
+    const StateHeader& header() const noexcept;
+    std::uint64_t generation() const noexcept;
+    std::uint32_t daemon_pid() const noexcept;
+    std::uint64_t heartbeat_ns() const noexcept;
+    /// Now minus the last heartbeat (zero if the heartbeat is in the future).
+    std::chrono::nanoseconds heartbeat_age() const noexcept;
+    std::uint32_t max_regions() const noexcept;
+    std::uint32_t max_endpoints_per_region() const noexcept;
+
+    /// Seqlocked read of one entry; false if out of range or no consistent
+    /// snapshot within `max_retries` (see Seqlock::read).
+    bool read_endpoint(std::uint32_t region, std::uint32_t endpoint, EndpointStatus& out,
+                       std::uint32_t max_retries = kSeqlockDefaultRetries) const noexcept;
+    /// 0 for a counter this segment does not have.
+    std::uint64_t counter(Counter counter) const noexcept;
+    /// The cache data area, validated against the cache section (empty if none).
+    std::span<const std::byte> cache_data() const noexcept;
+    /// The whole mapping.
+    std::span<const std::byte> bytes() const noexcept;
+
+private:
+    struct Impl;
+    explicit StateView(std::unique_ptr<Impl> impl) noexcept;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// Removes a state segment name (shm_unlink). Not an error if it does not exist.
+Expected<void> remove_state_segment(const std::string& name);
+
+}  // namespace regiond::shm

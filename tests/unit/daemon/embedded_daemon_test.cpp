@@ -1,0 +1,667 @@
+// The daemon core embedded in the test process on fake PostgreSQL endpoints: the
+// real sockets, handshake, rings, routing, backpressure, shutdown and admin
+// socket, without servers. The test plays the client with the shm/ building
+// blocks and turns the daemon's loop itself (Daemon::run_once).
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+
+#include "daemon/daemon.hpp"
+#include "daemon/log.hpp"
+#include "fake_backend.hpp"
+#include "shm/client_segment.hpp"
+#include "shm/codec.hpp"
+#include "shm/fd_passing.hpp"
+#include "shm/handshake.hpp"
+#include "shm/state_segment.hpp"
+
+using namespace regiond;
+using namespace regiond::daemon;
+using namespace std::chrono_literals;
+using test::FakeBackend;
+using test::FakeEndpoint;
+
+namespace {
+
+constexpr std::uint32_t kRing = 64 * 1024;
+constexpr std::size_t kMaxChunk = shm::ring_max_payload(kRing);
+using Clock = std::chrono::steady_clock;
+
+// A fresh directory per test, removed afterwards; log lines are captured.
+struct Fixture {
+    std::filesystem::path dir;
+    std::vector<std::string> logs;
+    FakeBackend backend;
+
+    Fixture()
+    {
+        char pattern[] = "/tmp/rgd-unit-XXXXXX";
+        REQUIRE(::mkdtemp(pattern) != nullptr);
+        dir = pattern;
+        log::set_sink([this](log::Level, std::string_view line) { logs.emplace_back(line); });
+    }
+    ~Fixture()
+    {
+        log::set_sink({});
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+    }
+
+    config::Config make_config() const
+    {
+        static int counter = 0;
+        config::Config c;
+        c.source_path = (dir / "regiond.toml").string();
+        c.daemon.region = "eu-west-1";
+        c.daemon.socket = (dir / "client.sock").string();
+        c.daemon.admin_socket = (dir / "admin.sock").string();
+        c.daemon.state_segment = "/rgd-unit-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+        c.daemon.ring_size = kRing;
+        c.daemon.max_request = 4096;
+        c.daemon.drain_timeout = 2s;
+        c.cache.memory = 64 * 1024;
+        config::Region us;
+        us.name = "us-east-1";
+        us.primary = "host=10.0.0.1 port=5432 dbname=app password=hunter2";
+        us.redis = "redis://127.0.0.1:1";
+        config::Region eu;
+        eu.name = "eu-west-1";
+        eu.replicas = {"host=10.1.0.1 port=5432 dbname=app"};
+        eu.redis = "redis://127.0.0.1:1";
+        config::Region ap;
+        ap.name = "ap-northeast-1";
+        ap.replicas = {"host=10.2.0.1 port=5432 dbname=app"};
+        ap.redis = "redis://127.0.0.1:1";
+        c.regions = {us, eu, ap};
+        return c;
+    }
+
+    std::unique_ptr<Daemon> start(config::Config c, StartError* error_out = nullptr)
+    {
+        backend.endpoints.clear();
+        DaemonOptions options;
+        options.config = std::move(c);
+        options.endpoint_factory = backend.factory();
+        options.handle_signals = false;
+        options.redis_checks = false;
+        StartError error;
+        auto d = Daemon::create(std::move(options), error);
+        if (error_out != nullptr)
+            *error_out = error;
+        else
+            REQUIRE(d != nullptr);
+        return d;
+    }
+    std::unique_ptr<Daemon> start() { return start(make_config()); }
+
+    FakeEndpoint& primary() { return *backend.endpoints.at(0); }
+    FakeEndpoint& local_replica() { return *backend.endpoints.at(1); }
+    FakeEndpoint& tokyo_replica() { return *backend.endpoints.at(2); }
+
+    bool logged(const std::string& part) const
+    {
+        return std::any_of(logs.begin(), logs.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
+    }
+};
+
+// Turns the daemon's loop until `done()` or the deadline.
+bool run_until(Daemon& d, const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms)
+{
+    const auto deadline = Clock::now() + timeout;
+    while (!done()) {
+        if (Clock::now() > deadline)
+            return false;
+        d.run_once(1ms);
+    }
+    return true;
+}
+
+bool readable(int fd)
+{
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) == 1;
+}
+
+shm::HelloMessage hello(std::uint32_t version = shm::kProtocolVersion)
+{
+    shm::HelloMessage h{};
+    std::memcpy(h.magic, shm::kHelloMagic, sizeof h.magic);
+    h.protocol_version = version;
+    h.client_pid = static_cast<std::uint32_t>(::getpid());
+    std::strcpy(h.client_name, "unit-test");
+    return h;
+}
+
+shm::UniqueFd connect_unix(const std::string& path)
+{
+    shm::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, path.c_str());
+    REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    return fd;
+}
+
+// The client side of the protocol, from shm/ parts.
+struct TestClient {
+    shm::UniqueFd socket;
+    shm::UniqueFd memfd;
+    shm::UniqueFd eventfd;
+    shm::WelcomeMessage welcome{};
+    std::optional<shm::ClientSegment> segment;
+    std::vector<std::byte> buffer = std::vector<std::byte>(kRing);
+
+    static std::unique_ptr<TestClient> connect(Daemon& d, const std::string& path,
+                                               std::uint32_t version = shm::kProtocolVersion)
+    {
+        auto c = std::make_unique<TestClient>();
+        c->socket = connect_unix(path);
+        const shm::HelloMessage h = hello(version);
+        REQUIRE(::send(c->socket.get(), &h, sizeof h, MSG_NOSIGNAL) == sizeof h);
+        REQUIRE(run_until(d, [&] { return readable(c->socket.get()); }));
+        REQUIRE(::recv(c->socket.get(), &c->welcome, sizeof c->welcome, MSG_PEEK | MSG_WAITALL) ==
+                sizeof c->welcome);
+        if (c->welcome.status != static_cast<std::uint32_t>(shm::WelcomeStatus::ok)) {
+            REQUIRE(::recv(c->socket.get(), &c->welcome, sizeof c->welcome, 0) == sizeof c->welcome);
+            return c;
+        }
+        auto fds = shm::recv_fds(c->socket.get(), shm::kWelcomeFds, std::as_writable_bytes(std::span(&c->welcome, 1)));
+        REQUIRE(fds);
+        c->memfd = std::move((*fds)[0]);
+        c->eventfd = std::move((*fds)[1]);
+        auto segment = shm::ClientSegment::attach(c->memfd.get());
+        REQUIRE(segment);
+        c->segment.emplace(std::move(*segment));
+        return c;
+    }
+
+    bool ok() const { return welcome.status == static_cast<std::uint32_t>(shm::WelcomeStatus::ok); }
+
+    void push(shm::RecordKind kind, std::uint64_t id, std::span<const std::byte> payload)
+    {
+        const shm::PushResult r = segment->requests().try_push(kind, shm::kRecordFlagLast, id, payload);
+        REQUIRE(r.error == shm::RingError::ok);
+        if (r.needs_wakeup) {
+            const std::uint64_t one = 1;
+            REQUIRE(::write(eventfd.get(), &one, sizeof one) == sizeof one);
+        }
+    }
+
+    void send(std::uint64_t id, shm::Op op, std::string sql, std::vector<std::optional<std::string_view>> params = {})
+    {
+        shm::RequestView r;
+        r.op = op;
+        r.sql = sql;
+        r.params = std::move(params);
+        std::vector<std::byte> bytes;
+        REQUIRE(shm::encode_request_append(r, bytes));
+        push(shm::RecordKind::request, id, bytes);
+    }
+
+    // Reads response records until a whole response for `id` has arrived.
+    std::optional<shm::Response> wait_response(Daemon& d, std::uint64_t id, std::chrono::milliseconds timeout = 3000ms)
+    {
+        shm::ResponseDecoder decoder;
+        std::optional<shm::Response> result;
+        const bool done = run_until(
+            d,
+            [&] {
+                for (;;) {
+                    const shm::PopResult p = segment->responses().try_pop(buffer);
+                    if (p.error == shm::RingError::empty)
+                        return false;
+                    REQUIRE(p.error == shm::RingError::ok);
+                    REQUIRE(p.request_id == id);
+                    REQUIRE(decoder.feed(std::span(buffer.data(), p.size)) == shm::CodecError::ok);
+                    if (decoder.complete()) {
+                        CHECK((p.flags & shm::kRecordFlagLast) != 0);
+                        result = decoder.take();
+                        return true;
+                    }
+                }
+            },
+            timeout);
+        return done ? result : std::nullopt;
+    }
+};
+
+std::string error_of(const std::optional<shm::Response>& r)
+{
+    REQUIRE(r.has_value());
+    CHECK(r->status == shm::Status::error);
+    return r->error;
+}
+
+}  // namespace
+
+TEST_CASE("handshake, then a read goes to the local replica and the answer comes back", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    REQUIRE(f.backend.endpoints.size() == 3);
+    CHECK(f.local_replica().started);
+    CHECK(f.local_replica().options().display_name == "10.1.0.1:5432");
+    f.primary().set_health(true, 0, 200'000);
+    f.local_replica().set_health(true, 0, 500);
+    f.tokyo_replica().set_health(true, 0, 220'000);
+
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(c->ok());
+    CHECK(c->welcome.client_id == 1);
+    CHECK(std::string(c->welcome.state_segment) == d->config().daemon.state_segment);
+    CHECK(c->welcome.daemon_generation == c->segment->daemon_generation());
+    CHECK(d->client_count() == 1);
+
+    c->send(7, shm::Op::read_local, "select $1", {std::string_view("x"), std::nullopt});
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    const pg::Job& job = f.local_replica().jobs.front().job;
+    CHECK(job.kind == pg::Job::Kind::read);
+    CHECK(job.sql == "select $1");
+    REQUIRE(job.params.size() == 2);
+    CHECK(job.params[0] == std::optional<std::string>("x"));
+    CHECK_FALSE(job.params[1].has_value());
+    CHECK(job.deadline > Clock::now() + 20s);  // daemon.request_timeout (30 s) by default
+
+    f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"x"}}, kMaxChunk));
+    const auto response = c->wait_response(*d, 7);
+    REQUIRE(response);
+    CHECK(response->status == shm::Status::ok);
+    CHECK(response->served_by == "eu-west-1/replica");
+    REQUIRE(response->nrows() == 1);
+    CHECK(response->value(0, 0) == std::optional<std::string_view>("x"));
+
+    // A write goes to the primary, with the client's own timeout.
+    shm::RequestView w;
+    w.op = shm::Op::write;
+    w.sql = "insert into t values (1)";
+    w.timeout_ms = 1500;
+    std::vector<std::byte> bytes;
+    REQUIRE(shm::encode_request_append(w, bytes));
+    c->push(shm::RecordKind::request, 8, bytes);
+    REQUIRE(run_until(*d, [&] { return !f.primary().jobs.empty(); }));
+    CHECK(f.primary().jobs.front().job.kind == pg::Job::Kind::write);
+    CHECK(f.primary().jobs.front().job.deadline < Clock::now() + 2s);
+    f.primary().complete_next(test::ok_outcome("us-east-1/primary", {}, {}, kMaxChunk));
+    REQUIRE(c->wait_response(*d, 8));
+
+    const StatusSnapshot s = d->snapshot();
+    CHECK(s.counters[static_cast<std::size_t>(shm::Counter::requests_read_local)].second == 1);
+    CHECK(s.counters[static_cast<std::size_t>(shm::Counter::requests_write)].second == 1);
+    CHECK(s.counters[static_cast<std::size_t>(shm::Counter::clients_connected)].second == 1);
+}
+
+TEST_CASE("answers that need no database: not implemented, no route, too large", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(c->ok());
+
+    c->send(1, shm::Op::read_consistent, "select 1");
+    CHECK(error_of(c->wait_response(*d, 1)) == "read_consistent is not implemented yet");
+    c->send(2, shm::Op::cached_read, "select 1");
+    CHECK(error_of(c->wait_response(*d, 2)) == "cached_read is not implemented yet");
+
+    // Nothing is healthy: the reasons are named.
+    f.primary().set_health(false);
+    f.local_replica().set_health(true, 7200);
+    f.tokyo_replica().set_health(false);
+    c->send(3, shm::Op::read_local, "select 1");
+    CHECK(error_of(c->wait_response(*d, 3)) ==
+          "no healthy endpoint for reads in eu-west-1 (replica lag 7.2s > max_lag 5s; ap-northeast-1 replica "
+          "unreachable; primary unreachable)");
+    c->send(4, shm::Op::write, "insert into t values (1)");
+    CHECK_THAT(error_of(c->wait_response(*d, 4)), Catch::StartsWith("no healthy primary for writes"));
+
+    // Larger than max_request (4 KiB here).
+    c->send(5, shm::Op::read_local, std::string(6000, 'x'));
+    CHECK_THAT(error_of(c->wait_response(*d, 5)), Catch::Contains("exceeds max_request (4 KiB)"));
+    CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::errors)].second == 5);
+}
+
+TEST_CASE("a read failing on its endpoint is retried once elsewhere; a write is not", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.primary().set_health(true, 0, 200'000);
+    f.local_replica().set_health(true, 0, 500);
+    f.tokyo_replica().set_health(true, 0, 220'000);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+
+    c->send(1, shm::Op::read_local, "select 1");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    f.local_replica().complete_next(test::error_outcome("connection lost", true, kMaxChunk));
+    REQUIRE(run_until(*d, [&] { return !f.tokyo_replica().jobs.empty(); }));
+    // The second failure is final.
+    f.tokyo_replica().complete_next(test::error_outcome("connection lost again", true, kMaxChunk));
+    CHECK(error_of(c->wait_response(*d, 1)) == "connection lost again");
+    CHECK(f.primary().jobs.empty());
+
+    // An SQL error is not retried.
+    c->send(2, shm::Op::read_local, "select nonsense");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    f.local_replica().complete_next(test::error_outcome("column \"nonsense\" does not exist", false, kMaxChunk));
+    CHECK(error_of(c->wait_response(*d, 2)) == "column \"nonsense\" does not exist");
+
+    c->send(3, shm::Op::write, "insert into t values (1)");
+    REQUIRE(run_until(*d, [&] { return !f.primary().jobs.empty(); }));
+    f.primary().complete_next(test::error_outcome("connection lost", true, kMaxChunk));
+    CHECK(error_of(c->wait_response(*d, 3)) == "connection lost");
+    CHECK(f.local_replica().jobs.empty());
+    CHECK(f.tokyo_replica().jobs.empty());
+}
+
+TEST_CASE("a client that corrupts its ring is dropped alone", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.local_replica().set_health(true);
+    auto good = TestClient::connect(*d, d->config().daemon.socket);
+    auto bad = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(d->client_count() == 2);
+
+    // The bad client writes a head that is not 8-byte aligned into its request ring.
+    const std::uint64_t size = bad->segment->size();
+    void* map = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, bad->memfd.get(), 0);
+    REQUIRE(map != MAP_FAILED);
+    auto* header = static_cast<shm::ClientHeader*>(map);
+    auto* control = reinterpret_cast<shm::RingControl*>(static_cast<std::byte*>(map) + header->request_ring_offset);
+    control->head.store(3, std::memory_order_release);
+    const std::uint64_t one = 1;
+    REQUIRE(::write(bad->eventfd.get(), &one, sizeof one) == sizeof one);
+    REQUIRE(run_until(*d, [&] { return d->client_count() == 1; }));
+    ::munmap(map, size);
+    CHECK(f.logged("client 2 (pid " + std::to_string(::getpid()) + " uid " + std::to_string(::getuid()) +
+                   " unit-test) dropped: its request ring is corrupt"));
+    CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::clients_dropped)].second == 1);
+    // The socket of the dropped client is closed.
+    REQUIRE(run_until(*d, [&] { return readable(bad->socket.get()); }));
+    char byte;
+    CHECK(::recv(bad->socket.get(), &byte, 1, MSG_DONTWAIT) == 0);
+
+    // The other client goes on.
+    good->send(1, shm::Op::read_local, "select 1");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"one"}, {{"1"}}, kMaxChunk));
+    REQUIRE(good->wait_response(*d, 1));
+}
+
+TEST_CASE("an undecodable request or a foreign record kind drops the client", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    const std::byte garbage[5] = {std::byte{0x42}};
+    c->push(shm::RecordKind::request, 1, garbage);
+    REQUIRE(run_until(*d, [&] { return d->client_count() == 0; }));
+    CHECK(f.logged("dropped: it sent an undecodable request"));
+
+    auto c2 = TestClient::connect(*d, d->config().daemon.socket);
+    c2->push(shm::RecordKind::response, 1, {});
+    REQUIRE(run_until(*d, [&] { return d->client_count() == 0; }));
+    CHECK(f.logged("dropped: it sent a record of kind 2"));
+}
+
+TEST_CASE("a client that goes away with work in flight: the late answer is dropped", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.local_replica().set_health(true);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    c->send(1, shm::Op::read_local, "select pg_sleep(10)");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    c.reset();  // the process "exits": its socket closes
+    REQUIRE(run_until(*d, [&] { return d->client_count() == 0; }));
+    CHECK(f.logged("client 1 (pid"));
+    CHECK(f.logged("disconnected"));
+    // The completion finds nobody; nothing breaks (ASan would see a dangling use).
+    f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"late"}}, kMaxChunk));
+    for (int i = 0; i < 5; ++i)
+        d->run_once(1ms);
+    CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::clients_dropped)].second == 0);
+}
+
+TEST_CASE("cancel: the answer to a cancelled request is not sent", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.local_replica().set_health(true);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    c->send(1, shm::Op::read_local, "select 1");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    c->push(shm::RecordKind::cancel, 1, {});
+    for (int i = 0; i < 5; ++i)
+        d->run_once(1ms);
+    f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"x"}}, kMaxChunk));
+    // The id may be used again; only the new answer arrives.
+    c->send(1, shm::Op::read_consistent, "select 1");
+    CHECK(error_of(c->wait_response(*d, 1)) == "read_consistent is not implemented yet");
+}
+
+TEST_CASE("a response larger than the ring waits in the output queue until the client reads", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.local_replica().set_health(true);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    c->send(1, shm::Op::read_local, "select big");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    std::vector<std::vector<std::string>> rows;
+    for (int i = 0; i < 400; ++i)
+        rows.push_back({std::to_string(i), std::string(1000, static_cast<char>('a' + i % 26))});
+    pg::Outcome big = test::ok_outcome("eu-west-1/replica", {"i", "s"}, rows, kMaxChunk);
+    REQUIRE(big.chunks.size() > 8);  // ~400 KB through a 64 KiB ring
+    f.local_replica().complete_next(std::move(big));
+    const auto response = c->wait_response(*d, 1);
+    REQUIRE(response);
+    REQUIRE(response->nrows() == 400);
+    CHECK(response->value(399, 0) == std::optional<std::string_view>("399"));
+    CHECK(response->value(399, 1)->size() == 1000);
+}
+
+TEST_CASE("max_clients and protocol versions are enforced at the handshake", "[daemon]")
+{
+    Fixture f;
+    auto config = f.make_config();
+    config.daemon.max_clients = 1;
+    auto d = f.start(std::move(config));
+    auto first = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(first->ok());
+    auto second = TestClient::connect(*d, d->config().daemon.socket);
+    CHECK(second->welcome.status == static_cast<std::uint32_t>(shm::WelcomeStatus::too_many_clients));
+    CHECK_THAT(std::string(second->welcome.message), Catch::Contains("daemon.max_clients"));
+    first.reset();
+    REQUIRE(run_until(*d, [&] { return d->client_count() == 0; }));
+    auto old = TestClient::connect(*d, d->config().daemon.socket, 99);
+    CHECK(old->welcome.status == static_cast<std::uint32_t>(shm::WelcomeStatus::version_mismatch));
+    CHECK_THAT(std::string(old->welcome.message), Catch::Contains("client protocol version 99"));
+}
+
+TEST_CASE("shutdown: in-flight work finishes, new requests are refused, then the daemon stops", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.local_replica().set_health(true);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    c->send(1, shm::Op::read_local, "select slow");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+
+    d->shutdown("SIGTERM received");
+    CHECK(f.local_replica().draining);
+    CHECK_FALSE(std::filesystem::exists(d->config().daemon.socket));  // no new clients
+    c->send(2, shm::Op::read_local, "select 2");
+    CHECK(error_of(c->wait_response(*d, 2)) == "regiond is shutting down");
+    CHECK_FALSE(d->finished());
+
+    f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"done"}}, kMaxChunk));
+    const auto answer = c->wait_response(*d, 1);
+    REQUIRE(answer);
+    CHECK(answer->status == shm::Status::ok);
+    REQUIRE(run_until(*d, [&] { return d->finished(); }));
+    CHECK(d->exit_code() == 0);
+}
+
+TEST_CASE("shutdown: what does not finish within drain_timeout is answered with an error", "[daemon]")
+{
+    Fixture f;
+    auto config = f.make_config();
+    config.daemon.drain_timeout = 100ms;
+    auto d = f.start(std::move(config));
+    f.local_replica().set_health(true);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    c->send(1, shm::Op::read_local, "select forever");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    d->shutdown("SIGTERM received");
+    CHECK_THAT(error_of(c->wait_response(*d, 1)), Catch::Contains("did not finish within daemon.drain_timeout (100ms)"));
+    REQUIRE(run_until(*d, [&] { return d->finished(); }));
+}
+
+TEST_CASE("shutdown twice exits at once", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.local_replica().set_health(true);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    c->send(1, shm::Op::read_local, "select forever");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    d->shutdown("SIGTERM received");
+    d->shutdown("SIGTERM received");
+    CHECK(d->finished());
+    CHECK_THAT(error_of(c->wait_response(*d, 1)), Catch::Contains("abandoned"));
+}
+
+TEST_CASE("a second daemon on the same names refuses to start; stale names are taken over", "[daemon]")
+{
+    Fixture f;
+    const auto config = f.make_config();
+    auto first = f.start(config);
+    StartError error;
+    auto second = f.start(config, &error);
+    CHECK(second == nullptr);
+    CHECK(error.exit_code == 1);
+    CHECK_THAT(error.message, Catch::StartsWith("another regiond is running at " + config.daemon.socket + " (pid " +
+                                                std::to_string(::getpid()) + ")"));
+    first.reset();
+
+    // A socket file nobody listens on, and a state segment whose heartbeat stopped.
+    {
+        shm::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::strcpy(address.sun_path, config.daemon.socket.c_str());
+        REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    }
+    shm::StateSegmentOptions options;
+    options.name = config.daemon.state_segment;
+    auto stale = shm::StateSegment::create(options);
+    REQUIRE(stale);
+    stale->heartbeat(1);  // long ago
+    stale->release_name();
+
+    auto third = f.start(config);
+    CHECK(f.logged("removed the stale client socket " + config.daemon.socket));
+    CHECK(f.logged("replacing the stale state segment"));
+}
+
+TEST_CASE("the state segment shows every endpoint and a fresh heartbeat", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.local_replica().set_health(true, 42, 700);
+    auto view = shm::StateView::open(d->config().daemon.state_segment);
+    REQUIRE(view);
+    CHECK(view->daemon_pid() == static_cast<std::uint32_t>(::getpid()));
+    CHECK(view->heartbeat_age() < 1s);
+    shm::EndpointStatus s{};
+    REQUIRE(view->read_endpoint(1, 0, s));  // region 1 = eu-west-1, its replica
+    CHECK(s.in_use == 1);
+    CHECK(std::string(s.region) == "eu-west-1");
+    CHECK(std::string(s.endpoint) == "10.1.0.1:5432");
+    CHECK(s.role == static_cast<std::uint8_t>(shm::EndpointRole::replica));
+    CHECK(s.healthy == 1);
+    CHECK(s.lag_ms == 42);
+    CHECK(s.rtt_us == 700);
+    REQUIRE(view->read_endpoint(0, 0, s));
+    CHECK(std::string(s.endpoint) == "10.0.0.1:5432");  // never the conninfo
+    CHECK(s.role == static_cast<std::uint8_t>(shm::EndpointRole::primary));
+    CHECK(s.healthy == 0);
+}
+
+TEST_CASE("lag past alert_after raises an alert once and clears it once", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    f.local_replica().set_health(true, 6000);
+    f.local_replica().set_health(true, 6500);
+    CHECK(d->snapshot().endpoints[1].alert);
+    f.local_replica().set_health(true, 100);
+    CHECK_FALSE(d->snapshot().endpoints[1].alert);
+    const auto count = [&](const std::string& part) {
+        return std::count_if(f.logs.begin(), f.logs.end(), [&](const auto& l) { return l.find(part) != std::string::npos; });
+    };
+    CHECK(count("replication lag alert: postgres eu-west-1 replica 10.1.0.1:5432 lags 6s") == 1);
+    CHECK(count("replication lag alert cleared") == 1);
+}
+
+TEST_CASE("the admin socket answers one command per connection", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    const auto ask = [&](const std::string& line) {
+        auto fd = connect_unix(d->config().daemon.admin_socket);
+        REQUIRE(::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size()));
+        std::string reply;
+        REQUIRE(run_until(*d, [&] {
+            char buffer[4096];
+            while (readable(fd.get())) {
+                const ssize_t n = ::recv(fd.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+                if (n <= 0)
+                    return true;  // closed: the whole reply is in
+                reply.append(buffer, static_cast<std::size_t>(n));
+            }
+            return false;
+        }));
+        return reply;
+    };
+    CHECK_THAT(ask("status json\n"), Catch::StartsWith("ok\n{\"region\":\"eu-west-1\""));
+    const std::string status = ask("status\n");
+    CHECK_THAT(status, Catch::Contains("REGION"));
+    CHECK_THAT(status, Catch::Contains("ap-northeast-1"));
+    CHECK(status.find("hunter2") == std::string::npos);
+    CHECK_THAT(ask("metrics\n"), Catch::Contains("# TYPE regiond_endpoint_healthy gauge"));
+    CHECK(ask("cache flush k\n") == "error: the cache is not implemented yet\n");
+    CHECK_THAT(ask("bogus\n"), Catch::StartsWith("error: unknown command \"bogus\"; commands: status"));
+}
+
+TEST_CASE("reload applies thresholds live and logs what needs a restart", "[daemon]")
+{
+    Fixture f;
+    auto d = f.start();
+    auto next = d->config();
+    next.lag.max_lag = 10s;
+    next.daemon.socket = (f.dir / "elsewhere.sock").string();
+    d->apply_config(next);
+    CHECK(d->config().lag.max_lag == 10s);
+    CHECK(d->config().daemon.socket == (f.dir / "client.sock").string());
+    CHECK(f.logged("reload: applied lag.max_lag"));
+    CHECK(f.logged("daemon.socket"));
+
+    // A broken file keeps the running configuration.
+    {
+        std::FILE* file = std::fopen(d->config().source_path.c_str(), "w");
+        std::fputs("[daemon\n", file);
+        std::fclose(file);
+    }
+    d->reload();
+    CHECK(d->config().lag.max_lag == 10s);
+    CHECK(f.logged("keeping the running configuration"));
+}

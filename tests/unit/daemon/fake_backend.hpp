@@ -1,0 +1,65 @@
+// Fake PostgreSQL endpoints for embedding the daemon core in unit tests: jobs
+// are recorded, and the test answers them when it wants (on the loop thread, as
+// the real backend does). Health is set by the test.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "daemon/backends.hpp"
+#include "daemon/pg/endpoint.hpp"
+
+namespace regiond::daemon::test {
+
+class FakeEndpoint final : public pg::Endpoint {
+public:
+    struct Submitted {
+        pg::Job job;
+        pg::Completion done;
+    };
+
+    FakeEndpoint(EventLoop& loop, pg::EndpointOptions options);
+
+    void start() override { started = true; }
+    void submit(pg::Job job, pg::Completion done) override;
+    const pg::Health& health() const override { return health_; }
+    const pg::EndpointOptions& options() const override { return options_; }
+    void on_health_change(std::function<void()> fn) override { callbacks_.push_back(std::move(fn)); }
+    void set_lag_tracker(std::shared_ptr<pg::LagTracker>) override {}
+    void drain(std::string reason, std::function<void()> drained) override;
+    std::size_t in_flight() const override { return jobs.size(); }
+
+    /// Sets health and runs the health callbacks.
+    void set_health(bool healthy, std::uint64_t lag_ms = 0, std::uint32_t rtt_us = 1000);
+    /// Answers the oldest job.
+    void complete_next(pg::Outcome outcome);
+
+    std::deque<Submitted> jobs;
+    bool started = false;
+    bool draining = false;
+    std::string drain_reason;
+
+private:
+    EventLoop& loop_;
+    pg::EndpointOptions options_;
+    pg::Health health_;
+    std::vector<std::function<void()>> callbacks_;
+    std::function<void()> drained_;
+};
+
+/// Collects the endpoints a Backends creates, in creation order (the primary of
+/// each region first, then its replicas, regions in config order).
+struct FakeBackend {
+    std::vector<FakeEndpoint*> endpoints;
+    EndpointFactory factory();
+};
+
+/// A successful outcome: columns and rows of text, chunked at max_chunk.
+pg::Outcome ok_outcome(const std::string& served_by, std::vector<std::string> columns,
+                       std::vector<std::vector<std::string>> rows, std::size_t max_chunk);
+/// A failed outcome (endpoint_failure as given).
+pg::Outcome error_outcome(const std::string& message, bool endpoint_failure, std::size_t max_chunk);
+
+}  // namespace regiond::daemon::test
