@@ -145,7 +145,7 @@ write_env() {
     echo "PGBIN=$PGBIN"
     echo "PG_SOCKET_DIR=$CLUSTER_DIR/sock"
     echo "PRIMARY_REGION=$PRIMARY_REGION"
-    echo "REGIONS=\"${REGIONS[*]}\""
+    echo "REGION_LIST=\"${REGIONS[*]}\""
     for r in "${REGIONS[@]}"; do
       k=$(key_of "$r")
       echo "PG_PORT_$k=$((base + i))"
@@ -243,6 +243,7 @@ init_primary() {
     # through the WAN proxy from 127.0.0.1); the application with a password.
     cat >"$data/pg_hba.conf" <<EOF
 local   all          all                   trust
+local   replication  postgres              trust
 host    replication  postgres  127.0.0.0/8 trust
 host    all          app       127.0.0.0/8 scram-sha-256
 EOF
