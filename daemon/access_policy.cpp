@@ -1,6 +1,9 @@
 #include "daemon/access_policy.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 
 namespace regiond::daemon {
 
@@ -26,6 +29,28 @@ AccessDecision check_access(const PeerCredentials& peer, const AccessPolicy& pol
     if (!policy.config_path.empty())
         decision.message += " in " + policy.config_path;
     return decision;
+}
+
+std::optional<PeerCredentials> read_peer_credentials(int fd)
+{
+    ucred cred{};
+    socklen_t length = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0 || length != sizeof cred)
+        return std::nullopt;
+    PeerCredentials peer{cred.pid, cred.uid, cred.gid, {}};
+    std::vector<gid_t> groups(64);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        socklen_t bytes = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &bytes) == 0) {
+            groups.resize(bytes / sizeof(gid_t));
+            peer.groups = std::move(groups);
+            break;
+        }
+        if (errno != ERANGE)
+            break;  // an old kernel: the primary gid still counts
+        groups.resize(bytes / sizeof(gid_t) + 1);
+    }
+    return peer;
 }
 
 }  // namespace regiond::daemon

@@ -1,5 +1,6 @@
-// Who may use the daemon (client socket and admin socket). Pure: a function of the
-// peer's credentials (SO_PEERCRED + SO_PEERGROUPS) and the configuration.
+// Who may use the daemon (client socket and admin socket). check_access() is
+// pure: a function of the peer's credentials (SO_PEERCRED + SO_PEERGROUPS, read
+// by read_peer_credentials()) and the configuration.
 //
 // Allowed: uid 0; the daemon's own uid; a uid in daemon.allowed_uids; a peer whose
 // primary or supplementary groups include daemon.client_group.
@@ -38,5 +39,9 @@ struct AccessDecision {
 };
 
 AccessDecision check_access(const PeerCredentials& peer, const AccessPolicy& policy);
+
+/// SO_PEERCRED + SO_PEERGROUPS of a connected unix socket (the credentials at
+/// connect() time). nullopt when the kernel does not tell.
+std::optional<PeerCredentials> read_peer_credentials(int fd);
 
 }  // namespace regiond::daemon

@@ -5,7 +5,6 @@
 #include <cerrno>
 
 #include "daemon/log.hpp"
-#include "shm/fd_passing.hpp"
 
 namespace regiond::daemon {
 namespace {
@@ -63,22 +62,14 @@ void AdminServer::on_accept()
             end(fd);
         });
         loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, fd](std::uint32_t events) { on_event(fd, events); });
-        const auto cred = shm::peer_credentials(fd);
-        if (!cred) {
+        const auto peer = read_peer_credentials(fd);
+        if (!peer) {
             end(fd);
             continue;
         }
-        PeerCredentials peer{cred->pid, cred->uid, cred->gid, {}};
-        // The admin socket grants nothing the client socket does not: the same
-        // policy (supplementary groups included: SO_PEERGROUPS).
-        std::vector<gid_t> groups(64);
-        socklen_t length = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length) == 0) {
-            groups.resize(length / sizeof(gid_t));
-            peer.groups = std::move(groups);
-        }
-        if (const AccessDecision decision = check_access(peer, access_); !decision.allowed) {
-            log::warning("admin socket: refused pid " + std::to_string(peer.pid) + ": " + decision.message);
+        // The admin socket grants nothing the client socket does not: the same policy.
+        if (const AccessDecision decision = check_access(*peer, access_); !decision.allowed) {
+            log::warning("admin socket: refused pid " + std::to_string(peer->pid) + ": " + decision.message);
             reply(fd, c, admin_error(decision.message));
         }
     }

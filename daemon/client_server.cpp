@@ -27,22 +27,6 @@ std::string sanitized_name(const char (&raw)[48])
     return name;
 }
 
-std::vector<gid_t> peer_groups(int fd)
-{
-    std::vector<gid_t> groups(64);
-    for (int attempt = 0; attempt < 3; ++attempt) {
-        socklen_t length = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length) == 0) {
-            groups.resize(length / sizeof(gid_t));
-            return groups;
-        }
-        if (errno != ERANGE)
-            break;
-        groups.resize(length / sizeof(gid_t) + 1);
-    }
-    return {};
-}
-
 void copy_text(char* out, std::size_t capacity, std::string_view text)
 {
     const std::size_t n = std::min(text.size(), capacity - 1);
@@ -215,13 +199,13 @@ void ClientServer::finish_handshake(int fd)
         end_handshake(fd);
         return;
     }
-    const auto cred = shm::peer_credentials(fd);
-    if (!cred) {
-        log::warning("closed a client connection: " + cred.error().message);
+    const auto credentials = read_peer_credentials(fd);
+    if (!credentials) {
+        log::warning("closed a client connection: its credentials (SO_PEERCRED) are unavailable");
         end_handshake(fd);
         return;
     }
-    PeerCredentials peer{cred->pid, cred->uid, cred->gid, peer_groups(fd)};
+    const PeerCredentials& peer = *credentials;
     using shm::WelcomeStatus;
     if (hello.protocol_version != shm::kProtocolVersion) {
         const std::string message = "client protocol version " + std::to_string(hello.protocol_version) +

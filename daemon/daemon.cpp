@@ -123,6 +123,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error)
     settings.state_segment = state_->name();
     settings.generation = state_->generation();
     settings.access = access_policy();
+    settings.handshake_timeout = options.handshake_timeout;
     client_server_ = std::make_unique<ClientServer>(loop_, std::move(settings), stats_);
     dispatcher_ = std::make_unique<Dispatcher>(config_, *backends_, *client_server_, stats_);
     client_server_->set_handler(dispatcher_.get());
@@ -151,7 +152,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error)
                 ", admin socket " + d.admin_socket + ", state segment " + state_->name());
     notifier_.ready();
     tick_status();
-    loop_.add_timer(kStatusPeriod, [this] { tick_status(); });
+    schedule_status();
     return true;
 }
 
@@ -382,6 +383,14 @@ std::string Daemon::status_line()
             line += "healthy";
     }
     return line;
+}
+
+void Daemon::schedule_status()
+{
+    loop_.add_timer(kStatusPeriod, [this] {
+        tick_status();
+        schedule_status();
+    });
 }
 
 void Daemon::tick_status()

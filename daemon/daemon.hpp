@@ -37,6 +37,8 @@ struct DaemonOptions {
     EndpointFactory endpoint_factory;  ///< pg::Endpoint::create in the real daemon
     bool handle_signals = true;        ///< false: tests call shutdown()/reload() themselves
     bool redis_checks = true;
+    /// A connection that has not sent its hello by then is closed.
+    std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(2);
 };
 
 struct StartError {
@@ -81,6 +83,7 @@ private:
     void on_backend_change();
     void tick_heartbeat();
     void tick_status();
+    void schedule_status();
     void tick_watchdog(std::chrono::microseconds interval);
     std::string status_line();
     void on_drained();

@@ -23,6 +23,8 @@ std::string one_decimal(std::uint64_t value, std::uint64_t divisor)
 std::string format_duration(std::chrono::nanoseconds duration)
 {
     const auto ns = duration.count() < 0 ? std::uint64_t{0} : static_cast<std::uint64_t>(duration.count());
+    if (ns == 0)
+        return "0s";
     constexpr std::uint64_t ms = 1'000'000;
     constexpr std::uint64_t s = 1'000 * ms;
     if (ns >= s)

@@ -274,16 +274,20 @@ void Connection::send(Work& work, std::span<const Step> steps) {
 }
 
 bool Connection::abandon(Work& work) {
-  const bool head = !expects_.empty() && expects_.front().work == &work;
-  bool found = false;
+  // The work may be running (or next to run) on the server when nothing live
+  // is ahead of it: only internal segments or other abandoned works.
+  bool live_ahead = false;
+  bool seen = false;
   for (auto& e : expects_) {
     if (e.work == &work) {
+      seen = true;
       e.work = nullptr;
-      found = true;
+    } else if (!seen && e.work != nullptr) {
+      live_ahead = true;
     }
   }
-  if (found && depth_ > 0) --depth_;
-  return head;
+  if (seen && depth_ > 0) --depth_;
+  return seen && !live_ahead;
 }
 
 bool Connection::flush() {

@@ -118,8 +118,9 @@ class Connection {
   /// on_connection_closed).
   void send(Work& work, std::span<const Step> steps);
   /// Stops delivering results to `work` (they are read and dropped). Returns
-  /// true when the work's results were already being read (it is the head of
-  /// the pipeline): only closing the connection stops it then.
+  /// true when no live Work is ahead of it in the pipeline (only internal
+  /// segments or abandoned Works): it may be running on the server now, and
+  /// only closing the connection stops it (and frees the connection).
   bool abandon(Work& work);
   /// Closes now: in-flight Works get on_connection_closed(why) (unless
   /// abandoned), then the Listener gets on_closed (unless notify is false).

@@ -32,6 +32,7 @@ constexpr unsigned kReadAttempts = 2;
 /// Prepared statements kept per connection.
 constexpr std::size_t kStatementCacheCapacity = 256;
 constexpr Oid kTextOid = 25;
+constexpr std::size_t kMaxParams = 65535;  // the protocol's limit (Bind has a 16-bit count)
 constexpr std::size_t kLsnTag = static_cast<std::size_t>(-1);
 constexpr const char* kWriteLsnSql = "select pg_current_wal_insert_lsn()";
 constexpr const char* kPrimaryProbeSql = "select pg_current_wal_lsn()";
@@ -189,6 +190,17 @@ class EndpointImpl final : public Endpoint {
                                     std::to_string(queue_.size()) + " jobs waiting): retry later",
                                 "", true));
     }
+    // Checked here because libpq would truncate at a NUL silently, and a
+    // refused send would cost the connection (and the jobs pipelined on it).
+    if (job.sql.find('\0') != std::string::npos) {
+      return answer_later(std::move(done), error("the SQL text contains a NUL byte", "22021", false));
+    }
+    if (job.params.size() > kMaxParams) {
+      return answer_later(std::move(done), error(std::to_string(job.params.size()) +
+                                                     " parameters: PostgreSQL accepts at most " +
+                                                     std::to_string(kMaxParams),
+                                                 "54023", false));
+    }
     for (std::size_t i = 0; i < job.params.size(); ++i) {
       if (job.params[i] && job.params[i]->find('\0') != std::string::npos) {
         return answer_later(std::move(done), error("parameter $" + std::to_string(i + 1) +
@@ -237,6 +249,13 @@ class EndpointImpl final : public Endpoint {
     probe_timer_ = 0;
     if (maintain_timer_ != 0) loop_.cancel_timer(maintain_timer_);
     maintain_timer_ = 0;
+    if (probe_deadline_ != 0) loop_.cancel_timer(probe_deadline_);
+    probe_deadline_ = 0;
+    if (probe_in_flight_) {
+      probe_conn_->abandon(probe_work_);
+      probe_in_flight_ = false;
+      probe_waiting_for_connect_ = false;
+    }
     // Queued jobs are answered from the loop, not from inside drain().
     std::weak_ptr<bool> alive = alive_;
     loop_.defer([this, alive] {
@@ -335,8 +354,12 @@ class EndpointImpl final : public Endpoint {
   }
 
   void job_connection_closed(JobState& job, const std::string& why) {
+    // A connection closed on purpose (to cancel another job) is no failure of
+    // this read: it does not use up its retry.
+    const bool on_purpose = job.slot != nullptr && job.slot->closing_on_purpose;
     detach_from_slot(job);
-    if (!job.is_write() && job.attempts < kReadAttempts && Clock::now() < job.job.deadline && !draining_) {
+    if (!job.is_write() && (on_purpose || job.attempts < kReadAttempts) && Clock::now() < job.job.deadline &&
+        !draining_) {
       // Reads are idempotent: send it again on another connection.
       job.where = JobState::Where::queued;
       job.reset_results();
@@ -553,12 +576,14 @@ class EndpointImpl final : public Endpoint {
       if (auto q = std::find(queue_.begin(), queue_.end(), &job); q != queue_.end()) queue_.erase(q);
     } else if (Slot* slot = job.slot) {
       detach_from_slot(job);
-      const bool head = slot->conn.abandon(job);
-      if (head || job.is_write()) {
+      const bool running = slot->conn.abandon(job);
+      if (running || job.is_write()) {
         // The only way to stop a running statement without PQcancel's blocking
         // round trip (libpq 15 has no PQcancelCreate): close the connection. The
         // server aborts the query (client_connection_check_interval) and rolls
         // back an uncommitted write; reads behind it are sent again elsewhere.
+        // A read with a live job ahead of it has not started: it is only
+        // abandoned (its results will be dropped), the connection stays.
         slot->closing_on_purpose = true;
         slot->conn.close("connection to " + options_.display_name + " closed to cancel a job that timed out");
       }

@@ -22,11 +22,13 @@ Clock::time_point handshake_deadline(Deadline deadline) {
 }
 
 // The milliseconds the daemon has for this request (the request's timeout_ms):
-// what is left of the caller's deadline, at least 1 (0 would mean "the daemon's
-// default").
+// what is left of the caller's deadline, rounded up (so a fresh call carries the
+// configured timeout exactly, and the daemon's deadline, which starts when it
+// reads the request, never passes before the client's), at least 1 (0 would
+// mean "the daemon's default").
 std::uint32_t remaining_ms(Deadline deadline) {
     if (!deadline) return 0;
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()).count();
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now()).count();
     if (ms < 1) return 1;
     if (ms > std::numeric_limits<std::uint32_t>::max()) return std::numeric_limits<std::uint32_t>::max();
     return static_cast<std::uint32_t>(ms);

@@ -169,7 +169,7 @@ DaemonSetup::~DaemonSetup()
 }
 
 RegiondProcess::RegiondProcess(const std::string& binary, const std::string& config, const std::string& log_path,
-                               const std::string& notify_socket)
+                               const std::string& notify_socket, unsigned long watchdog_usec)
     : log_path_(log_path)
 {
     const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -185,6 +185,10 @@ RegiondProcess::RegiondProcess(const std::string& binary, const std::string& con
             ::setenv("NOTIFY_SOCKET", notify_socket.c_str(), 1);
         ::unsetenv("WATCHDOG_USEC");
         ::unsetenv("WATCHDOG_PID");
+        if (watchdog_usec != 0) {
+            ::setenv("WATCHDOG_USEC", std::to_string(watchdog_usec).c_str(), 1);
+            ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+        }
         ::execl(binary.c_str(), binary.c_str(), "--config", config.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }

@@ -57,8 +57,9 @@ class RegiondProcess {
 public:
     /// Starts `binary --config config`, stderr to `log_path`, NOTIFY_SOCKET set
     /// when `notify_socket` is not empty.
+    /// `watchdog_usec` > 0 sets WATCHDOG_USEC/WATCHDOG_PID as systemd does for WatchdogSec.
     RegiondProcess(const std::string& binary, const std::string& config, const std::string& log_path,
-                   const std::string& notify_socket);
+                   const std::string& notify_socket, unsigned long watchdog_usec = 0);
     ~RegiondProcess();  // SIGKILL if still running
     RegiondProcess(const RegiondProcess&) = delete;
     RegiondProcess& operator=(const RegiondProcess&) = delete;

@@ -228,6 +228,13 @@ TEST_CASE("an SQL error carries its SQLSTATE and the server's message", "[pg][er
   auto ok = run_job(loop, *ep, read("select 2"));
   REQUIRE(ok.outcome.ok);
   CHECK(cell(ok.response, 0, 0) == "2");
+  // NUL bytes cannot be sent (libpq would cut the text there): refused up front.
+  auto nul_sql = run_job(loop, *ep, read(std::string("select 1\0; select 2", 19)));
+  CHECK_FALSE(nul_sql.outcome.ok);
+  CHECK(nul_sql.response.error.find("NUL") != std::string::npos);
+  auto nul_param = run_job(loop, *ep, read("select $1::text", {std::string("a\0b", 3)}));
+  CHECK_FALSE(nul_param.outcome.ok);
+  CHECK(nul_param.response.error.find("$1") != std::string::npos);
   // A write on a replica endpoint is refused before anything is sent.
   auto w = run_job(loop, *ep, write("insert into x values (1)"));
   CHECK_FALSE(w.outcome.ok);
@@ -434,6 +441,90 @@ TEST_CASE("a job past its deadline times out, is cancelled, and leaks nothing", 
   auto queued = run_job(loop, *ep, read("select 1", {}, 0ms));
   CHECK_FALSE(queued.outcome.ok);
   CHECK(queued.response.error.rfind("timed out after", 0) == 0);
+}
+
+TEST_CASE("a read timing out behind a running one is dropped without disturbing it", "[pg][deadline]") {
+  EventLoop loop;
+  auto ep = primary_from_eu(loop, 1);
+  REQUIRE(run_job(loop, *ep, read("select 1")).outcome.ok);
+  std::optional<Outcome> running, behind;
+  ep->submit(read("select pg_sleep(0.5), 'running'", {}, 5s), [&](Outcome&& o) { running = std::move(o); });
+  ep->submit(read("select 'behind'", {}, 100ms), [&](Outcome&& o) { behind = std::move(o); });
+  REQUIRE(run_until(loop, [&] { return behind.has_value(); }, 5s));
+  CHECK_FALSE(behind->ok);
+  CHECK(decode(*behind).error == "timed out after 100 ms");
+  CHECK_FALSE(running.has_value());
+  REQUIRE(run_until(loop, [&] { return running.has_value(); }, 5s));
+  REQUIRE(running->ok);
+  CHECK(cell(decode(*running), 0, 1) == "running");
+  // The dropped job's answer never reaches the next one.
+  auto next = run_job(loop, *ep, read("select 'next'"));
+  REQUIRE(next.outcome.ok);
+  CHECK(cell(next.response, 0, 0) == "next");
+}
+
+TEST_CASE("a connection killed under a job: a read is sent again, a write says it may have committed",
+          "[pg][pool][failure]") {
+  ensure_table();
+  const auto& env = ClusterEnv::get();
+  EventLoop loop;
+  auto ep = primary_from_eu(loop, 1);
+  REQUIRE(run_job(loop, *ep, read("select 1")).outcome.ok);
+  PgSession primary(env.superuser_conninfo("us-east-1"));
+  // Terminates the backend running the statement that contains `marker`.
+  auto kill_running = [&](const std::string& marker) {
+    std::string killed;
+    REQUIRE(run_until(loop, [&] {
+      killed = primary.scalar("select count(pg_terminate_backend(pid)) from pg_stat_activity where state = 'active' "
+                              "and query like '%" + marker + "%' and pid <> pg_backend_pid()");
+      return killed == "1";
+    }, 5s));
+  };
+
+  const std::string read_marker = unique_value();
+  std::optional<Outcome> got;
+  ep->submit(read("select pg_sleep(0.3), '" + read_marker + "'"), [&](Outcome&& o) { got = std::move(o); });
+  kill_running(read_marker);
+  REQUIRE(run_until(loop, [&] { return got.has_value(); }, 10s));
+  REQUIRE(got->ok);  // answered by the second attempt, on a new connection
+  CHECK(cell(decode(*got), 0, 1) == read_marker);
+
+  const std::string v = unique_value();
+  std::optional<Outcome> w;
+  ep->submit(write(std::string("insert into ") + kTable + " (v) select $1 from pg_sleep(0.3)", {v}),
+             [&](Outcome&& o) { w = std::move(o); });
+  kill_running("from pg_sleep(0.3)");
+  REQUIRE(run_until(loop, [&] { return w.has_value(); }, 10s));
+  CHECK_FALSE(w->ok);
+  CHECK(w->endpoint_failure);
+  CHECK(decode(*w).error.find("may or may not have committed") != std::string::npos);
+  CHECK(count_of(primary, v) == "0");
+  // The pool recovers.
+  CHECK(run_job(loop, *ep, read("select 1")).outcome.ok);
+}
+
+TEST_CASE("reads are pipelined on one connection", "[pg][pool][pipeline]") {
+  const auto& env = ClusterEnv::get();
+  const double one_way = env.link("eu-west-1", "us-east-1", "pg").delay_ms;
+  REQUIRE(one_way >= 5);
+  EventLoop loop;
+  auto ep = primary_from_eu(loop, 1);
+  REQUIRE(run_job(loop, *ep, read("select 0")).outcome.ok);
+  int done = 0;
+  const int n = 16;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) {
+    ep->submit(read("select $1::int", {std::to_string(i)}), [&done](Outcome&& o) {
+      CHECK(o.ok);
+      ++done;
+    });
+  }
+  REQUIRE(run_until(loop, [&] { return done == n; }, 10s));
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  // One at a time they would need at least n round trips (2 x one-way delay
+  // each, a physical bound); pipelined 8 deep, about two.
+  INFO(n << " reads in " << ms << " ms; one-way delay " << one_way << " ms");
+  CHECK(ms < 0.75 * n * 2 * one_way);
 }
 
 TEST_CASE("a full queue, a drain and an unreachable server answer at once", "[pg][pool]") {

@@ -85,10 +85,13 @@ struct Fixture {
         return c;
     }
 
+    std::chrono::nanoseconds handshake_timeout = 2s;
+
     std::unique_ptr<Daemon> start(config::Config c, StartError* error_out = nullptr)
     {
         backend.endpoints.clear();
         DaemonOptions options;
+        options.handshake_timeout = handshake_timeout;
         options.config = std::move(c);
         options.endpoint_factory = backend.factory();
         options.handle_signals = false;
@@ -484,6 +487,29 @@ TEST_CASE("max_clients and protocol versions are enforced at the handshake", "[d
     auto old = TestClient::connect(*d, d->config().daemon.socket, 99);
     CHECK(old->welcome.status == static_cast<std::uint32_t>(shm::WelcomeStatus::version_mismatch));
     CHECK_THAT(std::string(old->welcome.message), Catch::Contains("client protocol version 99"));
+}
+
+TEST_CASE("a connection that sends no hello, or a bad one, is closed", "[daemon]")
+{
+    Fixture f;
+    f.handshake_timeout = 100ms;
+    auto d = f.start();
+    auto silent = connect_unix(d->config().daemon.socket);
+    const shm::HelloMessage partial = hello();
+    REQUIRE(::send(silent.get(), &partial, 10, MSG_NOSIGNAL) == 10);  // a hello that never completes
+    const auto t0 = Clock::now();
+    REQUIRE(run_until(*d, [&] { return readable(silent.get()); }));
+    CHECK(Clock::now() - t0 >= 90ms);
+    char byte;
+    CHECK(::recv(silent.get(), &byte, 1, MSG_DONTWAIT) == 0);
+    CHECK(f.logged("closed a connection that sent no hello within 100ms"));
+
+    auto stranger = connect_unix(d->config().daemon.socket);
+    const std::string http = "GET / HTTP/1.1\r\nHost: x\r\n\r\n" + std::string(64, ' ');
+    REQUIRE(::send(stranger.get(), http.data(), http.size(), MSG_NOSIGNAL) > 0);
+    REQUIRE(run_until(*d, [&] { return readable(stranger.get()); }));
+    CHECK(f.logged("not a regiond client"));
+    CHECK(d->client_count() == 0);
 }
 
 TEST_CASE("shutdown: in-flight work finishes, new requests are refused, then the daemon stops", "[daemon]")

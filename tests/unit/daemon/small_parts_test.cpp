@@ -37,7 +37,8 @@ TEST_CASE("durations, sizes and LSNs print as people read them", "[text]")
     CHECK(format_duration(7200ms) == "7.2s");
     CHECK(format_duration(250ms) == "250ms");
     CHECK(format_duration(1500us) == "1.5ms");
-    CHECK(format_duration_ms(0) == "0ns");
+    CHECK(format_duration_ms(0) == "0s");
+    CHECK(format_duration(std::chrono::nanoseconds(750)) == "750ns");
     CHECK(format_size(9u << 20) == "9 MiB");
     CHECK(format_size(8u << 20) == "8 MiB");
     CHECK(format_size((17u << 20) / 2) == "8.5 MiB");

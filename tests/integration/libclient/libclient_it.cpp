@@ -1,0 +1,388 @@
+// libregiond and regionctl against the real regiond on the local cluster
+// (eu-west-1 host, fast WAN profile): every operation and its served_by, SQL
+// errors, NULLs, a 200 000-row result, 16 threads on one client, 8 client
+// processes, a client SIGKILLed mid-request, the daemon SIGKILLed and restarted,
+// the daemon not running, and regionctl.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <regiond/client.h>
+#include <regiond/client.hpp>
+
+#include <atomic>
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon_harness.hpp"
+
+using namespace std::chrono_literals;
+using regiond::testing::Command;
+using regiond::testing::DaemonHarness;
+using regiond::testing::regionctl_binary;
+using regiond::testing::run_command;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One daemon for the whole file (start-up is the slow part); tests that crash it
+// start it again.
+DaemonHarness& daemon_under_test() {
+    static std::unique_ptr<DaemonHarness> harness = std::make_unique<DaemonHarness>();
+    return *harness;
+}
+
+regiond::Client connect() {
+    regiond::Client c = regiond::Client::connect(daemon_under_test().socket());
+    INFO(c.connect_error());
+    REQUIRE(c);
+    return c;
+}
+
+template <class Condition>
+bool eventually(Condition&& condition, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (!condition()) {
+        if (Clock::now() >= deadline) return condition();
+        std::this_thread::sleep_for(5ms);  // polling interval
+    }
+    return true;
+}
+
+// "clients":N from `regionctl status --json`; -1 if unavailable.
+int status_clients() {
+    const Command c = run_command(regionctl_binary(), {"--socket", daemon_under_test().admin_socket(), "status", "--json"});
+    std::smatch m;
+    if (c.status != 0 || !std::regex_search(c.out, m, std::regex("\"clients\":([0-9]+)"))) return -1;
+    return std::stoi(m[1]);
+}
+
+const std::regex kTokenFormat("^[0-9]+/[0-9A-F]{1,8}/[0-9A-F]{1,8}$");
+
+std::string value(const regiond::Result& r, int row, int col) {
+    const auto v = r.value(row, col);
+    return v ? std::string(*v) : std::string("<NULL>");
+}
+
+}  // namespace
+
+TEST_CASE("the daemon not running: a clear error at connect", "[connect]") {
+    const std::string path = "/tmp/rgd-libclient-it-none-" + std::to_string(::getpid()) + ".sock";
+    char error[256];
+    CHECK(rgd_connect(path.c_str(), error, sizeof error) == nullptr);
+    CHECK(std::string(error) == "daemon not running at " + path);
+    const Command ctl = run_command(regionctl_binary(), {"--socket", path, "status"});
+    CHECK(ctl.status == 1);
+    CHECK(ctl.err == "regionctl: regiond not running at " + path + "\n");
+}
+
+TEST_CASE("each operation says where it was served", "[ops]") {
+    regiond::Client db = connect();
+
+    auto local = db.read_local("select 1 as one");
+    INFO(local.error());
+    REQUIRE(local.ok());
+    CHECK(local.served_by() == "eu-west-1/replica");
+    CHECK(local.column(0) == "one");
+    CHECK(value(local, 0, 0) == "1");
+    CHECK(local.affected() == -1);
+    CHECK(local.token() == "");
+
+    auto primary = db.read_primary("select pg_is_in_recovery()::text as standby");
+    INFO(primary.error());
+    REQUIRE(primary.ok());
+    CHECK(primary.served_by() == "us-east-1/primary");
+    CHECK(value(primary, 0, 0) == "false");
+
+    auto ddl = db.write("create table if not exists rgd_client_it (id bigserial primary key, v text)");
+    INFO(ddl.error());
+    REQUIRE(ddl.ok());
+    const std::string marker = "it-" + std::to_string(::getpid()) + "-" + std::to_string(Clock::now().time_since_epoch().count());
+    auto write = db.write("insert into rgd_client_it (v) values ($1)", {marker}, {"rgd_client_it:" + marker});
+    INFO(write.error());
+    REQUIRE(write.ok());
+    CHECK(write.served_by() == "us-east-1/primary");
+    CHECK(write.affected() == 1);
+    CHECK(std::regex_match(std::string(write.token()), kTokenFormat));
+
+    // read_consistent: the daemon may not implement it yet; when it answers, the
+    // write must be visible (never a stale read).
+    auto consistent = db.read_consistent(write.token(), "select count(*)::text from rgd_client_it where v = $1", {marker});
+    if (consistent.ok()) {
+        CHECK(value(consistent, 0, 0) == "1");
+    } else {
+        WARN("read_consistent: " << consistent.error());
+        CHECK_FALSE(consistent.error().empty());
+    }
+    auto malformed = db.read_consistent("not-a-token", "select 1");
+    CHECK(malformed.error().find("malformed consistency token") == 0);
+
+    auto cached = db.cached_read("rgd_client_it:" + marker, 0s, "select $1::text as v", {marker});
+    if (cached.ok()) {
+        CHECK(value(cached, 0, 0) == marker);
+    } else {
+        WARN("cached_read: " << cached.error());
+        CHECK_FALSE(cached.error().empty());
+    }
+}
+
+TEST_CASE("SQL errors carry their SQLSTATE", "[errors]") {
+    regiond::Client db = connect();
+    auto r = db.read_local("select * from rgd_no_such_table_xyz");
+    CHECK_FALSE(r.ok());
+    CHECK(r.sqlstate() == "42P01");
+    CHECK(r.error().find("rgd_no_such_table_xyz") != std::string_view::npos);
+    auto w = db.write("insert into rgd_no_such_table_xyz values (1)");
+    CHECK_FALSE(w.ok());
+    CHECK(w.sqlstate() == "42P01");
+    CHECK(w.token() == "");
+    // The client is still fine afterwards.
+    CHECK(db.read_local("select 1").ok());
+}
+
+TEST_CASE("NULL parameters and values round-trip", "[null]") {
+    regiond::Client db = connect();
+    auto r = db.read_local("select $1::text as a, $2::text as b, null::int as c, ''::text as d", {"x", std::nullopt});
+    INFO(r.error());
+    REQUIRE(r.ok());
+    REQUIRE(r.ncols() == 4);
+    CHECK(r.value(0, 0) == "x");
+    CHECK_FALSE(r.value(0, 1));
+    CHECK_FALSE(r.value(0, 2));
+    CHECK(r.value(0, 3) == "");  // empty string is not NULL
+    const char* params[] = {nullptr};
+    rgd_result* c = rgd_read_primary(db.get(), "select $1::text is null", 1, params);
+    CHECK(rgd_ok(c) == 1);
+    CHECK(std::string(rgd_value(c, 0, 0) ? rgd_value(c, 0, 0) : "<NULL>") == "t");
+    rgd_free(c);
+}
+
+TEST_CASE("a 200000-row result arrives whole", "[large]") {
+    regiond::Client db = connect();
+    auto r = db.read_local("select g, 'row-' || g as s from generate_series(1, 200000) g");
+    INFO(r.error());
+    REQUIRE(r.ok());
+    REQUIRE(r.nrows() == 200000);
+    CHECK(r.value(0, 0) == "1");
+    CHECK(r.value(199999, 0) == "200000");
+    CHECK(r.value(199999, 1) == "row-200000");
+    bool ordered = true;
+    for (int i = 0; i < r.nrows() && ordered; i += 997) ordered = r.value(i, 0) == std::to_string(i + 1);
+    CHECK(ordered);
+}
+
+TEST_CASE("a timed-out call does not disturb the next ones", "[timeout]") {
+    regiond::Client db = connect();
+    db.set_timeout(200ms);
+    auto slow = db.read_local("select pg_sleep(2)");
+    CHECK_FALSE(slow.ok());
+    CHECK(slow.error() == "timed out after 200 ms");
+    db.set_timeout(30s);
+    for (int i = 0; i < 10; ++i) {
+        auto r = db.read_local("select $1::int * 2", {std::to_string(i)});
+        REQUIRE(r.ok());
+        CHECK(r.value(0, 0) == std::to_string(i * 2));
+    }
+}
+
+TEST_CASE("16 threads x 1000 mixed calls on one client: every answer matches its request", "[threads]") {
+    regiond::Client db = connect();
+    std::atomic<int> failures{0}, mismatches{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 16; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 1000; ++i) {
+                const std::string n = std::to_string(t * 100000 + i);
+                regiond::Result r;
+                std::string expected_server = "eu-west-1/replica";
+                if (i % 50 == 7) {
+                    r = db.read_primary("select $1::bigint + 1", {n});
+                    expected_server = "us-east-1/primary";
+                } else if (i % 10 == 3) {
+                    r = db.read_local("select g from generate_series(1, ($1::bigint % 50) + 1) g", {n});
+                    const long rows = std::stol(n) % 50 + 1;
+                    if (r.ok() && (r.nrows() != rows || r.value(r.nrows() - 1, 0) != std::to_string(rows))) ++mismatches;
+                    if (!r.ok()) ++failures;
+                    continue;
+                } else {
+                    r = db.read_local("select $1::bigint + 1", {n});
+                }
+                if (!r.ok()) {
+                    ++failures;
+                } else if (r.value(0, 0) != std::to_string(std::stol(n) + 1) || r.served_by() != expected_server) {
+                    ++mismatches;
+                }
+            }
+        });
+    for (auto& t : threads) t.join();
+    CHECK(failures == 0);
+    CHECK(mismatches == 0);
+}
+
+TEST_CASE("8 client processes at once", "[processes]") {
+    const std::string socket = daemon_under_test().socket();
+    std::vector<pid_t> children;
+    for (int p = 0; p < 8; ++p) {
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            // Child: its own client (never one inherited from the parent).
+            char error[256];
+            rgd_client* c = rgd_connect(socket.c_str(), error, sizeof error);
+            if (c == nullptr) ::_exit(10);
+            int bad = 0;
+            for (int i = 0; i < 200; ++i) {
+                const std::string n = std::to_string(p * 1000 + i);
+                const char* params[] = {n.c_str()};
+                rgd_result* r = rgd_read_local(c, "select $1::int", 1, params);
+                if (rgd_ok(r) != 1 || rgd_value(r, 0, 0) == nullptr || n != rgd_value(r, 0, 0)) ++bad;
+                rgd_free(r);
+            }
+            rgd_disconnect(c);
+            ::_exit(bad == 0 ? 0 : 11);
+        }
+        children.push_back(pid);
+    }
+    for (pid_t pid : children) {
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        CHECK(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+}
+
+TEST_CASE("a client SIGKILLed mid-request disturbs no one", "[kill]") {
+    regiond::Client db = connect();
+    const int before = status_clients();
+    REQUIRE(before >= 1);
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    const std::string socket = daemon_under_test().socket();
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::close(ready[0]);
+        char error[256];
+        rgd_client* c = rgd_connect(socket.c_str(), error, sizeof error);
+        if (c == nullptr) ::_exit(10);
+        (void)!::write(ready[1], "x", 1);
+        rgd_free(rgd_read_local(c, "select pg_sleep(5)", 0, nullptr));  // killed in here
+        ::_exit(0);
+    }
+    ::close(ready[1]);
+    char byte;
+    REQUIRE(::read(ready[0], &byte, 1) == 1);
+    ::close(ready[0]);
+    CHECK(eventually([&] { return status_clients() == before + 1; }, 5s));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status));
+
+    for (int i = 0; i < 20; ++i) CHECK(db.read_local("select $1::int", {std::to_string(i)}).value(0, 0) == std::to_string(i));
+    CHECK(eventually([&] { return status_clients() == before; }, 10s));
+}
+
+TEST_CASE("health comes from the state segment", "[health]") {
+    regiond::Client db = connect();
+    auto h = db.health();
+    INFO(h.error());
+    REQUIRE(h.ok());
+    CHECK(h.served_by() == "");
+    REQUIRE(h.ncols() == 8);
+    const char* names[] = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms", "cache_healthy"};
+    for (int c = 0; c < 8; ++c) CHECK(h.column(c) == names[c]);
+    bool primary = false, eu_replica = false;
+    for (regiond::Row row : h) {
+        CHECK((row[2] == "primary" || row[2] == "replica"));
+        CHECK((row[3] == "t" || row[3] == "f"));
+        CHECK((row[7] == "t" || row[7] == "f"));
+        primary |= row[0] == "us-east-1" && row[2] == "primary";
+        eu_replica |= row[0] == "eu-west-1" && row[2] == "replica";
+    }
+    CHECK(primary);
+    CHECK(eu_replica);
+}
+
+TEST_CASE("regionctl: status, status --json, metrics, query", "[regionctl]") {
+    DaemonHarness& d = daemon_under_test();
+    const Command status = run_command(regionctl_binary(), {"--socket", d.admin_socket(), "status"});
+    CHECK(status.status == 0);
+    CHECK(status.out.find("eu-west-1") != std::string::npos);
+    const Command json = run_command(regionctl_binary(), {"--socket", d.admin_socket(), "status", "--json"});
+    CHECK(json.status == 0);
+    CHECK(json.out.rfind("{", 0) == 0);
+    CHECK(json.out.find("\"clients\":") != std::string::npos);
+    const Command metrics = run_command(regionctl_binary(), {"--socket", d.admin_socket(), "metrics"});
+    CHECK(metrics.status == 0);
+    CHECK(metrics.out.find("regiond_clients_connected") != std::string::npos);
+
+    const Command table = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "select $1::text as a, $2::text as b", "x", "\\N"});
+    INFO(table.err);
+    CHECK(table.status == 0);
+    CHECK(table.out == " a | b\n---+---\n x | \n(1 row)\nserved_by: eu-west-1/replica\n");
+    const Command js = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--json", "--primary", "select 'q\"' as \"a b\""});
+    CHECK(js.status == 0);
+    CHECK(js.out == "{\"served_by\":\"us-east-1/primary\",\"token\":\"\",\"affected\":-1,\"columns\":[\"a b\"],\"rows\":[[\"q\\\"\"]]}\n");
+    const Command fail = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "select * from rgd_no_such_table_xyz"});
+    const Command ddl = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--write",
+                                                         "create table if not exists rgd_client_it (id bigserial primary key, v text)"});
+    CHECK(ddl.status == 0);
+    CHECK(fail.status == 1);
+    CHECK(fail.err.find("(SQLSTATE 42P01)") != std::string::npos);
+    const Command write = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--write", "--invalidate", "k1",
+                                                           "insert into rgd_client_it (v) values ($1)", "from-regionctl"});
+    INFO(write.err);
+    CHECK(write.status == 0);
+    CHECK(write.out.find("served_by: us-east-1/primary\ntoken: ") == 0);
+    CHECK(write.out.find("affected: 1\n") != std::string::npos);
+}
+
+TEST_CASE("the daemon SIGKILLed and restarted: the next call succeeds", "[restart]") {
+    DaemonHarness& d = daemon_under_test();
+    regiond::Client db = connect();
+    REQUIRE(db.read_local("select 1").ok());
+
+    d.kill9();
+    auto down = db.read_local("select 2");
+    CHECK_FALSE(down.ok());
+    CHECK((down.error().find("daemon not running at " + d.socket()) != std::string_view::npos ||
+           down.error().find("connection to regiond lost") != std::string_view::npos));
+
+    d.start();
+    auto again = db.read_local("select 3");
+    INFO(again.error());
+    REQUIRE(again.ok());
+    CHECK(again.value(0, 0) == "3");
+    CHECK(db.health().ok());
+
+    // Killed while calls are in flight: reads are re-sent to the new daemon or
+    // fail with "connection lost"; none hangs or returns another call's answer.
+    std::atomic<bool> stop{false};
+    std::atomic<int> wrong{0}, calls{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 4; ++t)
+        readers.emplace_back([&, t] {
+            for (int i = 0; !stop; ++i) {
+                const std::string n = std::to_string(t * 1000000 + i);
+                auto r = db.read_local("select $1::int", {n});
+                ++calls;
+                if (r.ok() && r.value(0, 0) != n) ++wrong;
+            }
+        });
+    CHECK(eventually([&] { return calls > 100; }, 10s));
+    d.kill9();
+    d.start();
+    const int after_restart = calls;
+    CHECK(eventually([&] { return calls > after_restart + 100; }, 10s));
+    stop = true;
+    for (auto& t : readers) t.join();
+    CHECK(wrong == 0);
+    CHECK(db.read_local("select 4").value(0, 0) == "4");
+}
