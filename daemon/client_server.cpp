@@ -414,12 +414,16 @@ bool ClientServer::before_block()
 
     const bool allowed = !spin_allowed_ || spin_allowed_();
     spinner_.set_max(allowed ? settings_.spin_max : 0);
+    // Nothing else runs while spinning, so the sessions stay alive: poll their
+    // rings through plain pointers (one acquire load each per round).
+    spin_rings_.clear();
+    for (ClientId id : hot_)
+        if (ClientSession* s = find(id); s != nullptr && !s->paused)
+            spin_rings_.push_back(&s->requests());
     const auto ready = [this] {
-        for (ClientId id : hot_) {
-            ClientSession* s = find(id);
-            if (s != nullptr && !s->paused && s->requests().has_data())
+        for (shm::RingConsumer* ring : spin_rings_)
+            if (ring->has_data())
                 return true;
-        }
         return false;
     };
     const std::vector<ClientId> batch = hot_;  // service() may add to hot_

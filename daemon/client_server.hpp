@@ -169,6 +169,7 @@ private:
     std::unordered_map<int, Handshake> handshakes_;
     std::unordered_map<ClientId, std::shared_ptr<ClientSession>> sessions_;
     std::vector<ClientId> hot_;
+    std::vector<shm::RingConsumer*> spin_rings_;  // scratch for before_block()
     ClientId next_id_ = 1;
     shm::AdaptiveSpinner spinner_;
     std::vector<std::byte> request_buffer_;

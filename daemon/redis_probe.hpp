@@ -7,7 +7,8 @@
 // with hiredis' RESP reader. The connection is kept for the next check and
 // re-opened after any failure. A host name (not an address) is resolved once,
 // when the probe is created, which is before the loop serves anything; a name
-// that does not resolve leaves the cache down until the next SIGHUP.
+// that does not resolve leaves that cache down (last_error says why) until a
+// restart. Use addresses in redis URLs where that matters.
 //
 // Only the region and "host:port" ever appear in messages: the URL may carry a
 // password.

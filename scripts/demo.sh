@@ -1,22 +1,83 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build, bring up the local 3-region
-# cluster with realistic WAN delays, and show it working.
-# The cluster stays up afterwards (scripts/cluster.sh down removes it).
+# cluster with realistic WAN delays, start one regiond per emulated host, and
+# show it working: a read from eu-west-1 served by the local replica against the
+# same read sent to the primary in us-east-1, a write with its consistency token,
+# then `regionctl status`.
+# The cluster and daemons stay up afterwards (scripts/cluster.sh down removes them).
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
 export REGIOND_CLUSTER_DIR=${REGIOND_CLUSTER_DIR:-/tmp/regiond-cluster}
 export REGIOND_BUILD_DIR=$REPO_ROOT/build
+REGIONCTL=build/tools/regionctl/regionctl
 
 scripts/install-deps.sh
 [[ -f build/build.ninja ]] || meson setup build
 meson compile -C build
 
 scripts/cluster.sh up --profile realistic
-echo
-scripts/cluster.sh status
-echo
+# shellcheck disable=SC1091
+source "$REGIOND_CLUSTER_DIR/cluster.env"
+
+admin_ok() { "$REGIONCTL" --socket "$1" status >/dev/null 2>&1; }
 for r in us-east-1 eu-west-1 ap-northeast-1; do
-  printf 'config for %-15s ' "$r:"
-  build/daemon/regiond --check-config "$REGIOND_CLUSTER_DIR/regiond-$r.toml"
+  dir=$REGIOND_CLUSTER_DIR/$r
+  if [[ -f $dir/regiond.pid ]] && kill -0 "$(cat "$dir/regiond.pid")" 2>/dev/null; then
+    continue
+  fi
+  setsid build/daemon/regiond --config "$REGIOND_CLUSTER_DIR/regiond-$r.toml" \
+    >>"$dir/regiond.log" 2>&1 </dev/null &
+  echo $! >"$dir/regiond.pid"
 done
+for r in us-east-1 eu-west-1 ap-northeast-1; do
+  deadline=$((SECONDS + 30))
+  until admin_ok "$REGIOND_CLUSTER_DIR/$r/admin.sock"; do
+    if ((SECONDS >= deadline)); then
+      echo "regiond for $r did not come up: see $REGIOND_CLUSTER_DIR/$r/regiond.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+done
+# The replicas count as healthy after their first probe.
+deadline=$((SECONDS + 30))
+until "$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/eu-west-1/admin.sock" status --json | grep -q '"endpoint":[^}]*"role":"replica","healthy":true'; do
+  ((SECONDS < deadline)) || break
+  sleep 0.1
+done
+
+EU_SOCKET=$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock
+SQL="select id, v from demo_items where id = \$1"
+"$REGIONCTL" --socket "$EU_SOCKET" query --write \
+  "create table if not exists demo_items (id int primary key, v text)" >/dev/null
+
+ms_of() { # runs a command, prints its wall time in ms (includes process start)
+  local t0 t1
+  t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000000))
+}
+
+echo
+echo "== a write from eu-west-1 (goes to the primary in us-east-1)"
+"$REGIONCTL" --socket "$EU_SOCKET" query --write \
+  "insert into demo_items values (\$1, \$2) on conflict (id) do update set v = excluded.v" 1 "hello from Frankfurt"
+# wait until the eu replica has it, then compare reads
+deadline=$((SECONDS + 30))
+until "$REGIONCTL" --socket "$EU_SOCKET" query "$SQL" 1 | grep -q Frankfurt; do
+  ((SECONDS < deadline)) || break; sleep 0.1
+done
+echo
+echo "== the same read from eu-west-1, five times each (ms, wall time of regionctl query)"
+local_ms=() primary_ms=()
+for i in 1 2 3 4 5; do
+  local_ms+=("$(ms_of "$REGIONCTL" --socket "$EU_SOCKET" query "$SQL" 1)")
+  primary_ms+=("$(ms_of "$REGIONCTL" --socket "$EU_SOCKET" query --primary "$SQL" 1)")
+done
+"$REGIONCTL" --socket "$EU_SOCKET" query "$SQL" 1
+"$REGIONCTL" --socket "$EU_SOCKET" query --primary "$SQL" 1
+printf 'read_local   (eu-west-1/replica): %s ms\n' "${local_ms[*]}"
+printf 'read_primary (us-east-1/primary): %s ms\n' "${primary_ms[*]}"
+echo
+echo "== regionctl status (eu-west-1)"
+"$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/eu-west-1/admin.sock" status
