@@ -40,11 +40,22 @@ for r in us-east-1 eu-west-1 ap-northeast-1; do
     sleep 0.1
   done
 done
-# The replicas count as healthy after their first probe.
-deadline=$((SECONDS + 30))
-until "$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/eu-west-1/admin.sock" status --json | grep -q '"endpoint":[^}]*"role":"replica","healthy":true'; do
-  ((SECONDS < deadline)) || break
-  sleep 0.1
+# Endpoints count as healthy after their first probe: wait for every one.
+all_healthy() {
+  local js
+  js=$("$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/$1/admin.sock" status --json) || return 1
+  grep -q '"role":"primary","healthy":true' <<<"$js" && ! grep -q '"healthy":false' <<<"$js"
+}
+for r in us-east-1 eu-west-1 ap-northeast-1; do
+  deadline=$((SECONDS + 30))
+  until all_healthy "$r"; do
+    if ((SECONDS >= deadline)); then
+      echo "regiond for $r: not every endpoint healthy after 30 s:" >&2
+      "$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/$r/admin.sock" status >&2 || true
+      exit 1
+    fi
+    sleep 0.1
+  done
 done
 
 EU_SOCKET=$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock
