@@ -22,7 +22,7 @@ meson compile -C build -j "$JOBS"
 step "sanitizer build of the unit tests (build-asan/)"
 # Only the unit tests run in this build, so the integration tests are not built.
 if [[ -f build-asan/build.ninja ]]; then
-  meson configure build-asan -Dintegration_tests=false -Dbench=disabled
+  meson setup --reconfigure build-asan -Dintegration_tests=false -Dbench=disabled
 else
   meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=disabled -Dintegration_tests=false
 fi
