@@ -748,8 +748,35 @@ class EndpointImpl final : public Endpoint {
     health_.last_error = why;
     successes_ = 0;
     ++failures_;
-    if (health_.healthy && failures_ >= std::max(1u, options_.down_after)) health_.healthy = false;
+    if (health_.healthy && failures_ >= std::max(1u, options_.down_after)) {
+      health_.healthy = false;
+      fail_in_flight(why);
+    }
     notify_health();
+  }
+
+  // The endpoint was just marked down. Jobs queued or sent on it would wait for
+  // their deadlines: on a stalled link (packets vanish, no RST) nothing else
+  // ever ends them. Answer them now with endpoint_failure, so the router sends
+  // a read to the next endpoint while the caller still has time, and close the
+  // connections they were on (their state is unknown; the pool reconnects with
+  // backoff). Idle connections stay: they cost nothing and may still work.
+  void fail_in_flight(const std::string& why) {
+    if (draining_) return;
+    const std::string message = options_.display_name + " was marked down (" + why + ")";
+    fail_queue(message);
+    for (auto& slot : slots_) {
+      if (slot->jobs.empty()) continue;
+      const std::vector<JobState*> jobs = slot->jobs;
+      for (JobState* job : jobs) {
+        slot->conn.abandon(*job);
+        std::string text = message;
+        if (job->is_write()) text += "; the write may or may not have committed";
+        complete(*job, error(text, "", true));
+      }
+      slot->closing_on_purpose = true;
+      slot->conn.close("connection to " + options_.display_name + " closed: the endpoint was marked down");
+    }
   }
 
   void note_success() {
@@ -780,8 +807,19 @@ class EndpointImpl final : public Endpoint {
     probe_timer_ = loop_.add_timer(std::max<Clock::duration>(probe_period(), 1ms), [this, alive] {
       if (!alive.expired()) probe_tick();
     });
-    if (probe_in_flight_) return;
     const auto now = Clock::now();
+    if (probe_in_flight_) {
+      // A probe unanswered for a whole check interval is a failed check, each
+      // interval again: a stalled link (packets vanish, no RST) is then marked
+      // down after down_after x check_interval instead of waiting for the
+      // probe's own deadline (2 x connect_timeout) down_after times.
+      if (now >= next_check_ && now - probe_sent_at_ >= options_.check_interval) {
+        next_check_ = now + options_.check_interval;
+        note_failure("health probe of " + options_.display_name + " has not answered for " +
+                     std::to_string(round_ms(now - probe_sent_at_)) + " ms");
+      }
+      return;
+    }
     // Every tick polls the LSN; a tick at or after the next check time is also
     // a health check (counts for hysteresis). A failed poll makes the next tick
     // a check at once.

@@ -18,10 +18,14 @@
 #include <thread>
 #include <vector>
 
+#include "../cluster_env.hpp"
+#include "../pg_session.hpp"
 #include "daemon_harness.hpp"
 
 using namespace std::chrono_literals;
+using regiond::testing::ClusterEnv;
 using regiond::testing::Command;
+using regiond::testing::LinkCut;
 using regiond::testing::DaemonHarness;
 using regiond::testing::regionctl_binary;
 using regiond::testing::run_command;
@@ -83,6 +87,15 @@ bool token_format_ok(std::string_view token) {
 std::string value(const regiond::Result& r, int row, int col) {
     const auto v = r.value(row, col);
     return v ? std::string(*v) : std::string("<NULL>");
+}
+
+// The healthy column ("t"/"f") of REGION's ROLE in rgd_health; "" if absent.
+std::string healthy_of(regiond::Client& db, std::string_view region, std::string_view role) {
+    auto h = db.health();
+    if (!h.ok()) return "";
+    for (regiond::Row row : h)
+        if (row[0] == region && row[2] == role) return std::string(row[3].value_or(""));
+    return "";
 }
 
 }  // namespace
@@ -400,4 +413,109 @@ TEST_CASE("the daemon SIGKILLed and restarted: the next call succeeds", "[restar
     for (auto& t : readers) t.join();
     CHECK(wrong == 0);
     CHECK(db.read_local("select 4").value(0, 0) == "4");
+}
+
+TEST_CASE("the primary's link cut: a write fails with a clear error within its deadline while read_local keeps working",
+          "[fault]") {
+    const ClusterEnv& env = ClusterEnv::get();
+    regiond::Client db = connect();
+    REQUIRE(db.write("create table if not exists rgd_client_it (id bigserial primary key, v text)").ok());
+    REQUIRE(eventually([&] { return healthy_of(db, "us-east-1", "primary") == "t"; }, 30s));
+    {
+        LinkCut cut(env, env.link("eu-west-1", "us-east-1", "pg").name, "stall");
+        db.set_timeout(5s);
+        // Sent into the stalled link: answered by the daemon (the primary marked
+        // down, or the write's deadline), never left hanging; never a success.
+        const auto t0 = Clock::now();
+        auto w = db.write("insert into rgd_client_it (v) values ($1)", {"during-primary-cut"});
+        const auto took = Clock::now() - t0;
+        INFO(w.error());
+        CHECK_FALSE(w.ok());
+        CHECK(w.token() == "");
+        CHECK(w.error().find("may or may not have committed") != std::string_view::npos);
+        // A hang detector, not a performance bound: 5 s deadline, generous slack.
+        CHECK(took < 5s + 5s);
+
+        // Reads from the local replica do not need the primary.
+        for (int i = 0; i < 20; ++i) {
+            auto r = db.read_local("select $1::int * 3", {std::to_string(i)});
+            INFO(r.error());
+            REQUIRE(r.ok());
+            CHECK(r.served_by() == "eu-west-1/replica");
+            CHECK(r.value(0, 0) == std::to_string(i * 3));
+        }
+        // Once the primary is marked down, writes are refused at once, naming it.
+        REQUIRE(eventually([&] { return healthy_of(db, "us-east-1", "primary") == "f"; }, 30s));
+        auto refused = db.write("insert into rgd_client_it (v) values ($1)", {"refused"});
+        CHECK_FALSE(refused.ok());
+        CHECK(refused.error().find("no healthy primary for writes (primary us-east-1 ") == 0);
+        auto primary_read = db.read_primary("select 1");
+        CHECK_FALSE(primary_read.ok());
+        CHECK(primary_read.error().find("no healthy primary") == 0);
+        db.set_timeout(30s);
+    }
+    // Link restored: writes work again.
+    REQUIRE(eventually([&] { return healthy_of(db, "us-east-1", "primary") == "t"; }, 30s));
+    auto after = db.write("insert into rgd_client_it (v) values ($1)", {"after-primary-cut"});
+    INFO(after.error());
+    CHECK(after.ok());
+    CHECK(after.affected() == 1);
+}
+
+TEST_CASE("the local replica down: read_local is served by the next nearest region and says so", "[fault]") {
+    const ClusterEnv& env = ClusterEnv::get();
+    regiond::Client db = connect();
+    // ap-northeast-1's replica (11 ms away) is nearer for reads than a replica
+    // that is down; the primary (us-east-1) comes last for read_local.
+    REQUIRE(eventually([&] { return healthy_of(db, "ap-northeast-1", "replica") == "t"; }, 30s));
+    REQUIRE(eventually([&] { return healthy_of(db, "eu-west-1", "replica") == "t"; }, 30s));
+    const std::string local_link = env.link("eu-west-1", "eu-west-1", "pg").name;
+
+    SECTION("stalled: a read already in flight moves to the next region") {
+        // A stall (packets vanish) is what no TCP error ends: the read sent
+        // before the cut must not wait for its 20 s deadline.
+        db.set_timeout(20s);
+        std::optional<regiond::Result> slow;
+        std::thread reader([&] { slow = db.read_local("select 'in-flight'::text as marker, pg_sleep(1)"); });
+        // The read is on the replica when pg_stat_activity shows it there.
+        const std::string marker_sql =
+            "select count(*) from pg_stat_activity where query like 'select ''in-flight''%' and pid <> pg_backend_pid()";
+        regiond::testing::PgSession replica(env.superuser_conninfo("eu-west-1"));  // unix socket, no WAN link
+        const bool running = eventually([&] { return replica.scalar(marker_sql) == "1"; }, 10s);
+        std::optional<LinkCut> cut;
+        if (running) cut.emplace(env, local_link, "stall");
+        reader.join();
+        REQUIRE(running);
+        REQUIRE(slow.has_value());
+        INFO(slow->error());
+        REQUIRE(slow->ok());
+        CHECK(slow->served_by() == "ap-northeast-1/replica");
+        CHECK(slow->value(0, 0) == "in-flight");
+        // While the link stays cut, every read goes to ap-northeast-1.
+        REQUIRE(eventually([&] { return healthy_of(db, "eu-west-1", "replica") == "f"; }, 30s));
+        for (int i = 0; i < 10; ++i) {
+            auto r = db.read_local("select $1::int + 1", {std::to_string(i)});
+            INFO(r.error());
+            REQUIRE(r.ok());
+            CHECK(r.served_by() == "ap-northeast-1/replica");
+            CHECK(r.value(0, 0) == std::to_string(i + 1));
+        }
+    }
+    SECTION("refused: every read is answered by the next region, none fails") {
+        LinkCut cut(env, local_link, "reset");
+        for (int i = 0; i < 20; ++i) {
+            auto r = db.read_local("select $1::int + 1", {std::to_string(i)});
+            INFO(r.error());
+            REQUIRE(r.ok());
+            CHECK((r.served_by() == "ap-northeast-1/replica" || r.served_by() == "eu-west-1/replica"));
+            CHECK(r.value(0, 0) == std::to_string(i + 1));
+        }
+        REQUIRE(eventually([&] { return healthy_of(db, "eu-west-1", "replica") == "f"; }, 30s));
+        auto r = db.read_local("select 1");
+        REQUIRE(r.ok());
+        CHECK(r.served_by() == "ap-northeast-1/replica");
+    }
+    // Restored: reads come home.
+    db.set_timeout(30s);
+    CHECK(eventually([&] { return db.read_local("select 1").served_by() == "eu-west-1/replica"; }, 30s));
 }

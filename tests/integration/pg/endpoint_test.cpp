@@ -614,6 +614,51 @@ TEST_CASE("a cut link marks the endpoint down after down_after failures and up a
   CHECK(r.outcome.ok);
 }
 
+TEST_CASE("a stalled link: the endpoint goes down within down_after checks and answers its reads in flight",
+          "[pg][health]") {
+  // A stall (packets vanish, nothing is refused) is the partition nothing else
+  // ends: without the endpoint failing them, reads sent before the cut would
+  // wait for their full deadline.
+  const auto& env = ClusterEnv::get();
+  const std::string link = env.link("ap-northeast-1", "eu-west-1", "pg").name;
+  EventLoop loop;
+  auto o = options("eu-west-1", Role::replica, env.app_conninfo_via("ap-northeast-1", "eu-west-1"),
+                   link_display(env, "ap-northeast-1", "eu-west-1"));
+  o.check_interval = 200ms;
+  o.connect_timeout = 2000ms;  // the probe's own deadline (4 s) is not what marks it down
+  o.down_after = 3;
+  auto ep = Endpoint::create(loop, o);
+  ep->start();
+  REQUIRE(run_until(loop, [&] { return ep->health().healthy; }, 10s));
+  REQUIRE(run_job(loop, *ep, read("select 1")).outcome.ok);  // a pooled connection is open
+
+  std::vector<std::optional<Outcome>> got(3);
+  for (auto& slot : got) {
+    ep->submit(read("select pg_sleep(0.3)", {}, 60s), [&slot](Outcome&& out) {
+      REQUIRE_FALSE(slot.has_value());
+      slot = std::move(out);
+    });
+  }
+  // Let the reads reach the server, then cut the link under them.
+  REQUIRE(run_until(loop, [&] { return ep->in_flight() == 3; }, 1s));
+  loop.run_once(50ms);
+  LinkCut cut(env, link, "stall");
+  const auto t0 = Clock::now();
+  REQUIRE(run_until(loop, [&] { return !ep->health().healthy; }, 20s));
+  const double down_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  INFO("down after " << down_ms << " ms: " << ep->health().last_error);
+  CHECK(ep->health().last_error.find("has not answered") != std::string::npos);
+  // Answered when the endpoint went down, long before their 60 s deadline.
+  REQUIRE(run_until(loop, [&] { return got[0] && got[1] && got[2]; }, 5s));
+  for (auto& out : got) {
+    CHECK_FALSE(out->ok);
+    CHECK(out->endpoint_failure);
+    const Response r = decode(*out);
+    CHECK(r.error.find("was marked down") != std::string::npos);
+  }
+  CHECK(ep->in_flight() == 0);
+}
+
 TEST_CASE("lag: a paused replica shows bytes and growing milliseconds, then zero", "[pg][lag]") {
   ensure_table();
   const auto& env = ClusterEnv::get();
