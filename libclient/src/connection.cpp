@@ -308,12 +308,16 @@ void Connection::lead(Pending& mine, Deadline deadline) {
         if (deadline && now >= *deadline) return;
         auto slice = std::chrono::duration_cast<std::chrono::nanoseconds>(kLivenessProbe);
         if (deadline) slice = std::min(slice, std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now));
-        // Spins (adaptive budget) while the answer is due, then sleeps on the
-        // response ring's futex word with the need-wake-up flag set.
-        if (segment_.responses().wait(&spinner_, slice) == shm::WaitResult::timed_out && socket_hung_up()) {
+        // Spins while an answer is expected soon (ExpectedWaitSpinner), then
+        // sleeps on the response ring's futex word with the need-wake-up flag set.
+        shm::RingConsumer& responses = segment_.responses();
+        const auto waiting_since = Clock::now();
+        if (!spinner_.spin([&responses] { return responses.has_data(); }) &&
+            responses.wait(nullptr, slice) == shm::WaitResult::timed_out && socket_hung_up()) {
             mark_dead("regiond hung up while a call was waiting for its answer");
             return;
         }
+        spinner_.observe(Clock::now() - waiting_since);
     }
 }
 

@@ -16,8 +16,9 @@
 // records and routes each by request_id to that call's decoder (responses arrive
 // in any order, chunked); it wakes a call's thread through the call's condition
 // variable when the last chunk is in, and a record for an unknown id (its caller
-// timed out) is dropped. While nothing is there the leader spins briefly (an
-// AdaptiveSpinner: the answer is due, and a sleeping hand-off costs ~20 us), then
+// timed out) is dropped. While nothing is there the leader spins while an answer
+// is expected soon (an ExpectedWaitSpinner: up to twice the recent average wait,
+// never when answers take longer than 250 us; a sleeping hand-off costs ~20 us), then
 // sleeps on the response ring's futex word with the need-wake-up protocol, in
 // slices of 100 ms. When its own answer is complete (or its deadline passes) it
 // resigns and wakes one other waiter, who becomes the next leader. Followers
@@ -45,6 +46,7 @@
 #include "shm/client_segment.hpp"
 #include "shm/codec.hpp"
 #include "shm/error.hpp"
+#include "shm/expected_wait_spinner.hpp"
 #include "shm/state_segment.hpp"
 #include "shm/unique_fd.hpp"
 #include "shm/wakeup.hpp"
@@ -154,7 +156,7 @@ private:
 
     // Leader only (whoever holds leader_active_):
     std::vector<std::byte> pop_buffer_;
-    shm::AdaptiveSpinner spinner_;
+    shm::ExpectedWaitSpinner spinner_;  // used by the leader only
 };
 
 /// "request of 9 MiB exceeds max_request (8 MiB)"

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# End-to-end benchmark, side by side in one run: a primary-key SELECT on the
+# same-host replica (eu-west-1) through rgd_read_local, through direct prepared
+# libpq, and through pgbouncer (transaction mode, simple protocol), at 1 and 16
+# clients. Prints p50, p99, throughput and the ratios against the targets.
+#
+#   bench/e2e.sh [--clients 1,16] [--seconds 3] [--rounds 3]
+#
+# Uses the cluster of scripts/cluster.sh (brought up with the fast profile if
+# none is up). All three paths reach the replica the same way, over TCP on
+# 127.0.0.1 straight to its port (no emulated WAN link: this measures regiond's
+# own cost, not the proxy's timers). regiond runs on a copy of the eu-west-1
+# config with its own sockets and segment; pgbouncer runs as the postgres user
+# (it refuses root) with its files in a directory that user owns. Both are
+# stopped on exit. Build first: meson compile -C build.
+set -euo pipefail
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+export REGIOND_CLUSTER_DIR=${REGIOND_CLUSTER_DIR:-/tmp/regiond-cluster}
+BUILD=${REGIOND_BUILD_DIR:-$REPO_ROOT/build}
+POOL=${POOL:-8}  # regiond pool_size and pgbouncer default_pool_size alike
+
+die() { echo "bench/e2e: $*" >&2; exit 1; }
+[[ -x $BUILD/bench/bench_e2e ]] || die "no $BUILD/bench/bench_e2e (meson compile -C $BUILD)"
+command -v pgbouncer >/dev/null || die "pgbouncer is not installed (scripts/install-deps.sh)"
+
+[[ -f $REGIOND_CLUSTER_DIR/cluster.env ]] || scripts/cluster.sh up --profile fast
+# shellcheck disable=SC1091
+source "$REGIOND_CLUSTER_DIR/cluster.env"
+
+WORK=$REGIOND_CLUSTER_DIR/bench
+rm -rf "$WORK"
+mkdir -p "$WORK"
+chmod 755 "$WORK"
+REGIOND_PID="" PGB_PID=""
+cleanup() {
+  [[ -n $REGIOND_PID ]] && kill "$REGIOND_PID" 2>/dev/null && wait "$REGIOND_PID" 2>/dev/null
+  [[ -n $PGB_PID ]] && kill "$PGB_PID" 2>/dev/null && wait "$PGB_PID" 2>/dev/null
+  true
+}
+trap cleanup EXIT
+
+poll() { # poll SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds, or die
+  local limit=$1 what=$2 deadline
+  shift 2
+  deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "$what: not within ${limit} s"
+    sleep 0.05
+  done
+}
+
+psql_as_postgres() { # REGION SQL
+  local port_var=PG_PORT_${1//-/_}
+  port_var=${port_var^^}
+  (cd / && runuser -u postgres -- psql -XAtq -h "$PG_SOCKET_DIR" -p "${!port_var}" -d "$APP_DB" -c "$2")
+}
+
+# --- the table: 10 000 rows on the primary, replicated to eu-west-1 ---
+ROWS=10000
+psql_as_postgres us-east-1 "set client_min_messages = warning;
+  create table if not exists rgd_bench (id int primary key, name text not null, balance numeric not null);
+  insert into rgd_bench select g, 'user-' || g, g * 1.5 from generate_series(1, $ROWS) g on conflict (id) do nothing;
+  grant select on rgd_bench to $APP_USER;" >/dev/null
+replica_has_rows() { [[ $(psql_as_postgres eu-west-1 "select count(*) from rgd_bench") == "$ROWS" ]]; }
+poll 60 "eu-west-1 replica replaying rgd_bench" replica_has_rows
+
+# --- regiond on a copy of the eu-west-1 config, its replica reached directly ---
+local_link_port=$(awk '$1 == "eu-west-1>eu-west-1:pg" { split($2, a, ":"); print a[2] }' "$WAN_LINKS")
+[[ -n $local_link_port ]] || die "no eu-west-1>eu-west-1:pg link in $WAN_LINKS"
+sed -e "s|^socket = .*|socket = \"$WORK/regiond.sock\"|" \
+    -e "s|^admin_socket = .*|admin_socket = \"$WORK/admin.sock\"|" \
+    -e "s|^state_segment = .*|state_segment = \"${SEGMENT_PREFIX}-bench\"|" \
+    -e "s|port=$local_link_port |port=$PG_PORT_EU_WEST_1 |" \
+    -e "s|^pool_size = .*|pool_size = $POOL|" \
+    "$REGIOND_CONFIG_EU_WEST_1" >"$WORK/regiond.toml"
+grep -q "port=$PG_PORT_EU_WEST_1 " "$WORK/regiond.toml" || die "could not point the bench config at the replica"
+"$BUILD/daemon/regiond" --config "$WORK/regiond.toml" >"$WORK/regiond.log" 2>&1 </dev/null &
+REGIOND_PID=$!
+local_replica_healthy() {
+  "$BUILD/tools/regionctl/regionctl" --socket "$WORK/admin.sock" status --json |
+    grep -q "\"region\":\"eu-west-1\",\"endpoint\":\"127.0.0.1:$PG_PORT_EU_WEST_1\",\"role\":\"replica\",\"healthy\":true"
+}
+poll 30 "regiond (log: $WORK/regiond.log) with a healthy eu-west-1 replica" local_replica_healthy
+
+# --- pgbouncer in front of the same replica, as the postgres user ---
+PGB_PORT=$((PORT_BASE + 45))
+app_password=$(awk -F: -v u="$APP_USER" '$4 == u { print $5; exit }' "$APP_PASSFILE")
+[[ -n $app_password ]] || die "no password for $APP_USER in $APP_PASSFILE"
+umask 077
+printf '"%s" "%s"\n' "$APP_USER" "$app_password" >"$WORK/userlist.txt"
+cat >"$WORK/pgbouncer.ini" <<EOF
+[databases]
+$APP_DB = host=127.0.0.1 port=$PG_PORT_EU_WEST_1 dbname=$APP_DB
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $WORK/userlist.txt
+pool_mode = transaction
+default_pool_size = $POOL
+max_client_conn = 200
+logfile = $WORK/pgbouncer.log
+pidfile =
+EOF
+umask 022
+chown postgres: "$WORK/userlist.txt" "$WORK/pgbouncer.ini"
+touch "$WORK/pgbouncer.log" && chown postgres: "$WORK/pgbouncer.log"
+(cd "$WORK" && exec runuser -u postgres -- pgbouncer "$WORK/pgbouncer.ini") >"$WORK/pgbouncer.out" 2>&1 &
+PGB_PID=$!
+pgbouncer_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$PGB_PORT") 2>/dev/null; }
+poll 15 "pgbouncer listening on $PGB_PORT (log: $WORK/pgbouncer.log)" pgbouncer_listening
+
+conn="dbname=$APP_DB user=$APP_USER passfile=$APP_PASSFILE"
+echo "bench/e2e: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), pool $POOL"
+"$BUILD/bench/bench_e2e" --rows "$ROWS" \
+  --regiond "$WORK/regiond.sock" \
+  --direct "host=127.0.0.1 port=$PG_PORT_EU_WEST_1 $conn" \
+  --pgbouncer "host=127.0.0.1 port=$PGB_PORT $conn" \
+  "$@"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
