@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build, bring up the local 3-region
 # cluster with realistic WAN delays, start one regiond per emulated host, and
-# show it working: a read from eu-west-1 served by the local replica against the
-# same read sent to the primary in us-east-1, a write with its consistency token,
-# then `regionctl status`.
+# show it working: the demo client (tools/demo) writes from eu-west-1 (token and
+# all), then times the same read served by the local replica and sent to the
+# primary in us-east-1, in process; then `regionctl status`.
 # The cluster and daemons stay up afterwards (scripts/cluster.sh down removes them).
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,37 +58,10 @@ for r in us-east-1 eu-west-1 ap-northeast-1; do
   done
 done
 
-EU_SOCKET=$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock
-SQL="select id, v from demo_items where id = \$1"
-"$REGIONCTL" --socket "$EU_SOCKET" query --write \
-  "create table if not exists demo_items (id int primary key, v text)" >/dev/null
-
-ms_of() { # runs a command, prints its wall time in ms (includes process start)
-  local t0 t1
-  t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000000))
-}
-
+# The demo client: a libregiond application on the eu-west-1 host; it times
+# each call in process.
 echo
-echo "== a write from eu-west-1 (goes to the primary in us-east-1)"
-"$REGIONCTL" --socket "$EU_SOCKET" query --write \
-  "insert into demo_items values (\$1, \$2) on conflict (id) do update set v = excluded.v" 1 "hello from Frankfurt"
-# wait until the eu replica has it, then compare reads
-deadline=$((SECONDS + 30))
-until "$REGIONCTL" --socket "$EU_SOCKET" query "$SQL" 1 | grep -q Frankfurt; do
-  ((SECONDS < deadline)) || break; sleep 0.1
-done
-echo
-echo "== the same read from eu-west-1, five times each (ms, wall time of regionctl query)"
-local_ms=() primary_ms=()
-for i in 1 2 3 4 5; do
-  local_ms+=("$(ms_of "$REGIONCTL" --socket "$EU_SOCKET" query "$SQL" 1)")
-  primary_ms+=("$(ms_of "$REGIONCTL" --socket "$EU_SOCKET" query --primary "$SQL" 1)")
-done
-"$REGIONCTL" --socket "$EU_SOCKET" query "$SQL" 1
-"$REGIONCTL" --socket "$EU_SOCKET" query --primary "$SQL" 1
-printf 'read_local   (eu-west-1/replica): %s ms\n' "${local_ms[*]}"
-printf 'read_primary (us-east-1/primary): %s ms\n' "${primary_ms[*]}"
+build/tools/demo/rgd-demo --socket "$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock" --reads 20
 echo
 echo "== regionctl status (eu-west-1)"
 "$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/eu-west-1/admin.sock" status
