@@ -275,7 +275,7 @@ init_replica() { # REGION
   local data_var=PG_DATA_$k port_var=PG_PORT_$k
   local data=${!data_var} slot=${r//-/_}
   if [[ ! -f $data/PG_VERSION ]]; then
-    ( cd "$CLUSTER_DIR" && runuser -u postgres -- "$PGBIN/pg_basebackup" -D "$data" -R -X stream \
+    ( cd "$CLUSTER_DIR" && runuser -u postgres -- "$PGBIN/pg_basebackup" -D "$data" -R -X stream -c fast \
         -C -S "$slot" -h "$PG_SOCKET_DIR" -p "$PG_PORT_US_EAST_1" -U postgres ) \
       >"$CLUSTER_DIR/log/basebackup-$r.log" 2>&1 \
       || die "pg_basebackup for $r failed: see $CLUSTER_DIR/log/basebackup-$r.log"

@@ -20,11 +20,14 @@ step "build (build/)"
 meson compile -C build -j "$JOBS"
 
 step "sanitizer build of the unit tests (build-asan/)"
-# Only the unit tests run in this build, so the integration tests are not built.
+# Only the unit tests run in this build, so the integration tests are not built;
+# -O0 (buildtype debug) compiles a third faster and the unit tests stay quick.
+asan_options=(-Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
+              -Dbench=disabled -Dintegration_tests=false)
 if [[ -f build-asan/build.ninja ]]; then
-  meson setup --reconfigure build-asan -Dintegration_tests=false -Dbench=disabled
+  meson setup --reconfigure build-asan "${asan_options[@]}"
 else
-  meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=disabled -Dintegration_tests=false
+  meson setup build-asan "${asan_options[@]}"
 fi
 meson compile -C build-asan -j "$JOBS"
 
