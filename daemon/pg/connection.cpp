@@ -243,6 +243,7 @@ void Connection::send(Work& work, std::span<const Step> steps) {
   if (state_ != State::ready) {
     throw std::logic_error("Connection::send on a connection that is not ready (" + settings_.display_name + ")");
   }
+  end_batch();  // a Work with its own syncs never joins a batch
   ++depth_;
   std::size_t last_sync = steps.size();
   for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -269,6 +270,39 @@ void Connection::send(Work& work, std::span<const Step> steps) {
   }
   // Statements evicted by this Work are deallocated after its last sync, so
   // nothing it (or anything before it) uses disappears under it.
+  send_deallocations();
+  if (!flush()) fail_deferred(describe_libpq_error("connection lost to"));
+}
+
+void Connection::send_batched(Work& work, std::span<const Step> steps) {
+  if (state_ != State::ready) {
+    throw std::logic_error("Connection::send_batched on a connection that is not ready (" + settings_.display_name + ")");
+  }
+  if (steps.empty() || std::any_of(steps.begin(), steps.end(), [](const Step& s) { return s.kind == Step::Kind::sync; })) {
+    throw std::logic_error("Connection::send_batched takes commands only, at least one");
+  }
+  if (!batch_open_ && !to_deallocate_.empty()) send_deallocations();  // never inside the batch
+  ++depth_;
+  batch_open_ = true;
+  for (const Step& step : steps) {
+    if (!send_command(&work, step, Expect::Kind::command)) {
+      fail_deferred(describe_libpq_error("cannot send to"));
+      return;
+    }
+  }
+  expects_.back().last = true;  // send_command pushed the command's Expect last
+}
+
+void Connection::end_batch() {
+  if (!batch_open_ || state_ != State::ready) return;
+  batch_open_ = false;
+  if (PQpipelineSync(conn_) != 1) {
+    fail_deferred(describe_libpq_error("cannot send to"));
+    return;
+  }
+  expects_.push_back(Expect{Expect::Kind::internal_sync, nullptr, 0, 0, false});
+  // Statements evicted by the batch's Works: deallocated in their own segment
+  // after it, so nothing in the batch loses its statement.
   send_deallocations();
   if (!flush()) fail_deferred(describe_libpq_error("connection lost to"));
 }
@@ -342,6 +376,14 @@ void Connection::read_results() {
       // NULL while a sync is expected means nothing more is available yet.
       if (expecting_sync) break;
       expects_.pop_front();
+      if (e.kind == Expect::Kind::command && e.last && e.work != nullptr) {
+        // A batched Work's last command: the Work is done (the batch's sync
+        // comes later, shared).
+        if (depth_ > 0) --depth_;
+        e.work->on_finished();
+        if (alive.expired() || generation_ != gen) break;
+        listener_.on_work_done(*this);
+      }
       continue;
     }
     const ExecStatusType status = PQresultStatus(r.get());
@@ -351,7 +393,7 @@ void Connection::read_results() {
         break;
       }
       expects_.pop_front();
-      if (e.kind == Expect::Kind::sync && e.last_sync) {
+      if (e.kind == Expect::Kind::sync && e.last) {
         if (e.work != nullptr) {
           if (depth_ > 0) --depth_;
           e.work->on_finished();
@@ -429,6 +471,7 @@ void Connection::close(const std::string& why, bool notify) {
   conn_ = nullptr;
   state_ = State::closed;
   flush_pending_ = false;
+  batch_open_ = false;
   reading_ = false;
   depth_ = 0;
   cache_.clear();

@@ -117,6 +117,16 @@ class Connection {
   /// failure closes the connection from a deferred call (the Work then gets
   /// on_connection_closed).
   void send(Work& work, std::span<const Step> steps);
+  /// Adds a Work of commands only (no sync) to the open batch: every Work added
+  /// until end_batch() shares one sync, so the server reads them in one go,
+  /// answers them in one write, and the whole batch costs one send and one
+  /// receive on each side instead of one per Work. The Work finishes when its
+  /// last command's results are in. The batch is one implicit transaction: if
+  /// one command fails, the Works after it get PGRES_PIPELINE_ABORTED (and
+  /// nothing else) and must be sent again. Only for reads that change nothing.
+  void send_batched(Work& work, std::span<const Step> steps);
+  /// Ends the open batch (its sync) and flushes; a no-op without one.
+  void end_batch();
   /// Stops delivering results to `work` (they are read and dropped). Returns
   /// true when no live Work is ahead of it in the pipeline (only internal
   /// segments or abandoned Works): it may be running on the server now, and
@@ -144,7 +154,9 @@ class Connection {
     Work* work;            ///< nullptr: internal or abandoned
     std::size_t tag;
     std::uint64_t cache_id;  ///< prepare/command: the cached statement (0 = unnamed)
-    bool last_sync;        ///< sync: the Work's final one
+    /// sync: the Work's final one. command: the final command of a Work sent
+    /// in a batch (it has no sync of its own: the batch's sync is shared).
+    bool last;
   };
 
   void on_socket(std::uint32_t events);
@@ -180,6 +192,7 @@ class Connection {
   std::uint64_t generation_ = 0;
   bool flush_pending_ = false;
   bool reading_ = false;
+  bool batch_open_ = false;  ///< send_batched() since the last end_batch()
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

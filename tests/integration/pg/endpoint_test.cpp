@@ -527,6 +527,50 @@ TEST_CASE("reads are pipelined on one connection", "[pg][pool][pipeline]") {
   CHECK(ms < 0.75 * n * 2 * one_way);
 }
 
+TEST_CASE("reads batched on a replica: a failing read fails alone, the others are sent again", "[pg][pool][batch]") {
+  // Reads submitted together to a busy replica endpoint share one sync (one
+  // implicit transaction): an error skips the rest of the batch, which must be
+  // re-sent, not failed.
+  const auto& env = ClusterEnv::get();
+  EventLoop loop;
+  auto o = options("eu-west-1", Role::replica, env.app_conninfo_via("ap-northeast-1", "eu-west-1"),
+                   link_display(env, "ap-northeast-1", "eu-west-1"));
+  o.pool_size = 1;
+  auto ep = Endpoint::create(loop, o);
+  ep->start();
+  REQUIRE(run_until(loop, [&] { return ep->health().healthy; }, 10s));
+  REQUIRE(run_job(loop, *ep, read("select 0")).outcome.ok);
+  for (int round = 0; round < 3; ++round) {
+    const int n = 16;
+    std::vector<std::optional<Outcome>> got(n);
+    for (int i = 0; i < n; ++i) {
+      std::string sql = "select $1::int";
+      if (i == 5) sql = "select $1::int from rgd_no_such_table";  // Parse fails: 42P01
+      if (i == 9) sql = "select $1::int / 0";                     // runs, fails: 22012
+      ep->submit(read(sql, {std::to_string(i)}), [&got, i](Outcome&& out) {
+        REQUIRE_FALSE(got[i].has_value());
+        got[i] = std::move(out);
+      });
+    }
+    REQUIRE(run_until(loop, [&] { return std::all_of(got.begin(), got.end(), [](auto& g) { return g.has_value(); }); },
+                      20s));
+    for (int i = 0; i < n; ++i) {
+      INFO("read " << i << " of round " << round);
+      const Response r = decode(*got[i]);
+      if (i == 5 || i == 9) {
+        CHECK_FALSE(got[i]->ok);
+        CHECK_FALSE(got[i]->endpoint_failure);
+        CHECK(std::string(r.sqlstate) == (i == 5 ? "42P01" : "22012"));
+      } else {
+        REQUIRE(got[i]->ok);
+        REQUIRE(r.nrows() == 1);
+        CHECK(cell(r, 0, 0) == std::to_string(i));
+      }
+    }
+  }
+  CHECK(ep->in_flight() == 0);
+}
+
 TEST_CASE("a full queue, a drain and an unreachable server answer at once", "[pg][pool]") {
   EventLoop loop;
   const auto& env = ClusterEnv::get();
