@@ -412,8 +412,10 @@ bool ClientServer::before_block()
     if (hot_.empty())
         return false;
 
+    // Not spinning while requests are pending (their answers come through
+    // epoll): skipped, not set_max(0), so the budget learned while spinning
+    // paid off is still there when the next request is due.
     const bool allowed = !spin_allowed_ || spin_allowed_();
-    spinner_.set_max(allowed ? settings_.spin_max : 0);
     // Nothing else runs while spinning, so the sessions stay alive: poll their
     // rings through plain pointers (one acquire load each per round).
     spin_rings_.clear();
@@ -427,7 +429,7 @@ bool ClientServer::before_block()
         return false;
     };
     const std::vector<ClientId> batch = hot_;  // service() may add to hot_
-    if (spinner_.spin(ready)) {
+    if (allowed && spinner_.spin(ready)) {
         for (ClientId id : batch)
             if (ClientSession* s = find(id); s != nullptr && !s->paused && s->requests().has_data())
                 service(*s);
