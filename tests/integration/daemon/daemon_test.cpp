@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <grp.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -31,6 +33,7 @@
 #include "shm/codec.hpp"
 #include "shm/fd_passing.hpp"
 #include "shm/handshake.hpp"
+#include "shm/layout.hpp"
 
 using namespace std::chrono_literals;
 using namespace regiond::testing;
@@ -129,6 +132,48 @@ struct RawClient {
         return decoder.take();
     }
 };
+
+// Runs in a forked child process (no Catch2 here: exit codes only). Connects
+// like any client, then breaks the protocol: `corrupt_ring` writes an unaligned
+// head into the request ring's control block, otherwise it pushes a request
+// record whose payload is not a request. Then it waits for the daemon to close
+// its socket. Exit 0: dropped; 1-9: a step failed; 10: not dropped within 10 s.
+int misbehaving_client(const std::string& path, bool corrupt_ring)
+{
+    shm::UniqueFd socket(connect_unix(path));
+    if (!socket) return 1;
+    const shm::HelloMessage h = hello();
+    if (::send(socket.get(), &h, sizeof h, MSG_NOSIGNAL) != sizeof h) return 2;
+    shm::WelcomeMessage welcome{};
+    auto fds = shm::recv_fds(socket.get(), shm::kWelcomeFds, std::as_writable_bytes(std::span(&welcome, 1)));
+    if (!fds || welcome.status != static_cast<std::uint32_t>(shm::WelcomeStatus::ok)) return 3;
+    shm::UniqueFd memfd = std::move((*fds)[0]);
+    shm::UniqueFd eventfd = std::move((*fds)[1]);
+    if (corrupt_ring) {
+        struct stat st {};
+        if (::fstat(memfd.get(), &st) != 0) return 4;
+        const auto size = static_cast<std::size_t>(st.st_size);
+        void* map = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0);
+        if (map == MAP_FAILED) return 5;
+        auto* header = static_cast<shm::ClientHeader*>(map);
+        auto* control = reinterpret_cast<shm::RingControl*>(static_cast<std::byte*>(map) + header->request_ring_offset);
+        control->head.store(3, std::memory_order_release);  // not 8-byte aligned: impossible for a real producer
+        ::munmap(map, size);
+    } else {
+        auto attached = shm::ClientSegment::attach(memfd.get());
+        if (!attached) return 6;
+        const std::byte garbage[7] = {std::byte{0x42}, std::byte{0xff}, std::byte{0x00}, std::byte{0x13}};
+        if (attached->requests().try_push(shm::RecordKind::request, shm::kRecordFlagLast, 1, garbage).error !=
+            shm::RingError::ok)
+            return 7;
+    }
+    const std::uint64_t one = 1;
+    if (::write(eventfd.get(), &one, sizeof one) != sizeof one) return 8;
+    pollfd p{socket.get(), POLLIN, 0};
+    if (::poll(&p, 1, 10'000) != 1) return 10;
+    char byte;
+    return ::recv(socket.get(), &byte, 1, MSG_DONTWAIT) == 0 ? 0 : 9;
+}
 
 // One regiond on a copy of the cluster's eu-west-1 config.
 struct Running {
@@ -303,6 +348,45 @@ TEST_CASE("regiond on the cluster: ready, status, metrics, clients, a refused pe
     CHECK(d.process.wait_exit(3s + 2s) == 0);
     CHECK_THAT(d.process.log(), Catch::Contains("SIGTERM received: draining"));
     CHECK(::access(d.setup.socket.c_str(), F_OK) != 0);  // its sockets are gone
+}
+
+TEST_CASE("client processes that write garbage into their rings are dropped alone while others go on", "[daemon]")
+{
+    Running d;
+    d.require_ready();
+    d.require_all_healthy();
+    RawClient good(d.setup.socket);
+    REQUIRE(good.query(shm::Op::read_local, "select 1").status == shm::Status::ok);
+
+    std::vector<pid_t> children;
+    for (const bool corrupt_ring : {true, false}) {
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) ::_exit(misbehaving_client(d.setup.socket, corrupt_ring));
+        children.push_back(child);
+    }
+    // While they misbehave, the good client keeps getting its own answers.
+    for (int i = 0; i < 50; ++i) {
+        const shm::Response r = good.query(shm::Op::read_local, "select " + std::to_string(i) + " as n");
+        INFO(r.error);
+        REQUIRE(r.status == shm::Status::ok);
+        CHECK(r.value(0, 0) == std::optional<std::string_view>(std::to_string(i)));
+    }
+    for (const pid_t child : children) {
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        REQUIRE(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);  // the daemon closed its socket
+    }
+    CHECK(d.process.running());
+    CHECK_THAT(d.process.log(), Catch::Contains("dropped: its request ring is corrupt"));
+    CHECK_THAT(d.process.log(), Catch::Contains("dropped: it sent an undecodable request"));
+    const Json s = d.status();
+    CHECK(s["clients"].num() == 1);
+    CHECK(s["counters"]["clients_dropped"].num() == 2);
+    const shm::Response after = good.query(shm::Op::read_primary, "select 'still here'");
+    REQUIRE(after.status == shm::Status::ok);
+    CHECK(after.served_by == "us-east-1/primary");
 }
 
 TEST_CASE("many requests in a row and in a burst: no wake-up is lost", "[daemon]")
