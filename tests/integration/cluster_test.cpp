@@ -46,7 +46,10 @@ void ensure_probe_table(PgSession& primary) {
   primary.exec("create table if not exists cluster_probe (id bigserial primary key, v text not null)");
 }
 
+// The rows with value v; "no table" while a replica has not replayed the
+// CREATE TABLE yet (a fresh cluster may be polled before it has).
 std::string count_rows(PgSession& s, const std::string& v) {
+  if (s.scalar("select to_regclass('cluster_probe') is null") == "t") return "no table";
   return s.scalar("select count(*) from cluster_probe where v = '" + v + "'");
 }
 
