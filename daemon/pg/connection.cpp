@@ -142,6 +142,7 @@ void Connection::poll_connect() {
 void Connection::connect_failed(const std::string& why) { close(why); }
 
 void Connection::became_ready() {
+  last_input_ = std::chrono::steady_clock::now();
   if (connect_timer_ != 0) {
     loop_.cancel_timer(connect_timer_);
     connect_timer_ = 0;
@@ -347,6 +348,7 @@ void Connection::on_socket(std::uint32_t events) {
   }
   if (state_ != State::ready) return;
   if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
+    last_input_ = std::chrono::steady_clock::now();
     if (PQconsumeInput(conn_) != 1) {
       close(describe_libpq_error("connection lost to"));
       return;

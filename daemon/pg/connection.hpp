@@ -146,6 +146,9 @@ class Connection {
   const ConnectionSettings& settings() const { return settings_; }
   std::uint64_t generation() const { return generation_; }
   const StatementCache& statement_cache() const { return cache_; }
+  /// When the server last sent anything on this connection (or it became
+  /// ready): how long it has been silent.
+  std::chrono::steady_clock::time_point last_input() const { return last_input_; }
 
  private:
   struct Expect {
@@ -193,6 +196,7 @@ class Connection {
   bool flush_pending_ = false;
   bool reading_ = false;
   bool batch_open_ = false;  ///< send_batched() since the last end_batch()
+  std::chrono::steady_clock::time_point last_input_{};
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

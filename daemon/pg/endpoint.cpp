@@ -59,6 +59,7 @@ struct JobState final : Work {
   enum class Where : std::uint8_t { queued, sent, expired } where = Where::queued;
   Slot* slot = nullptr;
   unsigned attempts = 0;
+  Clock::time_point sent_at{};  ///< the latest send
 
   // What is sent: for a write, its statements (empty for a read).
   std::vector<Statement> statements;
@@ -723,6 +724,7 @@ class EndpointImpl final : public Endpoint {
 
   void send(JobState& job, Slot& slot) {
     job.where = JobState::Where::sent;
+    job.sent_at = Clock::now();
     job.slot = &slot;
     ++job.attempts;
     slot.jobs.push_back(&job);
@@ -787,18 +789,28 @@ class EndpointImpl final : public Endpoint {
     notify_health();
   }
 
-  // The endpoint was just marked down. Jobs queued or sent on it would wait for
-  // their deadlines: on a stalled link (packets vanish, no RST) nothing else
-  // ever ends them. Answer them now with endpoint_failure, so the router sends
-  // a read to the next endpoint while the caller still has time, and close the
-  // connections they were on (their state is unknown; the pool reconnects with
-  // backoff). Idle connections stay: they cost nothing and may still work.
+  // While the endpoint is down (called when it is marked down and at every
+  // probe tick after): jobs queued or sent on it would wait for their
+  // deadlines, and on a stalled link (packets vanish, no RST) nothing else
+  // ever ends them. The queue is answered with endpoint_failure, and so is
+  // every job on a connection that owes an answer and has been silent for a
+  // whole check interval (since its last input or the job's send, whichever is
+  // later); such a connection is closed (its state is unknown; the pool
+  // reconnects with backoff). The router sends a read to the next endpoint
+  // while its caller still has time. A connection that is still answering
+  // keeps its jobs: the endpoint may be down because new connections are
+  // refused (max_connections) while the open ones work, and a write there
+  // must not be cut off. Idle connections stay: they cost nothing.
   void fail_in_flight(const std::string& why) {
     if (draining_) return;
     const std::string message = options_.display_name + " was marked down (" + why + ")";
     fail_queue(message);
+    const auto now = Clock::now();
     for (auto& slot : slots_) {
       if (slot->jobs.empty()) continue;
+      Clock::time_point silent_since = slot->conn.last_input();
+      for (const JobState* job : slot->jobs) silent_since = std::max(silent_since, job->sent_at);
+      if (now - silent_since < options_.check_interval) continue;
       const std::vector<JobState*> jobs = slot->jobs;
       for (JobState* job : jobs) {
         slot->conn.abandon(*job);
@@ -840,6 +852,7 @@ class EndpointImpl final : public Endpoint {
       if (!alive.expired()) probe_tick();
     });
     const auto now = Clock::now();
+    if (!health_.healthy && ever_healthy_) fail_in_flight(health_.last_error);
     if (probe_in_flight_) {
       // A probe unanswered for a whole check interval is a failed check, each
       // interval again: a stalled link (packets vanish, no RST) is then marked
