@@ -208,6 +208,9 @@ void Backends::update_health(const config::HealthSection& health)
 {
     for (auto& probe : redis_)
         probe->update(health.connect_timeout, health.check_interval, health.down_after, health.up_after);
+    for (BackendEndpoint& e : endpoints_)
+        e.endpoint->update_health(to_ms(health.connect_timeout), to_ms(health.check_interval), health.down_after,
+                                  health.up_after);
 }
 
 void Backends::drain(const std::string& reason, std::function<void()> drained)

@@ -69,14 +69,11 @@ ReloadPlan plan_reload(const config::Config& running, const config::Config& next
     live(e.lag.max_lag, next.lag.max_lag, "lag.max_lag", plan);
     live(e.lag.alert_after, next.lag.alert_after, "lag.alert_after", plan);
 
-    const std::size_t before = plan.applied.size();
+    // Redis checks and PostgreSQL endpoints alike (Backends::update_health).
     live(e.health.down_after, next.health.down_after, "health.down_after", plan);
     live(e.health.up_after, next.health.up_after, "health.up_after", plan);
     live(e.health.connect_timeout, next.health.connect_timeout, "health.connect_timeout", plan);
     live(e.health.check_interval, next.health.check_interval, "health.check_interval", plan);
-    if (plan.applied.size() != before)
-        plan.notes.emplace_back(
-            "health.* changes apply to the Redis checks now and to the PostgreSQL endpoints after a restart");
 
     compare_regions(running, next, plan);
     return plan;

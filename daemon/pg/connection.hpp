@@ -144,6 +144,8 @@ class Connection {
   std::uint64_t system_identifier() const { return system_identifier_; }
   const std::string& setup_error() const { return setup_error_; }
   const ConnectionSettings& settings() const { return settings_; }
+  /// For the next connect (SIGHUP).
+  void set_connect_timeout(std::chrono::milliseconds timeout) { settings_.connect_timeout = timeout; }
   std::uint64_t generation() const { return generation_; }
   const StatementCache& statement_cache() const { return cache_; }
   /// When the server last sent anything on this connection (or it became

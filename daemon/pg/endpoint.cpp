@@ -253,6 +253,19 @@ class EndpointImpl final : public Endpoint {
 
   void on_health_change(std::function<void()> fn) override { health_callbacks_.push_back(std::move(fn)); }
 
+  void update_health(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds check_interval,
+                     unsigned down_after, unsigned up_after) override {
+    options_.connect_timeout = connect_timeout;
+    options_.check_interval = check_interval;
+    options_.down_after = down_after;
+    options_.up_after = up_after;
+    settings_.connect_timeout = connect_timeout;  // connections opened from now on
+    for (auto& s : slots_) s->conn.set_connect_timeout(connect_timeout);
+    probe_conn_->set_connect_timeout(connect_timeout);
+    // A shorter interval takes effect at once, not after the old one.
+    next_check_ = std::min(next_check_, Clock::now() + options_.check_interval);
+  }
+
   void set_lag_tracker(std::shared_ptr<LagTracker> tracker) override { tracker_ = std::move(tracker); }
 
   void drain(std::string reason, std::function<void()> drained) override {

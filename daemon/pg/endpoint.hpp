@@ -102,6 +102,11 @@ class Endpoint {
   /// `reason` as an error. `drained` runs once nothing is in flight.
   virtual void drain(std::string reason, std::function<void()> drained) = 0;
   virtual std::size_t in_flight() const = 0;
+  /// SIGHUP: new health settings (EndpointOptions' connect_timeout,
+  /// check_interval, down_after, up_after), in effect from the next probe tick
+  /// and the next connect of every connection.
+  virtual void update_health(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds check_interval,
+                             unsigned down_after, unsigned up_after) = 0;
 };
 
 /// LSN text ("16/B374D848") <-> integer. parse_lsn returns nullopt on bad input.

@@ -707,6 +707,25 @@ TEST_CASE("a stalled link: the endpoint goes down within down_after checks and a
   CHECK(ep->in_flight() == 0);
 }
 
+TEST_CASE("health settings changed at run time (SIGHUP) take effect on the next checks", "[pg][health]") {
+  const auto& env = ClusterEnv::get();
+  EventLoop loop;
+  auto o = eu_replica_from_tokyo(env);
+  o.check_interval = 200ms;
+  o.down_after = 100;  // 20 s of failed checks before down: longer than this test waits
+  auto ep = Endpoint::create(loop, o);
+  ep->start();
+  REQUIRE(run_until(loop, [&] { return ep->health().healthy; }, 10s));
+  ep->update_health(2000ms, 100ms, 2, 2);
+  CHECK(ep->options().down_after == 2);
+  CHECK(ep->options().check_interval == 100ms);
+  {
+    LinkCut cut(env, env.link("ap-northeast-1", "eu-west-1", "pg").name, "stall");
+    REQUIRE(run_until(loop, [&] { return !ep->health().healthy; }, 5s));
+  }
+  REQUIRE(run_until(loop, [&] { return ep->health().healthy; }, 10s));
+}
+
 TEST_CASE("lag: a paused replica shows bytes and growing milliseconds, then zero", "[pg][lag]") {
   ensure_table();
   const auto& env = ClusterEnv::get();

@@ -30,6 +30,14 @@ public:
     void set_lag_tracker(std::shared_ptr<pg::LagTracker>) override {}
     void drain(std::string reason, std::function<void()> drained) override;
     std::size_t in_flight() const override { return jobs.size(); }
+    void update_health(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds check_interval,
+                       unsigned down_after, unsigned up_after) override
+    {
+        options_.connect_timeout = connect_timeout;
+        options_.check_interval = check_interval;
+        options_.down_after = down_after;
+        options_.up_after = up_after;
+    }
 
     /// Sets health and runs the health callbacks.
     void set_health(bool healthy, std::uint64_t lag_ms = 0, std::uint32_t rtt_us = 1000);
