@@ -22,6 +22,9 @@ using namespace std::chrono_literals;
 
 /// Reads pipelined on one connection at most (writes are never pipelined).
 constexpr std::size_t kMaxPipelineDepth = 8;
+/// Reads that arrive in one loop pass share a batch on one connection up to
+/// this many before another idle connection is used (see pick()).
+constexpr unsigned kBatchTarget = 4;
 /// A job submitted without a deadline gets the client API's default timeout.
 constexpr auto kDefaultTimeout = 30s;
 /// Reconnect backoff after failed connects.
@@ -105,6 +108,7 @@ struct Slot final : Connection::Listener {
   Connection conn;
   std::vector<JobState*> jobs;  ///< in flight on it, in send order
   bool has_write = false;       ///< a write is in flight: nothing goes behind it
+  unsigned batched_in_pass = 0; ///< reads added to its open batch in this dispatch pass
   bool closing_on_purpose = false;
   Clock::duration backoff{0};
   Clock::time_point next_attempt{};
@@ -686,6 +690,16 @@ class EndpointImpl final : public Endpoint {
 
   Slot* pick(const JobState& job, Clock::time_point now) {
     Slot* best = nullptr;
+    if (batch_reads_ && !job.is_write()) {
+      // Reads arriving together join an open batch (up to kBatchTarget) before
+      // they take another idle connection: fewer, larger batches cost the
+      // server and the daemon fewer system calls per read.
+      for (auto& s : slots_) {
+        if (s->conn.ready() && s->batched_in_pass > 0 && s->batched_in_pass < kBatchTarget && !s->has_write &&
+            s->conn.depth() < kMaxPipelineDepth)
+          return s.get();
+      }
+    }
     for (auto& s : slots_) {
       if (s->conn.ready() && s->conn.depth() == 0 && s->jobs.empty()) return s.get();
     }
@@ -730,7 +744,10 @@ class EndpointImpl final : public Endpoint {
         send(*job, *slot);
       }
     } while (redispatch_);
-    for (auto& s : slots_) s->conn.end_batch();
+    for (auto& s : slots_) {
+      s->conn.end_batch();
+      s->batched_in_pass = 0;
+    }
     dispatching_ = false;
     ensure_connections();
   }
@@ -746,6 +763,7 @@ class EndpointImpl final : public Endpoint {
       // A read is one command and a sync (prepare_read): batched, the sync
       // is the batch's (dispatch() ends the batches).
       slot.conn.send_batched(job, std::span<const Step>(job.steps.data(), 1));
+      ++slot.batched_in_pass;
     } else {
       slot.conn.send(job, job.steps);
     }
