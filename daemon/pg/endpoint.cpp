@@ -454,6 +454,7 @@ class EndpointImpl final : public Endpoint {
     probe_deadline_ = 0;
     probe_in_flight_ = false;
     const auto now = Clock::now();
+    last_probe_answer_ = now;  // the server answered (even if with an error)
     PgResultPtr r = std::move(probe_work_.result);
     if (probe_work_.failed || !r || PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
       const std::string why = probe_work_.failed ? "health probe of " + options_.display_name +
@@ -823,20 +824,24 @@ class EndpointImpl final : public Endpoint {
   // While the endpoint is down (called when it is marked down and at every
   // probe tick after): jobs queued or sent on it would wait for their
   // deadlines, and on a stalled link (packets vanish, no RST) nothing else
-  // ever ends them. The queue is answered with endpoint_failure, and so is
-  // every job on a connection that owes an answer and has been silent for a
-  // whole check interval (since its last input or the job's send, whichever is
-  // later); such a connection is closed (its state is unknown; the pool
-  // reconnects with backoff). The router sends a read to the next endpoint
-  // while its caller still has time. A connection that is still answering
-  // keeps its jobs: the endpoint may be down because new connections are
-  // refused (max_connections) while the open ones work, and a write there
-  // must not be cut off. Idle connections stay: they cost nothing.
+  // ever ends them. The queue is answered with endpoint_failure. When the
+  // server itself has gone silent (the health probe has had no answer for a
+  // check interval plus its round trip), so is every job on a connection that
+  // owes an answer and has been silent for a whole check interval (since its
+  // last input or the job's send, whichever is later); such a connection is
+  // closed (its state is unknown; the pool reconnects with backoff). The
+  // router sends a read to the next endpoint while its caller still has time.
+  // While the probe still gets answers, the jobs sent stay: the endpoint may
+  // be down because new connections are refused (max_connections) while the
+  // open ones work, a long query is no stalled link, and a write there must
+  // not be cut off. Idle connections stay: they cost nothing.
   void fail_in_flight(const std::string& why) {
     if (draining_) return;
     const std::string message = options_.display_name + " was marked down (" + why + ")";
     fail_queue(message);
     const auto now = Clock::now();
+    const auto rtt = std::chrono::microseconds(static_cast<std::int64_t>(rtt_us_));
+    if (now - last_probe_answer_ < options_.check_interval + 2 * rtt + probe_period()) return;
     for (auto& slot : slots_) {
       if (slot->jobs.empty()) continue;
       Clock::time_point silent_since = slot->conn.last_input();
@@ -989,6 +994,7 @@ class EndpointImpl final : public Endpoint {
   bool probe_waiting_for_connect_ = false;
   bool probe_is_check_ = false;
   Clock::time_point probe_sent_at_{};
+  Clock::time_point last_probe_answer_{};  ///< the server last answered a probe (epoch: never)
   Clock::time_point next_check_{};
   double rtt_us_ = 0;
   unsigned failures_ = 0;

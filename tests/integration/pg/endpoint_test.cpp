@@ -707,6 +707,60 @@ TEST_CASE("a stalled link: the endpoint goes down within down_after checks and a
   CHECK(ep->in_flight() == 0);
 }
 
+TEST_CASE("down because new connections are refused: a long read on an open connection is not cut off",
+          "[pg][health]") {
+  // The probe still answers, so the server is there: what is running on the
+  // open connection must finish; only the jobs waiting for a new connection
+  // are answered (so the router can go elsewhere).
+  const auto& env = ClusterEnv::get();
+  EventLoop loop;
+  auto o = eu_replica_from_tokyo(env);
+  o.pool_size = 4;
+  o.check_interval = 100ms;
+  o.down_after = 2;
+  o.up_after = 100;  // stays down while the long read runs (10 s of good checks to come back)
+  auto ep = Endpoint::create(loop, o);
+  ep->start();
+  REQUIRE(run_until(loop, [&] { return ep->health().healthy; }, 10s));
+  REQUIRE(run_job(loop, *ep, read("select 1")).outcome.ok);  // the pool's first connection
+
+  // The application role may keep the connections it has (the pool's one and
+  // the probe's) but gets no new one: "too many connections for role".
+  PgSession primary(env.superuser_conninfo("us-east-1"));
+  PgSession replica(env.superuser_conninfo("eu-west-1"));
+  const std::string role = env.value("APP_USER");
+  struct ConnLimitGuard {
+    PgSession& primary;
+    std::string role;
+    ~ConnLimitGuard() {
+      try {
+        primary.exec("alter role " + role + " connection limit -1");
+      } catch (...) {
+      }
+    }
+  } guard{primary, role};
+  primary.exec("alter role " + role + " connection limit 2");
+  REQUIRE(eventually([&] { return replica.scalar("select rolconnlimit from pg_roles where rolname = '" + role + "'") == "2"; },
+                     30s));
+
+  std::optional<Outcome> long_read;
+  ep->submit(read("select 'kept' as v, pg_sleep(1.5)", {}, 20s), [&](Outcome&& out) { long_read = std::move(out); });
+  std::vector<std::optional<Outcome>> waiting(3);
+  for (auto& w : waiting) ep->submit(read("select 2", {}, 20s), [&w](Outcome&& out) { w = std::move(out); });
+  REQUIRE(run_until(loop, [&] { return !ep->health().healthy; }, 10s));
+  INFO(ep->health().last_error);
+  CHECK(ep->health().last_error.find("too many connections") != std::string::npos);
+  REQUIRE(run_until(loop, [&] { return long_read.has_value(); }, 10s));
+  INFO(decode(*long_read).error);
+  REQUIRE(long_read->ok);  // finished on its connection, not cut off
+  CHECK(cell(decode(*long_read), 0, 0) == "kept");
+  REQUIRE(run_until(loop, [&] { return waiting[0] && waiting[1] && waiting[2]; }, 10s));
+  for (auto& w : waiting) {
+    // Either sent on the freed connection, or answered as the endpoint went down.
+    if (!w->ok) CHECK(w->endpoint_failure);
+  }
+}
+
 TEST_CASE("health settings changed at run time (SIGHUP) take effect on the next checks", "[pg][health]") {
   const auto& env = ClusterEnv::get();
   EventLoop loop;
