@@ -416,20 +416,8 @@ bool ClientServer::before_block()
     // epoll): skipped, not set_max(0), so the budget learned while spinning
     // paid off is still there when the next request is due.
     const bool allowed = !spin_allowed_ || spin_allowed_();
-    // Nothing else runs while spinning, so the sessions stay alive: poll their
-    // rings through plain pointers (one acquire load each per round).
-    spin_rings_.clear();
-    for (ClientId id : hot_)
-        if (ClientSession* s = find(id); s != nullptr && !s->paused)
-            spin_rings_.push_back(&s->requests());
-    const auto ready = [this] {
-        for (shm::RingConsumer* ring : spin_rings_)
-            if (ring->has_data())
-                return true;
-        return false;
-    };
     const std::vector<ClientId> batch = hot_;  // service() may add to hot_
-    if (allowed && spinner_.spin(ready)) {
+    if (allowed && spin_on_hot_rings()) {
         for (ClientId id : batch)
             if (ClientSession* s = find(id); s != nullptr && !s->paused && s->requests().has_data())
                 service(*s);
@@ -456,6 +444,22 @@ bool ClientServer::before_block()
         }
     }
     return found;
+}
+
+bool ClientServer::spin_on_hot_rings()
+{
+    // Nothing else runs while spinning, so the sessions stay alive: poll their
+    // rings through plain pointers (one acquire load each per round).
+    spin_rings_.clear();
+    for (ClientId id : hot_)
+        if (ClientSession* s = find(id); s != nullptr && !s->paused)
+            spin_rings_.push_back(&s->requests());
+    return spinner_.spin([this] {
+        for (shm::RingConsumer* ring : spin_rings_)
+            if (ring->has_data())
+                return true;
+        return false;
+    });
 }
 
 void ClientServer::respond(ClientId client, std::uint64_t request_id, std::vector<std::vector<std::byte>> chunks)

@@ -148,6 +148,8 @@ private:
 
     ClientSession* find(ClientId id);
     void service(ClientSession& session);
+    /// Spins (spinner_'s budget) until a hot, unpaused ring has data.
+    bool spin_on_hot_rings();
     void mark_hot(ClientSession& session);
     void after_output(ClientSession& session, bool wake);
     void arm_retry(ClientSession& session);

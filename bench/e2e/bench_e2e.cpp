@@ -224,16 +224,14 @@ double percentile_us(std::vector<std::uint32_t>& v, double q) {
     return v[k] / 1000.0;
 }
 
-std::vector<int> parse_list(const std::string& s) {
-    std::vector<int> out;
-    std::size_t at = 0;
-    while (at <= s.size()) {
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    for (std::size_t at = 0;;) {
         const auto comma = s.find(',', at);
-        out.push_back(std::stoi(s.substr(at, comma - at)));
-        if (comma == std::string::npos) break;
+        out.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+        if (comma == std::string::npos) return out;
         at = comma + 1;
     }
-    return out;
 }
 
 Options parse(int argc, char** argv) {
@@ -247,20 +245,14 @@ Options parse(int argc, char** argv) {
         if (a == "--regiond") o.regiond_socket = next();
         else if (a == "--direct") o.direct_conninfo = next();
         else if (a == "--pgbouncer") o.pgbouncer_conninfo = next();
-        else if (a == "--clients") o.clients = parse_list(next());
+        else if (a == "--clients") {
+            o.clients.clear();
+            for (const std::string& n : split_commas(next())) o.clients.push_back(std::stoi(n));
+        }
         else if (a == "--seconds") o.seconds = std::stod(next());
         else if (a == "--rounds") o.rounds = std::stoi(next());
         else if (a == "--rows") o.rows = std::stoi(next());
-        else if (a == "--paths") {
-            o.paths.clear();
-            const std::string list = next();
-            for (std::size_t at = 0; at <= list.size();) {
-                const auto comma = list.find(',', at);
-                o.paths.push_back(list.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
-                if (comma == std::string::npos) break;
-                at = comma + 1;
-            }
-        }
+        else if (a == "--paths") o.paths = split_commas(next());
         else throw std::runtime_error("unknown argument " + a);
     }
     if (o.regiond_socket.empty() || o.direct_conninfo.empty() || o.pgbouncer_conninfo.empty())

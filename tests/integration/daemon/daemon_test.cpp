@@ -76,6 +76,29 @@ std::string fd_target(int fd)
     return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : "";
 }
 
+// The client handshake by hand: connect, hello, welcome with the memfd and
+// eventfd. No Catch2 inside (forked children use it too): nullopt on failure.
+struct Handshake {
+    shm::UniqueFd socket;
+    shm::UniqueFd memfd;
+    shm::UniqueFd eventfd;
+    shm::WelcomeMessage welcome{};
+};
+
+std::optional<Handshake> handshake(const std::string& path)
+{
+    Handshake h;
+    h.socket.reset(connect_unix(path));
+    if (!h.socket) return std::nullopt;
+    const shm::HelloMessage hi = hello();
+    if (::send(h.socket.get(), &hi, sizeof hi, MSG_NOSIGNAL) != sizeof hi) return std::nullopt;
+    auto fds = shm::recv_fds(h.socket.get(), shm::kWelcomeFds, std::as_writable_bytes(std::span(&h.welcome, 1)));
+    if (!fds) return std::nullopt;
+    h.memfd = std::move((*fds)[0]);
+    h.eventfd = std::move((*fds)[1]);
+    return h;
+}
+
 // A client doing the handshake and the ring protocol by hand.
 struct RawClient {
     shm::UniqueFd socket;
@@ -87,14 +110,12 @@ struct RawClient {
 
     explicit RawClient(const std::string& path)
     {
-        socket.reset(connect_unix(path));
-        REQUIRE(socket);
-        const shm::HelloMessage h = hello();
-        REQUIRE(::send(socket.get(), &h, sizeof h, MSG_NOSIGNAL) == sizeof h);
-        auto fds = shm::recv_fds(socket.get(), shm::kWelcomeFds, std::as_writable_bytes(std::span(&welcome, 1)));
-        REQUIRE(fds);
-        memfd = std::move((*fds)[0]);
-        eventfd = std::move((*fds)[1]);
+        std::optional<Handshake> h = handshake(path);
+        REQUIRE(h);
+        socket = std::move(h->socket);
+        memfd = std::move(h->memfd);
+        eventfd = std::move(h->eventfd);
+        welcome = h->welcome;
         auto attached = shm::ClientSegment::attach(memfd.get());
         REQUIRE(attached);
         segment.emplace(std::move(*attached));
@@ -137,18 +158,14 @@ struct RawClient {
 // like any client, then breaks the protocol: `corrupt_ring` writes an unaligned
 // head into the request ring's control block, otherwise it pushes a request
 // record whose payload is not a request. Then it waits for the daemon to close
-// its socket. Exit 0: dropped; 1-9: a step failed; 10: not dropped within 10 s.
+// its socket. Exit 0: dropped; 3-9: a step failed; 10: not dropped within 10 s.
 int misbehaving_client(const std::string& path, bool corrupt_ring)
 {
-    shm::UniqueFd socket(connect_unix(path));
-    if (!socket) return 1;
-    const shm::HelloMessage h = hello();
-    if (::send(socket.get(), &h, sizeof h, MSG_NOSIGNAL) != sizeof h) return 2;
-    shm::WelcomeMessage welcome{};
-    auto fds = shm::recv_fds(socket.get(), shm::kWelcomeFds, std::as_writable_bytes(std::span(&welcome, 1)));
-    if (!fds || welcome.status != static_cast<std::uint32_t>(shm::WelcomeStatus::ok)) return 3;
-    shm::UniqueFd memfd = std::move((*fds)[0]);
-    shm::UniqueFd eventfd = std::move((*fds)[1]);
+    std::optional<Handshake> h = handshake(path);
+    if (!h || h->welcome.status != static_cast<std::uint32_t>(shm::WelcomeStatus::ok)) return 3;
+    const shm::UniqueFd& socket = h->socket;
+    const shm::UniqueFd& memfd = h->memfd;
+    const shm::UniqueFd& eventfd = h->eventfd;
     if (corrupt_ring) {
         struct stat st {};
         if (::fstat(memfd.get(), &st) != 0) return 4;

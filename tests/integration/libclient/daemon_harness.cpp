@@ -184,7 +184,7 @@ void DaemonHarness::stop(std::chrono::milliseconds grace) {
             kill9();
             return;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval of the exit wait (deadline above)
     }
 }
 
