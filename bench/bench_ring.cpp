@@ -65,12 +65,8 @@ PopResult receive(RingConsumer& in, std::span<std::byte> buf, WaitMode mode, Ada
                 // benchmark finishes (the number is only meaningful when idle).
                 if (spins % 4096 == 0) std::this_thread::yield();
                 break;
-            case WaitMode::adaptive:
-                (void)in.wait(&spinner, std::chrono::seconds(10));
-                break;
-            case WaitMode::futex:
-                (void)in.wait(nullptr, std::chrono::seconds(10));
-                break;
+            case WaitMode::adaptive: (void)in.wait(&spinner, std::chrono::seconds(10)); break;
+            case WaitMode::futex: (void)in.wait(nullptr, std::chrono::seconds(10)); break;
         }
     }
 }
@@ -156,22 +152,23 @@ void push_pop_single_thread(benchmark::State& state) {
 
 int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
-    benchmark::RegisterBenchmark("ring/push_pop_same_thread/payload_bytes", push_pop_single_thread)
-        ->Arg(64)->Arg(4096);
+    benchmark::RegisterBenchmark("ring/push_pop_same_thread/payload_bytes", push_pop_single_thread)->Arg(64)->Arg(4096);
     struct Mode {
         const char* name;
         WaitMode mode;
     };
-    for (const Mode& m : {Mode{"spinning_consumer", WaitMode::spin},
-                          Mode{"adaptive_spin_then_futex", WaitMode::adaptive},
-                          Mode{"futex_sleeping_consumer", WaitMode::futex}}) {
+    for (const Mode& m :
+         {Mode{"spinning_consumer", WaitMode::spin}, Mode{"adaptive_spin_then_futex", WaitMode::adaptive},
+          Mode{"futex_sleeping_consumer", WaitMode::futex}}) {
         const WaitMode mode = m.mode;
         benchmark::RegisterBenchmark((std::string("ring/roundtrip_two_threads/") + m.name + "/payload_bytes").c_str(),
                                      [mode](benchmark::State& s) { roundtrip_threads(s, mode); })
-            ->Arg(64)->UseRealTime();
+            ->Arg(64)
+            ->UseRealTime();
         benchmark::RegisterBenchmark((std::string("ring/roundtrip_two_processes/") + m.name + "/payload_bytes").c_str(),
                                      [mode](benchmark::State& s) { roundtrip_processes(s, mode); })
-            ->Arg(64)->UseRealTime();
+            ->Arg(64)
+            ->UseRealTime();
     }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -25,10 +25,8 @@ struct Reason {
 constexpr std::array<Reason, 10> reasons{{
     {"key/value separator", "a query parameter in the URI is not of the form name=value"},
     {"invalid URI query parameter", "the URI has an unknown query parameter"},
-    {"missing \"=\" after",
-     "a word is missing \"=\" (write keyword=value pairs, e.g. host=db.example port=5432)"},
-    {"invalid connection option",
-     "unknown keyword (see \"Parameter Key Words\" in the libpq documentation)"},
+    {"missing \"=\" after", "a word is missing \"=\" (write keyword=value pairs, e.g. host=db.example port=5432)"},
+    {"invalid connection option", "unknown keyword (see \"Parameter Key Words\" in the libpq documentation)"},
     {"unterminated quoted string", "a quoted value is not terminated"},
     {"IPv6 host address", "malformed IPv6 host address in the URI (expected [address])"},
     {"unexpected character", "unexpected character after the host in the URI (expected \":\" or \"/\")"},
@@ -37,31 +35,25 @@ constexpr std::array<Reason, 10> reasons{{
     {"invalid URI", "malformed URI"},
 }};
 
-std::string sanitized_reason(std::string_view libpq_message)
-{
+std::string sanitized_reason(std::string_view libpq_message) {
     for (const Reason& reason : reasons)
-        if (libpq_message.find(reason.libpq_says) != std::string_view::npos)
-            return std::string(reason.we_say);
+        if (libpq_message.find(reason.libpq_says) != std::string_view::npos) return std::string(reason.we_say);
     return "libpq cannot parse it";
 }
 
 }  // namespace
 
-std::optional<std::string> conninfo_problem(std::string_view conninfo)
-{
+std::optional<std::string> conninfo_problem(std::string_view conninfo) {
     if (conninfo.find_first_not_of(" \t\r\n") == std::string_view::npos)
         return "it is empty (write e.g. \"host=db.example port=5432 dbname=app user=app\")";
     // libpq takes a C string: an embedded NUL would silently cut it short.
-    if (conninfo.find('\0') != std::string_view::npos)
-        return "it contains a NUL character";
+    if (conninfo.find('\0') != std::string_view::npos) return "it contains a NUL character";
 
     const std::string terminated(conninfo);
     char* raw_message = nullptr;
-    std::unique_ptr<PQconninfoOption, OptionsFree> options(
-        PQconninfoParse(terminated.c_str(), &raw_message));
+    std::unique_ptr<PQconninfoOption, OptionsFree> options(PQconninfoParse(terminated.c_str(), &raw_message));
     std::unique_ptr<char, MessageFree> message(raw_message);
-    if (options)
-        return std::nullopt;
+    if (options) return std::nullopt;
     return sanitized_reason(message ? std::string_view(message.get()) : std::string_view());
 }
 

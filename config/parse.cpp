@@ -18,22 +18,18 @@ namespace {
 using detail::DiagnosticSink;
 using detail::TableReader;
 
-void check_local_region(const Config& config, const toml::node* region_node,
-                        const detail::RegionsRead& regions, DiagnosticSink& sink)
-{
-    if (region_node == nullptr || !regions.all_names_read ||
-        config.find_region(config.daemon.region) != nullptr)
+void check_local_region(const Config& config, const toml::node* region_node, const detail::RegionsRead& regions,
+                        DiagnosticSink& sink) {
+    if (region_node == nullptr || !regions.all_names_read || config.find_region(config.daemon.region) != nullptr)
         return;
     std::string names;
-    for (const Region& region : config.regions)
-        names += (names.empty() ? "" : ", ") + region.name;
-    sink.error(region_node->source(), "daemon.region",
-               "no [[regions]] table is named " + detail::quote(config.daemon.region) +
-                   " (the regions are: " + names + ")");
+    for (const Region& region : config.regions) names += (names.empty() ? "" : ", ") + region.name;
+    sink.error(
+        region_node->source(), "daemon.region",
+        "no [[regions]] table is named " + detail::quote(config.daemon.region) + " (the regions are: " + names + ")");
 }
 
-Config read_config(const toml::table& root, std::string_view source_name, DiagnosticSink& sink)
-{
+Config read_config(const toml::table& root, std::string_view source_name, DiagnosticSink& sink) {
     TableReader top(&root, {"", root.source(), "", true}, sink);
     Config config;
     config.source_path = std::string(source_name);
@@ -49,19 +45,16 @@ Config read_config(const toml::table& root, std::string_view source_name, Diagno
     return config;
 }
 
-ParseOutcome finish(std::optional<Config> config, DiagnosticSink&& sink)
-{
+ParseOutcome finish(std::optional<Config> config, DiagnosticSink&& sink) {
     ParseOutcome outcome;
-    if (sink.empty())
-        outcome.config = std::move(config);
+    if (sink.empty()) outcome.config = std::move(config);
     outcome.errors = std::move(sink).take_sorted();
     return outcome;
 }
 
 }  // namespace
 
-ParseOutcome parse_config_string(std::string_view text, std::string_view source_name)
-{
+ParseOutcome parse_config_string(std::string_view text, std::string_view source_name) {
     DiagnosticSink sink{std::string(source_name)};
     try {
         // toml++ is built with exceptions: a syntax error is a toml::parse_error.
@@ -81,8 +74,7 @@ ParseOutcome parse_config_string(std::string_view text, std::string_view source_
     return finish(std::nullopt, std::move(sink));
 }
 
-ParseOutcome parse_config_file(const std::string& path)
-{
+ParseOutcome parse_config_file(const std::string& path) {
     auto text = detail::read_text_file(path);
     if (!text) {
         ParseOutcome outcome;

@@ -23,7 +23,6 @@ std::optional<Quantity> split_quantity(std::string_view text);
 enum class ScaleResult { ok, overflow, not_whole };
 
 // out = quantity * multiplier, exactly, if it is a whole number below `limit`.
-ScaleResult scale_quantity(const Quantity& quantity, std::uint64_t multiplier,
-                           std::uint64_t limit, std::uint64_t& out);
+ScaleResult scale_quantity(const Quantity& quantity, std::uint64_t multiplier, std::uint64_t limit, std::uint64_t& out);
 
 }  // namespace regiond::config::detail

@@ -4,8 +4,7 @@
 
 namespace regiond::config::detail {
 
-std::string quote(std::string_view text)
-{
+std::string quote(std::string_view text) {
     constexpr std::size_t max_shown = 80;
     std::string out = "\"";
     for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
@@ -21,8 +20,7 @@ std::string quote(std::string_view text)
             out += static_cast<char>(c);
         }
     }
-    if (text.size() > max_shown)
-        out += "...";
+    if (text.size() > max_shown) out += "...";
     out += '"';
     return out;
 }

@@ -17,10 +17,8 @@ public:
     explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
     FileDescriptor(const FileDescriptor&) = delete;
     FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor()
-    {
-        if (fd_ >= 0)
-            ::close(fd_);
+    ~FileDescriptor() {
+        if (fd_ >= 0) ::close(fd_);
     }
     [[nodiscard]] int get() const noexcept { return fd_; }
 
@@ -28,18 +26,15 @@ private:
     int fd_;
 };
 
-std::string errno_text(int error)
-{
+std::string errno_text(int error) {
     return std::system_category().message(error);
 }
 
 }  // namespace
 
-Parsed<std::string> read_text_file(const std::string& path)
-{
+Parsed<std::string> read_text_file(const std::string& path) {
     const FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0)
-        return Parsed<std::string>::fail("cannot open the configuration file: " + errno_text(errno));
+    if (fd.get() < 0) return Parsed<std::string>::fail("cannot open the configuration file: " + errno_text(errno));
 
     struct stat status {};
     if (::fstat(fd.get(), &status) == 0 && S_ISDIR(status.st_mode))
@@ -49,18 +44,14 @@ Parsed<std::string> read_text_file(const std::string& path)
     char chunk[64 * 1024];
     for (;;) {
         const ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
-        if (n == 0)
-            break;
+        if (n == 0) break;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return Parsed<std::string>::fail("cannot read the configuration file: " +
-                                             errno_text(errno));
+            if (errno == EINTR) continue;
+            return Parsed<std::string>::fail("cannot read the configuration file: " + errno_text(errno));
         }
         text.append(chunk, static_cast<std::size_t>(n));
         if (text.size() > max_file_size)
-            return Parsed<std::string>::fail(
-                "the configuration file is larger than 16 MiB; is this the right file?");
+            return Parsed<std::string>::fail("the configuration file is larger than 16 MiB; is this the right file?");
     }
     return Parsed<std::string>::ok(std::move(text));
 }

@@ -17,38 +17,33 @@ using std::chrono::minutes;
 using std::chrono::nanoseconds;
 using std::chrono::seconds;
 
-std::optional<std::string> power_of_two_problem(std::uint64_t bytes)
-{
+std::optional<std::string> power_of_two_problem(std::uint64_t bytes) {
     // The rings index with a mask (head & (size - 1)), so the size is a power of two.
-    if ((bytes & (bytes - 1)) == 0)
-        return std::nullopt;
+    if ((bytes & (bytes - 1)) == 0) return std::nullopt;
     const std::uint64_t below = std::uint64_t{1} << (63 - __builtin_clzll(bytes));
     return format_size(bytes) + " is not a power of two; use \"" + format_size(below) + "\" or \"" +
            format_size(below * 2) + "\"";
 }
 
-std::optional<std::string> group_name_problem(std::string_view name)
-{
-    if (name.empty())
-        return "must name a group, e.g. \"regiond\"";
+std::optional<std::string> group_name_problem(std::string_view name) {
+    if (name.empty()) return "must name a group, e.g. \"regiond\"";
     return std::nullopt;
 }
 
 // The socket paths must differ: two listeners cannot share one path. Only
 // checked when both are valid, and reported at whichever the file sets.
-void check_sockets_differ(TableReader& daemon, const DaemonSection& out, bool socket_ok,
-                          bool admin_ok)
-{
-    if (!socket_ok || !admin_ok || !same_path(out.socket, out.admin_socket))
-        return;
+void check_sockets_differ(TableReader& daemon, const DaemonSection& out, bool socket_ok, bool admin_ok) {
+    if (!socket_ok || !admin_ok || !same_path(out.socket, out.admin_socket)) return;
     const char* key = "admin_socket";
     const toml::node* node = daemon.find(key);
     if (node == nullptr) {
         key = "socket";
         node = daemon.find(key);
     }
-    const std::string message = "daemon.socket and daemon.admin_socket must be different paths "
-                                "(both are " + quote(out.socket) + ")";
+    const std::string message =
+        "daemon.socket and daemon.admin_socket must be different paths "
+        "(both are " +
+        quote(out.socket) + ")";
     if (node != nullptr)
         daemon.sink().error(node->source(), daemon.path_of(key), message);
     else
@@ -56,18 +51,16 @@ void check_sockets_differ(TableReader& daemon, const DaemonSection& out, bool so
 }
 
 // The group owns the state segment and admits clients, so it must exist now.
-void resolve_client_group(TableReader& daemon, DaemonSection& out, bool group_ok)
-{
-    if (!group_ok)
-        return;
+void resolve_client_group(TableReader& daemon, DaemonSection& out, bool group_ok) {
+    if (!group_ok) return;
     auto gid = lookup_group(out.client_group);
     if (gid) {
         out.client_gid = gid.value();
         return;
     }
     const toml::node* node = daemon.find("client_group");
-    const std::string advice = "; create it (groupadd --system " + out.client_group +
-                               ") or set daemon.client_group to an existing group";
+    const std::string advice =
+        "; create it (groupadd --system " + out.client_group + ") or set daemon.client_group to an existing group";
     if (node != nullptr)
         daemon.sink().error(node->source(), daemon.path_of("client_group"), gid.error() + advice);
     else
@@ -75,15 +68,12 @@ void resolve_client_group(TableReader& daemon, DaemonSection& out, bool group_ok
                             "the default " + gid.error() + advice);
 }
 
-void read_allowed_uids(TableReader& daemon, DaemonSection& out)
-{
+void read_allowed_uids(TableReader& daemon, DaemonSection& out) {
     const toml::node* node = daemon.find("allowed_uids");
-    if (node == nullptr)
-        return;
+    if (node == nullptr) return;
     const std::string path = daemon.path_of("allowed_uids");
     const toml::array* uids = read_array(*node, path, daemon.sink(), "an array of user ids (integers)");
-    if (uids == nullptr)
-        return;
+    if (uids == nullptr) return;
     // (uid_t)-1 is "no user" to the kernel, never a real peer.
     constexpr std::int64_t max_uid = std::numeric_limits<uid_t>::max() - 1;
     for (std::size_t i = 0; i < uids->size(); ++i)
@@ -93,37 +83,31 @@ void read_allowed_uids(TableReader& daemon, DaemonSection& out)
 
 }  // namespace
 
-TableReader open_section(TableReader& top, std::string_view name)
-{
+TableReader open_section(TableReader& top, std::string_view name) {
     const std::string path = top.path_of(name);
     const toml::node* node = top.find(name);
     if (node == nullptr)
-        return TableReader(nullptr,
-                           {path, top.place().where,
-                            " (the file has no [" + path + "] table; add one that sets it)", true},
-                           top.sink());
-    const toml::table* table =
-        read_table(*node, path, top.sink(), "a table (written [" + path + "])");
-    if (table == nullptr)
-        return TableReader(nullptr, {path, node->source(), "", false}, top.sink());
+        return TableReader(
+            nullptr, {path, top.place().where, " (the file has no [" + path + "] table; add one that sets it)", true},
+            top.sink());
+    const toml::table* table = read_table(*node, path, top.sink(), "a table (written [" + path + "])");
+    if (table == nullptr) return TableReader(nullptr, {path, node->source(), "", false}, top.sink());
     return TableReader(table, {path, node->source(), " from [" + path + "]", true}, top.sink());
 }
 
-const toml::node* read_daemon(TableReader& top, DaemonSection& out)
-{
+const toml::node* read_daemon(TableReader& top, DaemonSection& out) {
     TableReader daemon = open_section(top, "daemon");
     const bool region_ok = daemon.required_string("region", out.region);
 
-    const bool socket_ok = daemon.find("socket") == nullptr ||
-                           daemon.string("socket", out.socket, socket_path_problem);
-    const bool admin_ok = daemon.find("admin_socket") == nullptr ||
-                          daemon.string("admin_socket", out.admin_socket, socket_path_problem);
+    const bool socket_ok = daemon.find("socket") == nullptr || daemon.string("socket", out.socket, socket_path_problem);
+    const bool admin_ok =
+        daemon.find("admin_socket") == nullptr || daemon.string("admin_socket", out.admin_socket, socket_path_problem);
     check_sockets_differ(daemon, out, socket_ok, admin_ok);
 
     daemon.string("state_segment", out.state_segment, segment_name_problem);
 
-    const bool group_ok = daemon.find("client_group") == nullptr ||
-                          daemon.string("client_group", out.client_group, group_name_problem);
+    const bool group_ok =
+        daemon.find("client_group") == nullptr || daemon.string("client_group", out.client_group, group_name_problem);
     resolve_client_group(daemon, out, group_ok);
     read_allowed_uids(daemon, out);
 
@@ -137,23 +121,20 @@ const toml::node* read_daemon(TableReader& top, DaemonSection& out)
     return region_ok ? daemon.find("region") : nullptr;
 }
 
-void read_cache(TableReader& top, CacheSection& out)
-{
+void read_cache(TableReader& top, CacheSection& out) {
     TableReader cache = open_section(top, "cache");
     cache.size("memory", out.memory, 1 * MiB, 64 * GiB);
     cache.duration("default_ttl", out.default_ttl, seconds(1), hours(24 * 30));
     cache.finish();
 }
 
-void read_consistency(TableReader& top, ConsistencySection& out)
-{
+void read_consistency(TableReader& top, ConsistencySection& out) {
     TableReader consistency = open_section(top, "consistency");
     consistency.duration("max_wait", out.max_wait, seconds(0), seconds(60));
     consistency.finish();
 }
 
-void read_lag(TableReader& top, LagSection& out)
-{
+void read_lag(TableReader& top, LagSection& out) {
     TableReader lag = open_section(top, "lag");
     lag.duration("poll_interval", out.poll_interval, milliseconds(10), seconds(60));
     lag.duration("max_lag", out.max_lag, milliseconds(1), hours(1));
@@ -161,8 +142,7 @@ void read_lag(TableReader& top, LagSection& out)
     lag.finish();
 }
 
-void read_health(TableReader& top, HealthSection& out)
-{
+void read_health(TableReader& top, HealthSection& out) {
     TableReader health = open_section(top, "health");
     health.integer("down_after", out.down_after, 1, 100);
     health.integer("up_after", out.up_after, 1, 100);

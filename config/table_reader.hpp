@@ -24,10 +24,10 @@ class TableReader {
 public:
     // Where the table stands in the file, for "required key is missing".
     struct Place {
-        std::string path;                 // "daemon", "regions[1]", "" for the top level
-        toml::source_region where;        // the table header, or the top of the file
-        std::string missing_hint;         // appended to "required key is missing"
-        bool report_missing = true;       // false when the table itself was invalid
+        std::string path;            // "daemon", "regions[1]", "" for the top level
+        toml::source_region where;   // the table header, or the top of the file
+        std::string missing_hint;    // appended to "required key is missing"
+        bool report_missing = true;  // false when the table itself was invalid
     };
 
     // `table` may be null: the section is absent, so every key reads as absent.
@@ -47,23 +47,19 @@ public:
     // its value is invalid, and returns true only when it stored a value.
     bool string(std::string_view key, std::string& out, StringCheck check = nullptr);
     bool required_string(std::string_view key, std::string& out, StringCheck check = nullptr);
-    bool optional_string(std::string_view key, std::optional<std::string>& out,
-                         StringCheck check = nullptr);
+    bool optional_string(std::string_view key, std::optional<std::string>& out, StringCheck check = nullptr);
     bool duration(std::string_view key, std::chrono::nanoseconds& out, std::chrono::nanoseconds min,
                   std::chrono::nanoseconds max);
     bool size(std::string_view key, std::uint64_t& out, std::uint64_t min, std::uint64_t max,
               SizeCheck check = nullptr);
 
     template <typename Integer>
-    bool integer(std::string_view key, Integer& out, std::int64_t min, std::int64_t max)
-    {
+    bool integer(std::string_view key, Integer& out, std::int64_t min, std::int64_t max) {
         static_assert(std::numeric_limits<Integer>::is_integer);
         const toml::node* node = find(key);
-        if (node == nullptr)
-            return false;
+        if (node == nullptr) return false;
         const auto value = read_integer(*node, path_of(key), sink_, min, max);
-        if (value)
-            out = static_cast<Integer>(*value);
+        if (value) out = static_cast<Integer>(*value);
         return value.has_value();
     }
 

@@ -14,15 +14,13 @@ namespace regiond::config {
 template <typename T>
 class Parsed {
 public:
-    static Parsed ok(T value)
-    {
+    static Parsed ok(T value) {
         Parsed parsed;
         parsed.value_ = std::move(value);
         return parsed;
     }
 
-    static Parsed fail(std::string message)
-    {
+    static Parsed fail(std::string message) {
         assert(!message.empty());
         Parsed parsed;
         parsed.error_ = std::move(message);
@@ -33,13 +31,11 @@ public:
     explicit operator bool() const noexcept { return has_value(); }
 
     // Precondition: has_value().
-    [[nodiscard]] const T& value() const& noexcept
-    {
+    [[nodiscard]] const T& value() const& noexcept {
         assert(value_.has_value());
         return *value_;
     }
-    [[nodiscard]] T&& value() && noexcept
-    {
+    [[nodiscard]] T&& value() && noexcept {
         assert(value_.has_value());
         return std::move(*value_);
     }

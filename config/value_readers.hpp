@@ -23,20 +23,18 @@ using SizeCheck = std::optional<std::string> (*)(std::uint64_t);
 // "a string", "an integer", ... for "expected X, got Y".
 std::string_view describe_type(toml::node_type type) noexcept;
 
-std::optional<std::string> read_string(const toml::node& node, const std::string& key,
-                                       DiagnosticSink& sink, StringCheck check = nullptr);
+std::optional<std::string> read_string(const toml::node& node, const std::string& key, DiagnosticSink& sink,
+                                       StringCheck check = nullptr);
 
-std::optional<std::int64_t> read_integer(const toml::node& node, const std::string& key,
-                                         DiagnosticSink& sink, std::int64_t min, std::int64_t max);
+std::optional<std::int64_t> read_integer(const toml::node& node, const std::string& key, DiagnosticSink& sink,
+                                         std::int64_t min, std::int64_t max);
 
 std::optional<std::chrono::nanoseconds> read_duration(const toml::node& node, const std::string& key,
-                                                      DiagnosticSink& sink,
-                                                      std::chrono::nanoseconds min,
+                                                      DiagnosticSink& sink, std::chrono::nanoseconds min,
                                                       std::chrono::nanoseconds max);
 
-std::optional<std::uint64_t> read_size(const toml::node& node, const std::string& key,
-                                       DiagnosticSink& sink, std::uint64_t min, std::uint64_t max,
-                                       SizeCheck check = nullptr);
+std::optional<std::uint64_t> read_size(const toml::node& node, const std::string& key, DiagnosticSink& sink,
+                                       std::uint64_t min, std::uint64_t max, SizeCheck check = nullptr);
 
 // The node as an array, or nullptr after reporting its type. `what` names the
 // expected content: "an array of strings".

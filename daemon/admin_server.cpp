@@ -17,48 +17,39 @@ constexpr auto kWriteTimeout = std::chrono::seconds(5);
 }  // namespace
 
 AdminServer::AdminServer(EventLoop& loop, UnixListenerOptions listener, AccessPolicy access, Executor executor)
-    : loop_(loop), listener_options_(std::move(listener)), access_(std::move(access)), executor_(std::move(executor))
-{
+    : loop_(loop), listener_options_(std::move(listener)), access_(std::move(access)), executor_(std::move(executor)) {}
+
+AdminServer::~AdminServer() {
+    close();
 }
 
-AdminServer::~AdminServer() { close(); }
-
-shm::Expected<void> AdminServer::listen()
-{
+shm::Expected<void> AdminServer::listen() {
     auto listener = listen_unix(listener_options_);
-    if (!listener)
-        return listener.error();
+    if (!listener) return listener.error();
     listener_ = std::move(*listener);
     loop_.add(listener_.fd.get(), EPOLLIN, [this](std::uint32_t) { on_accept(); });
     return {};
 }
 
-void AdminServer::close()
-{
+void AdminServer::close() {
     std::vector<int> fds;
-    for (const auto& [fd, c] : connections_)
-        fds.push_back(fd);
-    for (int fd : fds)
-        end(fd);
-    if (listener_.fd)
-        loop_.remove(listener_.fd.get());
+    for (const auto& [fd, c] : connections_) fds.push_back(fd);
+    for (int fd : fds) end(fd);
+    if (listener_.fd) loop_.remove(listener_.fd.get());
     listener_.close_and_unlink();
 }
 
-void AdminServer::on_accept()
-{
+void AdminServer::on_accept() {
     for (int i = 0; i < 16; ++i) {
         const int fd = ::accept4(listener_.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
+        if (fd < 0) return;
         shm::UniqueFd owned(fd);
         if (connections_.size() >= kMaxConnections)
             continue;  // closed: regionctl reports the daemon as unreachable, and a retry works
         Connection& c = connections_[fd];
         c.fd = std::move(owned);
         c.timer = loop_.add_timer(kReadTimeout, [this, fd] {
-            if (auto it = connections_.find(fd); it != connections_.end())
-                it->second.timer = 0;
+            if (auto it = connections_.find(fd); it != connections_.end()) it->second.timer = 0;
             end(fd);
         });
         loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, fd](std::uint32_t events) { on_event(fd, events); });
@@ -75,11 +66,9 @@ void AdminServer::on_accept()
     }
 }
 
-void AdminServer::on_event(int fd, std::uint32_t events)
-{
+void AdminServer::on_event(int fd, std::uint32_t events) {
     auto it = connections_.find(fd);
-    if (it == connections_.end())
-        return;
+    if (it == connections_.end()) return;
     Connection& c = it->second;
     if (c.replying) {
         if ((events & (EPOLLHUP | EPOLLERR)) != 0) {
@@ -92,18 +81,15 @@ void AdminServer::on_event(int fd, std::uint32_t events)
     char buffer[1024];
     for (;;) {
         const ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         if (n <= 0) {
             // EOF without a newline: a line that ends at EOF still counts.
-            if (n == 0 && !c.input.empty())
-                break;
+            if (n == 0 && !c.input.empty()) break;
             end(fd);
             return;
         }
         c.input.append(buffer, static_cast<std::size_t>(n));
-        if (c.input.find('\n') != std::string::npos)
-            break;
+        if (c.input.find('\n') != std::string::npos) break;
         if (c.input.size() > kMaxLine) {
             reply(fd, c, admin_error("command longer than " + std::to_string(kMaxLine) + " bytes"));
             return;
@@ -118,16 +104,13 @@ void AdminServer::on_event(int fd, std::uint32_t events)
         reply(fd, c, executor_(command));
 }
 
-void AdminServer::reply(int fd, Connection& c, std::string text)
-{
+void AdminServer::reply(int fd, Connection& c, std::string text) {
     c.replying = true;
     c.output = std::move(text);
     c.sent = 0;
-    if (c.timer != 0)
-        loop_.cancel_timer(c.timer);
+    if (c.timer != 0) loop_.cancel_timer(c.timer);
     c.timer = loop_.add_timer(kWriteTimeout, [this, fd] {
-        if (auto it = connections_.find(fd); it != connections_.end())
-            it->second.timer = 0;
+        if (auto it = connections_.find(fd); it != connections_.end()) it->second.timer = 0;
         end(fd);
     });
     ::shutdown(fd, SHUT_RD);  // nothing more is read
@@ -135,28 +118,23 @@ void AdminServer::reply(int fd, Connection& c, std::string text)
     write_some(fd, c);
 }
 
-void AdminServer::write_some(int fd, Connection& c)
-{
+void AdminServer::write_some(int fd, Connection& c) {
     while (c.sent < c.output.size()) {
         const ssize_t n = ::send(fd, c.output.data() + c.sent, c.output.size() - c.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             c.sent += static_cast<std::size_t>(n);
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         break;
     }
     end(fd);
 }
 
-void AdminServer::end(int fd)
-{
+void AdminServer::end(int fd) {
     auto it = connections_.find(fd);
-    if (it == connections_.end())
-        return;
-    if (it->second.timer != 0)
-        loop_.cancel_timer(it->second.timer);
+    if (it == connections_.end()) return;
+    if (it->second.timer != 0) loop_.cancel_timer(it->second.timer);
     loop_.remove(fd);
     connections_.erase(it);
 }

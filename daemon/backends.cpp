@@ -10,34 +10,30 @@
 namespace regiond::daemon {
 namespace {
 
-std::chrono::milliseconds to_ms(std::chrono::nanoseconds d)
-{
+std::chrono::milliseconds to_ms(std::chrono::nanoseconds d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d);
 }
 
-std::string endpoint_label(const BackendEndpoint& e)
-{
+std::string endpoint_label(const BackendEndpoint& e) {
     return "postgres " + e.region + " " + (e.role == pg::Role::primary ? "primary " : "replica ") + e.display_name;
 }
 
 // Whether the health probe has reached a verdict: healthy, or failed with a
 // reason. A connection that is open but not yet probed has none.
-bool has_verdict(const pg::Health& h) { return h.healthy || !h.last_error.empty(); }
+bool has_verdict(const pg::Health& h) {
+    return h.healthy || !h.last_error.empty();
+}
 
 }  // namespace
 
-std::string conninfo_display_name(const std::string& conninfo)
-{
+std::string conninfo_display_name(const std::string& conninfo) {
     char* error = nullptr;
     PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
-    if (error != nullptr)
-        PQfreemem(error);  // it may quote the string: never shown
-    if (options == nullptr)
-        return "(invalid conninfo)";
+    if (error != nullptr) PQfreemem(error);  // it may quote the string: never shown
+    if (options == nullptr) return "(invalid conninfo)";
     std::string host, hostaddr, port;
     for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-        if (o->val == nullptr)
-            continue;
+        if (o->val == nullptr) continue;
         const std::string_view keyword = o->keyword;
         if (keyword == "host")
             host = o->val;
@@ -52,8 +48,7 @@ std::string conninfo_display_name(const std::string& conninfo)
 }
 
 shm::Expected<std::unique_ptr<Backends>> Backends::create(EventLoop& loop, const config::Config& config,
-                                                          const EndpointFactory& factory, BackendOptions options)
-{
+                                                          const EndpointFactory& factory, BackendOptions options) {
     if (config.regions.size() > shm::kMaxRegions)
         return shm::Error::invalid(std::to_string(config.regions.size()) + " regions configured in " +
                                    config.source_path + ", the state segment holds at most " +
@@ -94,15 +89,12 @@ shm::Expected<std::unique_ptr<Backends>> Backends::create(EventLoop& loop, const
             e.endpoint = factory(loop, std::move(o));
             backends->endpoints_.push_back(std::move(e));
         };
-        if (region.primary)
-            add(*region.primary, pg::Role::primary);
-        for (const std::string& replica : region.replicas)
-            add(replica, pg::Role::replica);
+        if (region.primary) add(*region.primary, pg::Role::primary);
+        for (const std::string& replica : region.replicas) add(replica, pg::Role::replica);
 
         if (options.redis) {
             const auto address = config::parse_redis_url(region.redis);
-            if (!address)
-                return shm::Error::invalid("regions[" + std::to_string(r) + "].redis: " + address.error());
+            if (!address) return shm::Error::invalid("regions[" + std::to_string(r) + "].redis: " + address.error());
             RedisProbeSettings settings;
             settings.region = region.name;
             settings.address = address.value();
@@ -112,8 +104,7 @@ shm::Expected<std::unique_ptr<Backends>> Backends::create(EventLoop& loop, const
             settings.up_after = config.health.up_after;
             Backends* self = backends.get();
             backends->redis_.push_back(std::make_unique<RedisProbe>(loop, std::move(settings), [self] {
-                if (self->on_change_)
-                    self->on_change_();
+                if (self->on_change_) self->on_change_();
             }));
         }
     }
@@ -127,30 +118,23 @@ shm::Expected<std::unique_ptr<Backends>> Backends::create(EventLoop& loop, const
         e.endpoint->set_lag_tracker(backends->lag_tracker_);
         Backends* self = backends.get();
         e.endpoint->on_health_change([self] {
-            if (self->on_change_)
-                self->on_change_();
+            if (self->on_change_) self->on_change_();
         });
     }
     return backends;
 }
 
-Backends::~Backends()
-{
+Backends::~Backends() {
     // Endpoints first: their destructors may still hold callbacks into us.
-    for (BackendEndpoint& e : endpoints_)
-        e.endpoint.reset();
+    for (BackendEndpoint& e : endpoints_) e.endpoint.reset();
 }
 
-void Backends::start()
-{
-    for (BackendEndpoint& e : endpoints_)
-        e.endpoint->start();
-    for (auto& probe : redis_)
-        probe->start();
+void Backends::start() {
+    for (BackendEndpoint& e : endpoints_) e.endpoint->start();
+    for (auto& probe : redis_) probe->start();
 }
 
-std::span<const EndpointState> Backends::routing_states()
-{
+std::span<const EndpointState> Backends::routing_states() {
     for (std::size_t i = 0; i < endpoints_.size(); ++i) {
         const pg::Health& h = endpoints_[i].endpoint->health();
         EndpointState& s = states_[i];
@@ -162,19 +146,16 @@ std::span<const EndpointState> Backends::routing_states()
     return states_;
 }
 
-const RedisProbe* Backends::redis(std::size_t region) const
-{
+const RedisProbe* Backends::redis(std::size_t region) const {
     return region < redis_.size() ? redis_[region].get() : nullptr;
 }
 
-bool Backends::cache_healthy(std::size_t region) const
-{
+bool Backends::cache_healthy(std::size_t region) const {
     const RedisProbe* probe = redis(region);
     return probe != nullptr && probe->healthy();
 }
 
-bool Backends::observe(std::chrono::nanoseconds alert_after)
-{
+bool Backends::observe(std::chrono::nanoseconds alert_after) {
     const auto alert_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, to_ms(alert_after).count()));
     bool alerts_changed = false;
     for (BackendEndpoint& e : endpoints_) {
@@ -182,7 +163,8 @@ bool Backends::observe(std::chrono::nanoseconds alert_after)
         const bool known = has_verdict(h);
         if (known && (!e.logged_known || e.logged_healthy != h.healthy)) {
             if (h.healthy)
-                log::info(endpoint_label(e) + " is up (rtt " + format_duration(std::chrono::microseconds(h.rtt_us)) + ")");
+                log::info(endpoint_label(e) + " is up (rtt " + format_duration(std::chrono::microseconds(h.rtt_us)) +
+                          ")");
             else
                 log::warning(endpoint_label(e) + " is down" + (h.last_error.empty() ? "" : ": " + h.last_error));
             e.logged_known = true;
@@ -204,8 +186,7 @@ bool Backends::observe(std::chrono::nanoseconds alert_after)
     return alerts_changed;
 }
 
-void Backends::update_health(const config::HealthSection& health)
-{
+void Backends::update_health(const config::HealthSection& health) {
     for (auto& probe : redis_)
         probe->update(health.connect_timeout, health.check_interval, health.down_after, health.up_after);
     for (BackendEndpoint& e : endpoints_)
@@ -213,8 +194,7 @@ void Backends::update_health(const config::HealthSection& health)
                                   health.up_after);
 }
 
-void Backends::drain(const std::string& reason, std::function<void()> drained)
-{
+void Backends::drain(const std::string& reason, std::function<void()> drained) {
     if (endpoints_.empty()) {
         loop_.defer(std::move(drained));
         return;
@@ -223,16 +203,13 @@ void Backends::drain(const std::string& reason, std::function<void()> drained)
     auto done = std::make_shared<std::function<void()>>(std::move(drained));
     for (BackendEndpoint& e : endpoints_)
         e.endpoint->drain(reason, [pending, done] {
-            if (--*pending == 0 && *done)
-                (*done)();
+            if (--*pending == 0 && *done) (*done)();
         });
 }
 
-std::size_t Backends::in_flight() const
-{
+std::size_t Backends::in_flight() const {
     std::size_t n = 0;
-    for (const BackendEndpoint& e : endpoints_)
-        n += e.endpoint->in_flight();
+    for (const BackendEndpoint& e : endpoints_) n += e.endpoint->in_flight();
     return n;
 }
 

@@ -16,26 +16,22 @@
 namespace regiond::daemon {
 namespace {
 
-std::string sanitized_name(const char (&raw)[48])
-{
+std::string sanitized_name(const char (&raw)[48]) {
     std::string name;
     for (char c : raw) {
-        if (c == '\0')
-            break;
+        if (c == '\0') break;
         name += (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) ? '?' : c;
     }
     return name;
 }
 
-void copy_text(char* out, std::size_t capacity, std::string_view text)
-{
+void copy_text(char* out, std::size_t capacity, std::string_view text) {
     const std::size_t n = std::min(text.size(), capacity - 1);
     std::memcpy(out, text.data(), n);
     out[n] = '\0';
 }
 
-shm::WelcomeMessage make_welcome(shm::WelcomeStatus status, std::string_view message)
-{
+shm::WelcomeMessage make_welcome(shm::WelcomeStatus status, std::string_view message) {
     shm::WelcomeMessage welcome{};
     std::memcpy(welcome.magic, shm::kWelcomeMagic, sizeof welcome.magic);
     welcome.protocol_version = shm::kProtocolVersion;
@@ -47,54 +43,46 @@ shm::WelcomeMessage make_welcome(shm::WelcomeStatus status, std::string_view mes
 }  // namespace
 
 ClientServer::ClientServer(EventLoop& loop, ClientServerSettings settings, Stats& stats)
-    : loop_(loop), settings_(std::move(settings)), stats_(stats), spinner_(settings_.spin_max)
-{
+    : loop_(loop), settings_(std::move(settings)), stats_(stats), spinner_(settings_.spin_max) {
     request_buffer_.resize(std::min<std::uint64_t>(settings_.max_request, max_payload()));
 }
 
-ClientServer::~ClientServer()
-{
+ClientServer::~ClientServer() {
     for (auto& [id, session] : sessions_) {
         loop_.remove(session->socket_fd());
         loop_.remove(session->eventfd());
-        if (session->retry_timer != 0)
-            loop_.cancel_timer(session->retry_timer);
+        if (session->retry_timer != 0) loop_.cancel_timer(session->retry_timer);
     }
     for (auto& [fd, handshake] : handshakes_) {
         loop_.remove(fd);
         loop_.cancel_timer(handshake.timer);
     }
-    if (listener_.fd)
-        loop_.remove(listener_.fd.get());
+    if (listener_.fd) loop_.remove(listener_.fd.get());
     listener_.close_and_unlink();
 }
 
-std::uint32_t ClientServer::max_payload() const noexcept { return shm::ring_max_payload(settings_.ring_size); }
+std::uint32_t ClientServer::max_payload() const noexcept {
+    return shm::ring_max_payload(settings_.ring_size);
+}
 
-shm::Expected<void> ClientServer::listen()
-{
+shm::Expected<void> ClientServer::listen() {
     auto listener = listen_unix({settings_.socket_path, "client socket", settings_.mode, settings_.group});
-    if (!listener)
-        return listener.error();
+    if (!listener) return listener.error();
     listener_ = std::move(*listener);
     loop_.add(listener_.fd.get(), EPOLLIN, [this](std::uint32_t) { on_listener_readable(); });
     accepting_ = true;
     return {};
 }
 
-void ClientServer::stop_accepting()
-{
-    if (!accepting_)
-        return;
+void ClientServer::stop_accepting() {
+    if (!accepting_) return;
     accepting_ = false;
-    if (listener_.fd)
-        loop_.remove(listener_.fd.get());
+    if (listener_.fd) loop_.remove(listener_.fd.get());
     listener_.close_and_unlink();
 }
 
 void ClientServer::update(std::uint32_t max_clients, std::uint64_t max_request, AccessPolicy access,
-                          std::chrono::nanoseconds output_stall)
-{
+                          std::chrono::nanoseconds output_stall) {
     settings_.max_clients = max_clients;
     settings_.max_request = max_request;
     settings_.access = std::move(access);
@@ -102,8 +90,7 @@ void ClientServer::update(std::uint32_t max_clients, std::uint64_t max_request, 
     request_buffer_.resize(std::min<std::uint64_t>(settings_.max_request, max_payload()));
 }
 
-void ClientServer::pause_listener()
-{
+void ClientServer::pause_listener() {
     // Out of descriptors: a level-triggered listener would spin the loop. Look
     // again in 100 ms.
     loop_.remove(listener_.fd.get());
@@ -113,8 +100,7 @@ void ClientServer::pause_listener()
     });
 }
 
-void ClientServer::on_listener_readable()
-{
+void ClientServer::on_listener_readable() {
     for (int accepted = 0; accepted < 64; ++accepted) {
         const int fd = ::accept4(listener_.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -149,37 +135,29 @@ void ClientServer::on_listener_readable()
     }
 }
 
-void ClientServer::end_handshake(int fd)
-{
+void ClientServer::end_handshake(int fd) {
     auto it = handshakes_.find(fd);
-    if (it == handshakes_.end())
-        return;
-    if (it->second.timer != 0)
-        loop_.cancel_timer(it->second.timer);
+    if (it == handshakes_.end()) return;
+    if (it->second.timer != 0) loop_.cancel_timer(it->second.timer);
     loop_.remove(fd);
     handshakes_.erase(it);  // closes the socket unless it was moved into a session
 }
 
-void ClientServer::on_handshake_readable(int fd)
-{
+void ClientServer::on_handshake_readable(int fd) {
     auto it = handshakes_.find(fd);
-    if (it == handshakes_.end())
-        return;
+    if (it == handshakes_.end()) return;
     Handshake& h = it->second;
     const ssize_t n = ::recv(fd, h.buffer.data() + h.received, h.buffer.size() - h.received, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
         end_handshake(fd);  // gone before saying hello: nothing worth a log line
         return;
     }
     h.received += static_cast<std::size_t>(n);
-    if (h.received == h.buffer.size())
-        finish_handshake(fd);
+    if (h.received == h.buffer.size()) finish_handshake(fd);
 }
 
-void ClientServer::send_refusal(int fd, std::uint32_t status, const std::string& message)
-{
+void ClientServer::send_refusal(int fd, std::uint32_t status, const std::string& message) {
     const shm::WelcomeMessage welcome = make_welcome(static_cast<shm::WelcomeStatus>(status), message);
     // Best effort: a fresh socket's buffer takes 512 bytes; a peer that is gone
     // does not need the answer.
@@ -187,8 +165,7 @@ void ClientServer::send_refusal(int fd, std::uint32_t status, const std::string&
     end_handshake(fd);
 }
 
-void ClientServer::finish_handshake(int fd)
-{
+void ClientServer::finish_handshake(int fd) {
     Handshake& h = handshakes_[fd];
     shm::HelloMessage hello;
     static_assert(sizeof hello == std::tuple_size_v<decltype(h.buffer)>);
@@ -264,8 +241,8 @@ void ClientServer::finish_handshake(int fd)
     const int fds[shm::kWelcomeFds] = {segment->fd(), event.get()};
     const auto sent = shm::send_fds(fd, fds, std::as_bytes(std::span(&welcome, 1)));
     if (!sent) {
-        log::info("client pid " + std::to_string(peer.pid) + " went away during the handshake: " +
-                  sent.error().message);
+        log::info("client pid " + std::to_string(peer.pid) +
+                  " went away during the handshake: " + sent.error().message);
         end_handshake(fd);
         return;
     }
@@ -280,45 +257,36 @@ void ClientServer::finish_handshake(int fd)
     loop_.add(session->eventfd(), EPOLLIN, [this, id](std::uint32_t) { on_eventfd(id); });
     stats_.add(shm::Counter::clients_connected);
     log::info(session->describe() + " connected");
-    if (clients_changed_)
-        clients_changed_();
+    if (clients_changed_) clients_changed_();
 }
 
-ClientSession* ClientServer::find(ClientId id)
-{
+ClientSession* ClientServer::find(ClientId id) {
     auto it = sessions_.find(id);
     return it == sessions_.end() ? nullptr : it->second.get();
 }
 
-std::vector<ClientInfo> ClientServer::clients() const
-{
+std::vector<ClientInfo> ClientServer::clients() const {
     std::vector<ClientInfo> out;
-    for (const auto& [id, session] : sessions_)
-        out.push_back(session->info());
+    for (const auto& [id, session] : sessions_) out.push_back(session->info());
     return out;
 }
 
-void ClientServer::on_socket_event(ClientId id)
-{
+void ClientServer::on_socket_event(ClientId id) {
     ClientSession* s = find(id);
-    if (s == nullptr)
-        return;
+    if (s == nullptr) return;
     char byte[16];
     const ssize_t n = ::recv(s->socket_fd(), byte, sizeof byte, MSG_DONTWAIT);
     if (n > 0) {
         drop_client(id, "it sent data on its socket after the handshake");
         return;
     }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     remove(*s, "disconnected", false);
 }
 
-void ClientServer::on_eventfd(ClientId id)
-{
+void ClientServer::on_eventfd(ClientId id) {
     ClientSession* s = find(id);
-    if (s == nullptr)
-        return;
+    if (s == nullptr) return;
     std::uint64_t count = 0;
     [[maybe_unused]] const ssize_t n = ::read(s->eventfd(), &count, sizeof count);  // resets it; EAGAIN is fine
     mark_hot(*s);
@@ -334,10 +302,8 @@ void ClientServer::on_eventfd(ClientId id)
     service(*s);
 }
 
-void ClientServer::mark_hot(ClientSession& s)
-{
-    if (s.closing || s.hot)
-        return;
+void ClientServer::mark_hot(ClientSession& s) {
+    if (s.closing || s.hot) return;
     s.hot = true;
     // Clear the need-wake-up flag: while hot, the loop polls this ring itself,
     // and the client pushes without a system call.
@@ -345,8 +311,7 @@ void ClientServer::mark_hot(ClientSession& s)
     hot_.push_back(s.id());
 }
 
-void ClientServer::service(ClientSession& s)
-{
+void ClientServer::service(ClientSession& s) {
     // A batch per turn keeps one busy client from starving the others; what is
     // left is found by the next before_block() (the client stays hot).
     constexpr int kBatch = 64;
@@ -357,8 +322,7 @@ void ClientServer::service(ClientSession& s)
             return;
         }
         const shm::PopResult r = s.requests().try_pop(request_buffer_);
-        if (r.error == shm::RingError::empty)
-            return;
+        if (r.error == shm::RingError::empty) return;
         if (r.error == shm::RingError::corrupt) {
             drop_client(id, "its request ring is corrupt");
             return;
@@ -375,42 +339,39 @@ void ClientServer::service(ClientSession& s)
             continue;
         }
         switch (r.kind) {
-        case shm::RecordKind::request: {
-            shm::RequestView request;
-            const shm::CodecError e = shm::decode_request(std::span(request_buffer_.data(), r.size), request);
-            if (e != shm::CodecError::ok) {
-                drop_client(id, std::string("it sent an undecodable request (") + shm::to_string(e) + ")");
-                return;
+            case shm::RecordKind::request: {
+                shm::RequestView request;
+                const shm::CodecError e = shm::decode_request(std::span(request_buffer_.data(), r.size), request);
+                if (e != shm::CodecError::ok) {
+                    drop_client(id, std::string("it sent an undecodable request (") + shm::to_string(e) + ")");
+                    return;
+                }
+                ++s.in_flight;
+                if (handler_ != nullptr)
+                    handler_->on_request(id, r.request_id, request);
+                else
+                    respond_error(id, r.request_id, "regiond is not ready");
+                break;
             }
-            ++s.in_flight;
-            if (handler_ != nullptr)
-                handler_->on_request(id, r.request_id, request);
-            else
-                respond_error(id, r.request_id, "regiond is not ready");
-            break;
-        }
-        case shm::RecordKind::cancel:
-            if (handler_ != nullptr && handler_->on_cancel(id, r.request_id) && s.in_flight > 0)
-                --s.in_flight;
-            break;
-        default:
-            drop_client(id, "it sent a record of kind " + std::to_string(static_cast<int>(r.kind)) +
-                                " in its request ring");
-            return;
+            case shm::RecordKind::cancel:
+                if (handler_ != nullptr && handler_->on_cancel(id, r.request_id) && s.in_flight > 0) --s.in_flight;
+                break;
+            default:
+                drop_client(id, "it sent a record of kind " + std::to_string(static_cast<int>(r.kind)) +
+                                    " in its request ring");
+                return;
         }
     }
 }
 
-bool ClientServer::before_block()
-{
+bool ClientServer::before_block() {
     hot_.erase(std::remove_if(hot_.begin(), hot_.end(),
                               [this](ClientId id) {
                                   const ClientSession* s = find(id);
                                   return s == nullptr || !s->hot;
                               }),
                hot_.end());
-    if (hot_.empty())
-        return false;
+    if (hot_.empty()) return false;
 
     // Not spinning while requests are pending (their answers come through
     // epoll): skipped, not set_max(0), so the budget learned while spinning
@@ -419,8 +380,7 @@ bool ClientServer::before_block()
     const std::vector<ClientId> batch = hot_;  // service() may add to hot_
     if (allowed && spin_on_hot_rings()) {
         for (ClientId id : batch)
-            if (ClientSession* s = find(id); s != nullptr && !s->paused && s->requests().has_data())
-                service(*s);
+            if (ClientSession* s = find(id); s != nullptr && !s->paused && s->requests().has_data()) service(*s);
         return true;
     }
 
@@ -430,8 +390,7 @@ bool ClientServer::before_block()
     bool found = false;
     for (ClientId id : batch) {
         ClientSession* s = find(id);
-        if (s == nullptr || s->closing)
-            continue;
+        if (s == nullptr || s->closing) continue;
         if (s->paused) {
             s->hot = false;  // resumed (and re-polled) by maybe_resume()
             continue;
@@ -446,33 +405,27 @@ bool ClientServer::before_block()
     return found;
 }
 
-bool ClientServer::spin_on_hot_rings()
-{
+bool ClientServer::spin_on_hot_rings() {
     // Nothing else runs while spinning, so the sessions stay alive: poll their
     // rings through plain pointers (one acquire load each per round).
     spin_rings_.clear();
     for (ClientId id : hot_)
-        if (ClientSession* s = find(id); s != nullptr && !s->paused)
-            spin_rings_.push_back(&s->requests());
+        if (ClientSession* s = find(id); s != nullptr && !s->paused) spin_rings_.push_back(&s->requests());
     return spinner_.spin([this] {
         for (shm::RingConsumer* ring : spin_rings_)
-            if (ring->has_data())
-                return true;
+            if (ring->has_data()) return true;
         return false;
     });
 }
 
-void ClientServer::respond(ClientId client, std::uint64_t request_id, std::vector<std::vector<std::byte>> chunks)
-{
+void ClientServer::respond(ClientId client, std::uint64_t request_id, std::vector<std::vector<std::byte>> chunks) {
     ClientSession* s = find(client);
-    if (s == nullptr || s->closing)
-        return;
-    if (s->in_flight > 0)
-        --s->in_flight;
+    if (s == nullptr || s->closing) return;
+    if (s->in_flight > 0) --s->in_flight;
 
     const std::uint32_t limit = s->responses().max_payload();
-    const bool bad = chunks.empty() || std::any_of(chunks.begin(), chunks.end(),
-                                                   [limit](const auto& c) { return c.size() > limit; });
+    const bool bad = chunks.empty() ||
+                     std::any_of(chunks.begin(), chunks.end(), [limit](const auto& c) { return c.size() > limit; });
     if (bad) {
         log::error("internal error: a response for " + s->describe() + " does not fit its ring (" +
                    std::to_string(chunks.size()) + " chunks); answering with an error instead");
@@ -498,17 +451,14 @@ void ClientServer::respond(ClientId client, std::uint64_t request_id, std::vecto
         }
     }
     after_output(*s, wake);
-    if (s->closing)
-        return;
+    if (s->closing) return;
     mark_hot(*s);  // an answered client is likely to send its next request soon
     maybe_resume(*s);
 }
 
-void ClientServer::respond_error(ClientId client, std::uint64_t request_id, std::string_view message)
-{
+void ClientServer::respond_error(ClientId client, std::uint64_t request_id, std::string_view message) {
     stats_.add(shm::Counter::errors);
-    if (find(client) == nullptr)
-        return;
+    if (find(client) == nullptr) return;
     shm::ResponseEncoder encoder(max_payload());
     shm::ResponseHeadView head;
     head.status = shm::Status::error;
@@ -523,40 +473,33 @@ void ClientServer::respond_error(ClientId client, std::uint64_t request_id, std:
     respond(client, request_id, std::move(chunks));
 }
 
-void ClientServer::after_output(ClientSession& s, bool wake)
-{
-    if (wake)
-        s.responses().wake_consumer_futex();
-    if (s.output().empty())
-        return;
+void ClientServer::after_output(ClientSession& s, bool wake) {
+    if (wake) s.responses().wake_consumer_futex();
+    if (s.output().empty()) return;
     switch (s.output().verdict(EventLoop::Clock::now())) {
-    case OutputQueue::Verdict::too_large:
-        drop_client(s.id(), "it does not read its responses (" + format_size(s.output().bytes()) + " queued, limit " +
-                                format_size(settings_.output_limits.max_bytes) + ")");
-        return;
-    case OutputQueue::Verdict::stalled:
-        drop_client(s.id(), "it has not read its responses for " + format_duration(settings_.output_limits.max_stall));
-        return;
-    case OutputQueue::Verdict::ok:
-        break;
+        case OutputQueue::Verdict::too_large:
+            drop_client(s.id(), "it does not read its responses (" + format_size(s.output().bytes()) +
+                                    " queued, limit " + format_size(settings_.output_limits.max_bytes) + ")");
+            return;
+        case OutputQueue::Verdict::stalled:
+            drop_client(s.id(),
+                        "it has not read its responses for " + format_duration(settings_.output_limits.max_stall));
+            return;
+        case OutputQueue::Verdict::ok: break;
     }
     arm_retry(s);
 }
 
-void ClientServer::arm_retry(ClientSession& s)
-{
-    if (s.retry_timer != 0 || s.closing)
-        return;
+void ClientServer::arm_retry(ClientSession& s) {
+    if (s.retry_timer != 0 || s.closing) return;
     const ClientId id = s.id();
     s.retry_timer = loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(s.output().retry_delay()),
                                     [this, id] { on_retry(id); });
 }
 
-void ClientServer::on_retry(ClientId id)
-{
+void ClientServer::on_retry(ClientId id) {
     ClientSession* s = find(id);
-    if (s == nullptr)
-        return;
+    if (s == nullptr) return;
     s->retry_timer = 0;
     bool wake = false;
     if (!s->flush(EventLoop::Clock::now(), wake)) {
@@ -564,12 +507,10 @@ void ClientServer::on_retry(ClientId id)
         return;
     }
     after_output(*s, wake);
-    if (!s->closing)
-        maybe_resume(*s);
+    if (!s->closing) maybe_resume(*s);
 }
 
-void ClientServer::maybe_resume(ClientSession& s)
-{
+void ClientServer::maybe_resume(ClientSession& s) {
     if (!s.paused || s.closing || s.in_flight >= settings_.max_in_flight_per_client ||
         s.output().bytes() > settings_.ring_size)
         return;
@@ -577,21 +518,16 @@ void ClientServer::maybe_resume(ClientSession& s)
     mark_hot(s);
     const ClientId id = s.id();
     loop_.defer([this, id] {
-        if (ClientSession* again = find(id); again != nullptr && !again->closing)
-            service(*again);
+        if (ClientSession* again = find(id); again != nullptr && !again->closing) service(*again);
     });
 }
 
-void ClientServer::drop_client(ClientId client, std::string_view reason)
-{
-    if (ClientSession* s = find(client))
-        remove(*s, reason, true);
+void ClientServer::drop_client(ClientId client, std::string_view reason) {
+    if (ClientSession* s = find(client)) remove(*s, reason, true);
 }
 
-void ClientServer::remove(ClientSession& s, std::string_view reason, bool dropped)
-{
-    if (s.closing)
-        return;
+void ClientServer::remove(ClientSession& s, std::string_view reason, bool dropped) {
+    if (s.closing) return;
     s.closing = true;
     const ClientId id = s.id();
     if (dropped) {
@@ -609,38 +545,29 @@ void ClientServer::remove(ClientSession& s, std::string_view reason, bool droppe
     auto it = sessions_.find(id);
     std::shared_ptr<ClientSession> holder = std::move(it->second);
     sessions_.erase(it);
-    if (handler_ != nullptr)
-        handler_->on_client_gone(id);
+    if (handler_ != nullptr) handler_->on_client_gone(id);
     // Callers up the stack may still hold a reference to the session: destroy it
     // (unmap the segment, close the eventfd and socket) after this dispatch.
     loop_.defer([holder] {});
-    if (clients_changed_)
-        clients_changed_();
+    if (clients_changed_) clients_changed_();
 }
 
-void ClientServer::flush_all()
-{
+void ClientServer::flush_all() {
     const auto now = EventLoop::Clock::now();
     for (auto& [id, session] : sessions_) {
         bool wake = false;
-        if (session->flush(now, wake) && wake)
-            session->responses().wake_consumer_futex();
+        if (session->flush(now, wake) && wake) session->responses().wake_consumer_futex();
     }
 }
 
-void ClientServer::close_all()
-{
+void ClientServer::close_all() {
     std::vector<ClientId> ids;
-    for (const auto& [id, session] : sessions_)
-        ids.push_back(id);
+    for (const auto& [id, session] : sessions_) ids.push_back(id);
     for (ClientId id : ids)
-        if (ClientSession* s = find(id))
-            remove(*s, "closed: regiond is exiting", false);
+        if (ClientSession* s = find(id)) remove(*s, "closed: regiond is exiting", false);
     std::vector<int> fds;
-    for (const auto& [fd, handshake] : handshakes_)
-        fds.push_back(fd);
-    for (int fd : fds)
-        end_handshake(fd);
+    for (const auto& [fd, handshake] : handshakes_) fds.push_back(fd);
+    for (int fd : fds) end_handshake(fd);
 }
 
 }  // namespace regiond::daemon

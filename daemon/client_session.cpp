@@ -2,17 +2,14 @@
 
 namespace regiond::daemon {
 
-std::string ClientSession::describe() const
-{
+std::string ClientSession::describe() const {
     std::string text = "client " + std::to_string(info_.id) + " (pid " + std::to_string(info_.pid) + " uid " +
                        std::to_string(info_.uid);
-    if (!info_.name.empty())
-        text += " " + info_.name;
+    if (!info_.name.empty()) text += " " + info_.name;
     return text + ")";
 }
 
-bool ClientSession::send(OutgoingRecord record, OutputQueue::Clock::time_point now, bool& wake)
-{
+bool ClientSession::send(OutgoingRecord record, OutputQueue::Clock::time_point now, bool& wake) {
     if (output_.empty()) {
         const shm::PushResult pushed =
             responses().try_push(record.kind, record.flags, record.request_id, record.payload);
@@ -20,17 +17,14 @@ bool ClientSession::send(OutgoingRecord record, OutputQueue::Clock::time_point n
             wake = wake || pushed.needs_wakeup;
             return true;
         }
-        if (pushed.error != shm::RingError::full)
-            return false;
+        if (pushed.error != shm::RingError::full) return false;
     }
     output_.push_back(std::move(record), now);
     return true;
 }
 
-bool ClientSession::flush(OutputQueue::Clock::time_point now, bool& wake)
-{
-    if (output_.empty())
-        return true;
+bool ClientSession::flush(OutputQueue::Clock::time_point now, bool& wake) {
+    if (output_.empty()) return true;
     const FlushResult result = output_.flush(
         [this](const OutgoingRecord& r) { return responses().try_push(r.kind, r.flags, r.request_id, r.payload); },
         now);

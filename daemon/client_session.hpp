@@ -33,9 +33,7 @@ public:
           socket_(std::move(socket)),
           eventfd_(std::move(eventfd)),
           segment_(std::move(segment)),
-          output_(limits)
-    {
-    }
+          output_(limits) {}
 
     const ClientInfo& info() const noexcept { return info_; }
     ClientId id() const noexcept { return info_.id; }
@@ -57,9 +55,9 @@ public:
     bool flush(OutputQueue::Clock::time_point now, bool& wake);
 
     // Bookkeeping owned by ClientServer.
-    bool hot = false;      ///< serviced recently: its need-wake-up flag is clear, the loop polls it
-    bool paused = false;   ///< not consuming: too much in flight or too much output queued
-    bool closing = false;  ///< removed; destroyed after the current dispatch
+    bool hot = false;           ///< serviced recently: its need-wake-up flag is clear, the loop polls it
+    bool paused = false;        ///< not consuming: too much in flight or too much output queued
+    bool closing = false;       ///< removed; destroyed after the current dispatch
     std::size_t in_flight = 0;  ///< requests taken from the ring and not answered yet
     EventLoop::TimerId retry_timer = 0;
 

@@ -7,8 +7,7 @@
 namespace regiond::daemon {
 namespace {
 
-CommandLineResult failure(std::string message)
-{
+CommandLineResult failure(std::string message) {
     CommandLineResult result;
     result.error = std::move(message);
     return result;
@@ -20,18 +19,15 @@ struct Option {
     std::optional<std::string_view> inline_value;
 };
 
-Option split_option(std::string_view arg)
-{
+Option split_option(std::string_view arg) {
     const auto equals = arg.find('=');
-    if (equals == std::string_view::npos)
-        return {arg, std::nullopt};
+    if (equals == std::string_view::npos) return {arg, std::nullopt};
     return {arg.substr(0, equals), arg.substr(equals + 1)};
 }
 
 }  // namespace
 
-CommandLineResult parse_command_line(std::span<const char* const> args)
-{
+CommandLineResult parse_command_line(std::span<const char* const> args) {
     std::optional<Command> command;
     std::optional<std::string> config_path;
 
@@ -55,45 +51,36 @@ CommandLineResult parse_command_line(std::span<const char* const> args)
             } else {
                 return failure(std::string(option.name) + " needs a FILE");
             }
-            if (value.empty())
-                return failure(std::string(option.name) + " needs a FILE, not an empty string");
-            if (config_path)
-                return failure("only one configuration file may be given");
+            if (value.empty()) return failure(std::string(option.name) + " needs a FILE, not an empty string");
+            if (config_path) return failure("only one configuration file may be given");
             config_path = std::move(value);
             const Command wanted = option.name == "--config" ? Command::run : Command::check_config;
-            if (auto conflict = set_command(wanted, option.name))
-                return failure(*conflict);
+            if (auto conflict = set_command(wanted, option.name)) return failure(*conflict);
             continue;
         }
         if (option.inline_value && (option.name == "--version" || option.name == "--help"))
             return failure(std::string(option.name) + " takes no value");
         if (arg == "--version") {
-            if (auto conflict = set_command(Command::version, arg))
-                return failure(*conflict);
+            if (auto conflict = set_command(Command::version, arg)) return failure(*conflict);
             continue;
         }
         if (arg == "--help" || arg == "-h") {
-            if (auto conflict = set_command(Command::help, arg))
-                return failure(*conflict);
+            if (auto conflict = set_command(Command::help, arg)) return failure(*conflict);
             continue;
         }
-        if (!arg.empty() && arg.front() == '-')
-            return failure("unknown option \"" + std::string(arg) + "\"");
+        if (!arg.empty() && arg.front() == '-') return failure("unknown option \"" + std::string(arg) + "\"");
         return failure("unexpected argument \"" + std::string(arg) + "\"");
     }
 
     CommandLineResult result;
     result.ok = true;
     result.command_line.command = command.value_or(Command::run);
-    result.command_line.config_path =
-        config_path.value_or(std::string(config::default_config_path));
+    result.command_line.config_path = config_path.value_or(std::string(config::default_config_path));
     return result;
 }
 
-std::string usage()
-{
-    return "usage: regiond [--config FILE]       run (default FILE: " +
-           std::string(config::default_config_path) +
+std::string usage() {
+    return "usage: regiond [--config FILE]       run (default FILE: " + std::string(config::default_config_path) +
            ")\n"
            "       regiond --check-config FILE  validate FILE; print \"ok\" or every error\n"
            "       regiond --version\n";

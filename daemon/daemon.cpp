@@ -21,20 +21,18 @@ constexpr unsigned kPublishEvery = 4;                             // heartbeats 
 constexpr auto kStatusPeriod = std::chrono::seconds(1);
 constexpr auto kStaleHeartbeat = std::chrono::seconds(2);
 
-void copy_name(char (&out)[shm::kNameCapacity], const std::string& text)
-{
+void copy_name(char (&out)[shm::kNameCapacity], const std::string& text) {
     const std::size_t n = std::min<std::size_t>(text.size(), shm::kNameCapacity - 1);
     std::memcpy(out, text.data(), n);
     out[n] = '\0';
 }
 
-const char* signal_name(int signal)
-{
+const char* signal_name(int signal) {
     switch (signal) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGHUP: return "SIGHUP";
-    default: return "a signal";
+        case SIGTERM: return "SIGTERM";
+        case SIGINT: return "SIGINT";
+        case SIGHUP: return "SIGHUP";
+        default: return "a signal";
     }
 }
 
@@ -42,28 +40,23 @@ const char* signal_name(int signal)
 
 Daemon::Daemon(DaemonOptions& options) : config_(std::move(options.config)) {}
 
-std::unique_ptr<Daemon> Daemon::create(DaemonOptions options, StartError& error)
-{
+std::unique_ptr<Daemon> Daemon::create(DaemonOptions options, StartError& error) {
     std::unique_ptr<Daemon> daemon(new Daemon(options));
-    if (!daemon->start(options, error))
-        return nullptr;
+    if (!daemon->start(options, error)) return nullptr;
     return daemon;
 }
 
-AccessPolicy Daemon::access_policy() const
-{
+AccessPolicy Daemon::access_policy() const {
     AccessPolicy policy;
     policy.daemon_uid = ::geteuid();
     policy.allowed_uids = config_.daemon.allowed_uids;
-    if (config_.daemon.client_gid != static_cast<gid_t>(-1))
-        policy.client_gid = config_.daemon.client_gid;
+    if (config_.daemon.client_gid != static_cast<gid_t>(-1)) policy.client_gid = config_.daemon.client_gid;
     policy.client_group = config_.daemon.client_group;
     policy.config_path = config_.source_path;
     return policy;
 }
 
-bool Daemon::start(DaemonOptions& options, StartError& error)
-{
+bool Daemon::start(DaemonOptions& options, StartError& error) {
     const auto fail = [&](int code, std::string message) {
         error.exit_code = code;
         error.message = std::move(message);
@@ -77,19 +70,16 @@ bool Daemon::start(DaemonOptions& options, StartError& error)
 
     if (options.handle_signals) {
         auto signals = SignalSource::create(loop_, [this](int signal) { on_signal(signal); });
-        if (!signals)
-            return fail(1, signals.error().message);
+        if (!signals) return fail(1, signals.error().message);
         signals_ = std::move(*signals);
     }
 
     // A live daemon on any of our names: refuse before touching anything.
-    if (auto cleared = clear_stale_socket(d.socket, "client socket"); !cleared)
-        return fail(1, cleared.error().message);
+    if (auto cleared = clear_stale_socket(d.socket, "client socket"); !cleared) return fail(1, cleared.error().message);
     if (auto cleared = clear_stale_socket(d.admin_socket, "admin socket"); !cleared)
         return fail(1, cleared.error().message);
     const auto replace = check_state_segment(d.state_segment, kStaleHeartbeat);
-    if (!replace)
-        return fail(1, replace.error().message);
+    if (!replace) return fail(1, replace.error().message);
 
     shm::StateSegmentOptions segment_options;
     segment_options.name = d.state_segment;
@@ -98,8 +88,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error)
     segment_options.mode = 0640;
     segment_options.replace_existing = *replace;
     auto segment = shm::StateSegment::create(segment_options);
-    if (!segment)
-        return fail(1, segment.error().message);
+    if (!segment) return fail(1, segment.error().message);
     state_.emplace(std::move(*segment));
     state_->heartbeat_now();
     stats_.attach(&*state_);
@@ -109,8 +98,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error)
     backend_options.max_chunk_bytes = shm::ring_max_payload(ring_size);
     backend_options.redis = options.redis_checks;
     auto backends = Backends::create(loop_, config_, options.endpoint_factory, backend_options);
-    if (!backends)
-        return fail(EX_CONFIG, backends.error().message);
+    if (!backends) return fail(EX_CONFIG, backends.error().message);
     backends_ = std::move(*backends);
 
     ClientServerSettings settings;
@@ -129,14 +117,12 @@ bool Daemon::start(DaemonOptions& options, StartError& error)
     client_server_->set_handler(dispatcher_.get());
     client_server_->set_spin_allowed([this] { return dispatcher_->pending() == 0; });
     client_server_->on_clients_changed([this] { tick_status(); });
-    if (auto listening = client_server_->listen(); !listening)
-        return fail(1, listening.error().message);
+    if (auto listening = client_server_->listen(); !listening) return fail(1, listening.error().message);
 
     admin_ = std::make_unique<AdminServer>(loop_, UnixListenerOptions{d.admin_socket, "admin socket", 0660, group},
                                            access_policy(),
                                            [this](const AdminCommand& command) { return execute_admin(command); });
-    if (auto listening = admin_->listen(); !listening)
-        return fail(1, listening.error().message);
+    if (auto listening = admin_->listen(); !listening) return fail(1, listening.error().message);
 
     loop_.set_before_block([this] { return client_server_->before_block(); });
     backends_->on_change([this] { on_backend_change(); });
@@ -144,8 +130,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error)
     publish_all();
 
     loop_.add_timer(kHeartbeatPeriod, [this] { tick_heartbeat(); });
-    if (const auto interval = Notifier::watchdog_interval())
-        tick_watchdog(*interval);
+    if (const auto interval = Notifier::watchdog_interval()) tick_watchdog(*interval);
 
     log::notice("regiond " REGIOND_VERSION " serving region " + d.region + " (pid " + std::to_string(::getpid()) +
                 "): " + std::to_string(backends_->size()) + " PostgreSQL endpoints, client socket " + d.socket +
@@ -156,8 +141,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error)
     return true;
 }
 
-Daemon::~Daemon()
-{
+Daemon::~Daemon() {
     tearing_down_ = true;
     cleanup();
     // Members are destroyed in reverse order: the admin server, the dispatcher
@@ -165,32 +149,28 @@ Daemon::~Daemon()
     // the state segment (its name is removed), the signal source, the loop.
 }
 
-void Daemon::cleanup()
-{
-    if (cleaned_up_)
-        return;
+void Daemon::cleanup() {
+    if (cleaned_up_) return;
     cleaned_up_ = true;
-    if (admin_)
-        admin_->close();
+    if (admin_) admin_->close();
     if (client_server_) {
         client_server_->stop_accepting();
         client_server_->close_all();
     }
 }
 
-int Daemon::run()
-{
-    while (!finished_)
-        loop_.run_once(std::chrono::seconds(1));
+int Daemon::run() {
+    while (!finished_) loop_.run_once(std::chrono::seconds(1));
     cleanup();
     log::notice("regiond stopped");
     return exit_code_;
 }
 
-void Daemon::run_once(std::chrono::milliseconds max_wait) { loop_.run_once(max_wait); }
+void Daemon::run_once(std::chrono::milliseconds max_wait) {
+    loop_.run_once(max_wait);
+}
 
-void Daemon::on_signal(int signal)
-{
+void Daemon::on_signal(int signal) {
     if (signal == SIGHUP) {
         log::notice("SIGHUP received: reloading " + config_.source_path);
         reload();
@@ -199,10 +179,8 @@ void Daemon::on_signal(int signal)
     shutdown(std::string(signal_name(signal)) + " received");
 }
 
-void Daemon::shutdown(const std::string& why)
-{
-    if (finishing_)
-        return;
+void Daemon::shutdown(const std::string& why) {
+    if (finishing_) return;
     if (draining_) {
         log::warning(why + " again: exiting at once, " + std::to_string(dispatcher_->pending()) +
                      " requests abandoned");
@@ -217,31 +195,25 @@ void Daemon::shutdown(const std::string& why)
     client_server_->stop_accepting();
     dispatcher_->begin_drain();
     tick_status();
-    drain_timer_ = loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(config_.daemon.drain_timeout),
-                                   [this] {
-                                       drain_timer_ = 0;
-                                       on_drain_timeout();
-                                   });
+    drain_timer_ =
+        loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(config_.daemon.drain_timeout), [this] {
+            drain_timer_ = 0;
+            on_drain_timeout();
+        });
     backends_->drain("regiond is shutting down", [this] {
-        if (!tearing_down_)
-            loop_.defer([this] { on_drained(); });
+        if (!tearing_down_) loop_.defer([this] { on_drained(); });
     });
 }
 
-void Daemon::on_drained()
-{
-    if (finishing_)
-        return;
-    if (dispatcher_->pending() != 0)
-        dispatcher_->abandon_all("regiond is shutting down");
+void Daemon::on_drained() {
+    if (finishing_) return;
+    if (dispatcher_->pending() != 0) dispatcher_->abandon_all("regiond is shutting down");
     log::notice("drained: every request in flight was answered");
     finish();
 }
 
-void Daemon::on_drain_timeout()
-{
-    if (finishing_)
-        return;
+void Daemon::on_drain_timeout() {
+    if (finishing_) return;
     const std::size_t left = dispatcher_->pending();
     log::warning("drain_timeout " + format_duration(config_.daemon.drain_timeout) + " passed with " +
                  std::to_string(left) + " requests in flight: answering them with an error");
@@ -250,8 +222,7 @@ void Daemon::on_drain_timeout()
     finish();
 }
 
-void Daemon::finish()
-{
+void Daemon::finish() {
     finishing_ = true;
     if (drain_timer_ != 0) {
         loop_.cancel_timer(drain_timer_);
@@ -263,15 +234,13 @@ void Daemon::finish()
     loop_.stop();
 }
 
-void Daemon::reload()
-{
+void Daemon::reload() {
     notifier_.reloading();
     auto outcome = config::parse_config_file(config_.source_path);
     if (!outcome.ok()) {
         log::error("reload: " + config_.source_path + " has " + std::to_string(outcome.errors.size()) +
                    " errors; keeping the running configuration");
-        for (const auto& diagnostic : outcome.errors)
-            log::error("reload: " + diagnostic.to_string());
+        for (const auto& diagnostic : outcome.errors) log::error("reload: " + diagnostic.to_string());
         notifier_.ready();
         return;
     }
@@ -279,8 +248,7 @@ void Daemon::reload()
     notifier_.ready();
 }
 
-void Daemon::apply_config(config::Config next)
-{
+void Daemon::apply_config(config::Config next) {
     ReloadPlan plan = plan_reload(config_, next);
     // In place: the dispatcher holds a reference to config_.
     config_ = std::move(plan.effective);
@@ -293,31 +261,24 @@ void Daemon::apply_config(config::Config next)
 
     const auto join = [](const std::vector<std::string>& keys) {
         std::string text;
-        for (const auto& k : keys)
-            text += (text.empty() ? "" : ", ") + k;
+        for (const auto& k : keys) text += (text.empty() ? "" : ", ") + k;
         return text;
     };
-    if (plan.applied.empty() && plan.need_restart.empty())
-        log::notice("reload: no changes in " + config_.source_path);
-    if (!plan.applied.empty())
-        log::notice("reload: applied " + join(plan.applied));
+    if (plan.applied.empty() && plan.need_restart.empty()) log::notice("reload: no changes in " + config_.source_path);
+    if (!plan.applied.empty()) log::notice("reload: applied " + join(plan.applied));
     if (!plan.need_restart.empty())
         log::warning("reload: changed but only applied after a restart (running values kept): " +
                      join(plan.need_restart));
-    for (const auto& note : plan.notes)
-        log::notice("reload: " + note);
+    for (const auto& note : plan.notes) log::notice("reload: " + note);
 }
 
-void Daemon::on_backend_change()
-{
-    if (tearing_down_ || !state_)
-        return;
+void Daemon::on_backend_change() {
+    if (tearing_down_ || !state_) return;
     backends_->observe(config_.lag.alert_after);
     publish_all();
 }
 
-void Daemon::publish_endpoint(std::size_t index)
-{
+void Daemon::publish_endpoint(std::size_t index) {
     const BackendEndpoint& e = backends_->at(index);
     const pg::Health& h = e.endpoint->health();
     shm::EndpointStatus status{};
@@ -325,7 +286,7 @@ void Daemon::publish_endpoint(std::size_t index)
     copy_name(status.endpoint, e.display_name);
     status.in_use = 1;
     status.role = static_cast<std::uint8_t>(e.role == pg::Role::primary ? shm::EndpointRole::primary
-                                                                         : shm::EndpointRole::replica);
+                                                                        : shm::EndpointRole::replica);
     status.healthy = h.healthy ? 1 : 0;
     status.cache_healthy = backends_->cache_healthy(e.region_index) ? 1 : 0;
     status.alert = e.alert ? 1 : 0;
@@ -340,14 +301,11 @@ void Daemon::publish_endpoint(std::size_t index)
     state_->write_endpoint(static_cast<std::uint32_t>(e.region_index), static_cast<std::uint32_t>(e.slot), status);
 }
 
-void Daemon::publish_all()
-{
-    for (std::size_t i = 0; i < backends_->size(); ++i)
-        publish_endpoint(i);
+void Daemon::publish_all() {
+    for (std::size_t i = 0; i < backends_->size(); ++i) publish_endpoint(i);
 }
 
-void Daemon::tick_heartbeat()
-{
+void Daemon::tick_heartbeat() {
     state_->heartbeat_now();
     if (++heartbeat_ticks_ % kPublishEvery == 0) {
         // Pool usage and lag move without a health callback: refresh the table.
@@ -357,22 +315,19 @@ void Daemon::tick_heartbeat()
     loop_.add_timer(kHeartbeatPeriod, [this] { tick_heartbeat(); });
 }
 
-void Daemon::tick_watchdog(std::chrono::microseconds interval)
-{
+void Daemon::tick_watchdog(std::chrono::microseconds interval) {
     notifier_.watchdog();
     loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(interval / 2),
                     [this, interval] { tick_watchdog(interval); });
 }
 
-std::string Daemon::status_line()
-{
+std::string Daemon::status_line() {
     std::string line = draining_ ? "draining: " : "";
     const std::size_t clients = client_server_->client_count();
     line += "serving " + std::to_string(clients) + (clients == 1 ? " client" : " clients");
     for (std::size_t i = 0; i < backends_->size(); ++i) {
         const BackendEndpoint& e = backends_->at(i);
-        if (e.region != config_.daemon.region && e.role != pg::Role::primary)
-            continue;
+        if (e.region != config_.daemon.region && e.role != pg::Role::primary) continue;
         const pg::Health& h = e.endpoint->health();
         line += "; " + e.region + " " + role_name(e.role) + " ";
         if (!h.healthy)
@@ -385,23 +340,19 @@ std::string Daemon::status_line()
     return line;
 }
 
-void Daemon::schedule_status()
-{
+void Daemon::schedule_status() {
     loop_.add_timer(kStatusPeriod, [this] {
         tick_status();
         schedule_status();
     });
 }
 
-void Daemon::tick_status()
-{
-    if (tearing_down_)
-        return;
+void Daemon::tick_status() {
+    if (tearing_down_) return;
     notifier_.status(status_line());
 }
 
-StatusSnapshot Daemon::snapshot()
-{
+StatusSnapshot Daemon::snapshot() {
     StatusSnapshot s;
     s.region = config_.daemon.region;
     s.pid = ::getpid();
@@ -450,15 +401,14 @@ StatusSnapshot Daemon::snapshot()
     return s;
 }
 
-std::string Daemon::execute_admin(const AdminCommand& command)
-{
+std::string Daemon::execute_admin(const AdminCommand& command) {
     switch (command.kind) {
-    case AdminCommand::Kind::status: return admin_ok(format_status_text(snapshot()));
-    case AdminCommand::Kind::status_json: return admin_ok(format_status_json(snapshot()));
-    case AdminCommand::Kind::metrics: return admin_ok(format_metrics(snapshot()));
-    case AdminCommand::Kind::cache_flush: return admin_error("the cache is not implemented yet");
-    case AdminCommand::Kind::help: return admin_ok("commands: " + admin_command_list() + "\n");
-    case AdminCommand::Kind::invalid: return admin_error(command.error);
+        case AdminCommand::Kind::status: return admin_ok(format_status_text(snapshot()));
+        case AdminCommand::Kind::status_json: return admin_ok(format_status_json(snapshot()));
+        case AdminCommand::Kind::metrics: return admin_ok(format_metrics(snapshot()));
+        case AdminCommand::Kind::cache_flush: return admin_error("the cache is not implemented yet");
+        case AdminCommand::Kind::help: return admin_ok("commands: " + admin_command_list() + "\n");
+        case AdminCommand::Kind::invalid: return admin_error(command.error);
     }
     return admin_error("unknown command");
 }

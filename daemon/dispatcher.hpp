@@ -55,7 +55,7 @@ private:
         RouteKind kind = RouteKind::read_local;
         std::chrono::steady_clock::time_point deadline;
         std::vector<std::size_t> tried;  ///< endpoint indices
-        pg::Job job;                      ///< kept for a retry (reads only)
+        pg::Job job;                     ///< kept for a retry (reads only)
     };
 
     void submit(const Key& key, Pending& pending, std::size_t endpoint);

@@ -11,118 +11,121 @@
 namespace regiond::daemon {
 
 EventLoop::EventLoop() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
-  if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
 }
 
 EventLoop::~EventLoop() {
-  if (epoll_fd_ >= 0) close(epoll_fd_);
+    if (epoll_fd_ >= 0) close(epoll_fd_);
 }
 
 void EventLoop::add(int fd, std::uint32_t events, FdHandler handler) {
-  const std::uint64_t serial = next_serial_++;
-  epoll_event ev{};
-  ev.events = events;
-  // The serial, not the fd, travels in the event: a stale event for a removed
-  // (and possibly reused) fd number is recognised and dropped at dispatch.
-  ev.data.u64 = (serial << 32) | static_cast<std::uint32_t>(fd);
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    throw std::system_error(errno, std::generic_category(), "epoll_ctl(ADD, fd " + std::to_string(fd) + ")");
-  }
-  handlers_[fd] = Registration{serial, std::make_shared<FdHandler>(std::move(handler))};
+    const std::uint64_t serial = next_serial_++;
+    epoll_event ev{};
+    ev.events = events;
+    // The serial, not the fd, travels in the event: a stale event for a removed
+    // (and possibly reused) fd number is recognised and dropped at dispatch.
+    ev.data.u64 = (serial << 32) | static_cast<std::uint32_t>(fd);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl(ADD, fd " + std::to_string(fd) + ")");
+    }
+    handlers_[fd] = Registration{serial, std::make_shared<FdHandler>(std::move(handler))};
 }
 
 void EventLoop::modify(int fd, std::uint32_t events) {
-  auto it = handlers_.find(fd);
-  if (it == handlers_.end()) return;
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = (it->second.serial << 32) | static_cast<std::uint32_t>(fd);
-  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
-    throw std::system_error(errno, std::generic_category(), "epoll_ctl(MOD, fd " + std::to_string(fd) + ")");
-  }
+    auto it = handlers_.find(fd);
+    if (it == handlers_.end()) return;
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = (it->second.serial << 32) | static_cast<std::uint32_t>(fd);
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev) != 0) {
+        throw std::system_error(errno, std::generic_category(), "epoll_ctl(MOD, fd " + std::to_string(fd) + ")");
+    }
 }
 
 void EventLoop::remove(int fd) {
-  if (handlers_.erase(fd) != 0) {
-    // ENOENT/EBADF are harmless here: the fd may already be closed by its owner.
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-  }
+    if (handlers_.erase(fd) != 0) {
+        // ENOENT/EBADF are harmless here: the fd may already be closed by its owner.
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    }
 }
 
 EventLoop::TimerId EventLoop::add_timer(Clock::time_point when, std::function<void()> fn) {
-  const TimerId id = next_timer_++;
-  timer_fns_.emplace(id, std::move(fn));
-  timer_heap_.push(Timer{when, id});
-  return id;
+    const TimerId id = next_timer_++;
+    timer_fns_.emplace(id, std::move(fn));
+    timer_heap_.push(Timer{when, id});
+    return id;
 }
 
 void EventLoop::cancel_timer(TimerId id) {
-  // Lazy deletion: the heap entry stays and is skipped when it comes due.
-  timer_fns_.erase(id);
+    // Lazy deletion: the heap entry stays and is skipped when it comes due.
+    timer_fns_.erase(id);
 }
 
-void EventLoop::defer(std::function<void()> fn) { deferred_.push_back(std::move(fn)); }
+void EventLoop::defer(std::function<void()> fn) {
+    deferred_.push_back(std::move(fn));
+}
 
 void EventLoop::run_deferred() {
-  // Calls deferred from within deferred calls run in the next round, so a
-  // handler that keeps deferring cannot starve the fds.
-  std::vector<std::function<void()>> batch;
-  batch.swap(deferred_);
-  for (auto& fn : batch) fn();
+    // Calls deferred from within deferred calls run in the next round, so a
+    // handler that keeps deferring cannot starve the fds.
+    std::vector<std::function<void()>> batch;
+    batch.swap(deferred_);
+    for (auto& fn : batch) fn();
 }
 
 void EventLoop::run_due_timers() {
-  const auto now = Clock::now();
-  while (!timer_heap_.empty() && timer_heap_.top().when <= now) {
-    const TimerId id = timer_heap_.top().id;
-    timer_heap_.pop();
-    auto it = timer_fns_.find(id);
-    if (it == timer_fns_.end()) continue;  // cancelled
-    auto fn = std::move(it->second);
-    timer_fns_.erase(it);
-    fn();
-  }
+    const auto now = Clock::now();
+    while (!timer_heap_.empty() && timer_heap_.top().when <= now) {
+        const TimerId id = timer_heap_.top().id;
+        timer_heap_.pop();
+        auto it = timer_fns_.find(id);
+        if (it == timer_fns_.end()) continue;  // cancelled
+        auto fn = std::move(it->second);
+        timer_fns_.erase(it);
+        fn();
+    }
 }
 
 int EventLoop::run_once(Clock::duration max_wait) {
-  run_deferred();
-  run_due_timers();
-  if (!deferred_.empty()) max_wait = Clock::duration::zero();
-  if (before_block_ && max_wait > Clock::duration::zero() && before_block_()) {
-    max_wait = Clock::duration::zero();
-  }
-  // The hook may have deferred work (or a timer handler above may have): it must
-  // not wait for the next fd event or timer.
-  if (!deferred_.empty()) max_wait = Clock::duration::zero();
-  // Drop cancelled timers at the top so they do not shorten the wait.
-  while (!timer_heap_.empty() && timer_fns_.count(timer_heap_.top().id) == 0) timer_heap_.pop();
-  if (!timer_heap_.empty()) {
-    const auto until_timer = timer_heap_.top().when - Clock::now();
-    if (until_timer < max_wait) max_wait = until_timer < Clock::duration::zero() ? Clock::duration::zero() : until_timer;
-  }
-  // Round up so a timer 0.3 ms away does not turn into a busy loop of 0 ms waits.
-  const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(max_wait).count();
-  epoll_event events[64];
-  const int n = epoll_wait(epoll_fd_, events, 64, static_cast<int>(wait_ms));
-  if (n < 0) {
-    if (errno == EINTR) return 0;
-    throw std::system_error(errno, std::generic_category(), "epoll_wait");
-  }
-  for (int i = 0; i < n; ++i) {
-    const int fd = static_cast<int>(static_cast<std::uint32_t>(events[i].data.u64));
-    const std::uint64_t serial = events[i].data.u64 >> 32;
-    auto it = handlers_.find(fd);
-    if (it == handlers_.end() || (it->second.serial & 0xffffffffu) != serial) continue;
-    // Hold a reference: the handler may remove itself while it runs.
-    auto handler = it->second.handler;
-    (*handler)(events[i].events);
-  }
-  run_due_timers();
-  return n;
+    run_deferred();
+    run_due_timers();
+    if (!deferred_.empty()) max_wait = Clock::duration::zero();
+    if (before_block_ && max_wait > Clock::duration::zero() && before_block_()) {
+        max_wait = Clock::duration::zero();
+    }
+    // The hook may have deferred work (or a timer handler above may have): it must
+    // not wait for the next fd event or timer.
+    if (!deferred_.empty()) max_wait = Clock::duration::zero();
+    // Drop cancelled timers at the top so they do not shorten the wait.
+    while (!timer_heap_.empty() && timer_fns_.count(timer_heap_.top().id) == 0) timer_heap_.pop();
+    if (!timer_heap_.empty()) {
+        const auto until_timer = timer_heap_.top().when - Clock::now();
+        if (until_timer < max_wait)
+            max_wait = until_timer < Clock::duration::zero() ? Clock::duration::zero() : until_timer;
+    }
+    // Round up so a timer 0.3 ms away does not turn into a busy loop of 0 ms waits.
+    const auto wait_ms = std::chrono::ceil<std::chrono::milliseconds>(max_wait).count();
+    epoll_event events[64];
+    const int n = epoll_wait(epoll_fd_, events, 64, static_cast<int>(wait_ms));
+    if (n < 0) {
+        if (errno == EINTR) return 0;
+        throw std::system_error(errno, std::generic_category(), "epoll_wait");
+    }
+    for (int i = 0; i < n; ++i) {
+        const int fd = static_cast<int>(static_cast<std::uint32_t>(events[i].data.u64));
+        const std::uint64_t serial = events[i].data.u64 >> 32;
+        auto it = handlers_.find(fd);
+        if (it == handlers_.end() || (it->second.serial & 0xffffffffu) != serial) continue;
+        // Hold a reference: the handler may remove itself while it runs.
+        auto handler = it->second.handler;
+        (*handler)(events[i].events);
+    }
+    run_due_timers();
+    return n;
 }
 
 void EventLoop::run() {
-  while (!stopped_) run_once(std::chrono::seconds(1));
+    while (!stopped_) run_once(std::chrono::seconds(1));
 }
 
 }  // namespace regiond::daemon

@@ -10,15 +10,13 @@ class Hysteresis {
 public:
     Hysteresis(unsigned down_after, unsigned up_after) noexcept { set_thresholds(down_after, up_after); }
 
-    void set_thresholds(unsigned down_after, unsigned up_after) noexcept
-    {
+    void set_thresholds(unsigned down_after, unsigned up_after) noexcept {
         down_after_ = down_after == 0 ? 1 : down_after;
         up_after_ = up_after == 0 ? 1 : up_after;
     }
 
     /// Records one check; true when the verdict changed (the first verdict counts).
-    bool record(bool success) noexcept
-    {
+    bool record(bool success) noexcept {
         if (success) {
             ++successes_;
             failures_ = 0;

@@ -19,10 +19,18 @@ enum class Level : int { error = 3, warning = 4, notice = 5, info = 6, debug = 7
 /// entry is never split).
 void write(Level level, std::string_view message);
 
-inline void error(std::string_view message) { write(Level::error, message); }
-inline void warning(std::string_view message) { write(Level::warning, message); }
-inline void notice(std::string_view message) { write(Level::notice, message); }
-inline void info(std::string_view message) { write(Level::info, message); }
+inline void error(std::string_view message) {
+    write(Level::error, message);
+}
+inline void warning(std::string_view message) {
+    write(Level::warning, message);
+}
+inline void notice(std::string_view message) {
+    write(Level::notice, message);
+}
+inline void info(std::string_view message) {
+    write(Level::info, message);
+}
 
 /// Tests capture the log with a sink; an empty function restores stderr.
 using Sink = std::function<void(Level, std::string_view)>;

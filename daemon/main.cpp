@@ -17,14 +17,11 @@ namespace {
 using regiond::config::ParseOutcome;
 
 // Every diagnostic, one per line, on stderr (the journal under systemd).
-void print_errors(const ParseOutcome& outcome)
-{
-    for (const auto& diagnostic : outcome.errors)
-        std::cerr << diagnostic.to_string() << '\n';
+void print_errors(const ParseOutcome& outcome) {
+    for (const auto& diagnostic : outcome.errors) std::cerr << diagnostic.to_string() << '\n';
 }
 
-int check_config(const std::string& path)
-{
+int check_config(const std::string& path) {
     const ParseOutcome outcome = regiond::config::parse_config_file(path);
     if (!outcome.ok()) {
         print_errors(outcome);
@@ -34,8 +31,7 @@ int check_config(const std::string& path)
     return EX_OK;
 }
 
-int run(const std::string& path)
-{
+int run(const std::string& path) {
     ParseOutcome outcome = regiond::config::parse_config_file(path);
     if (!outcome.ok()) {
         print_errors(outcome);
@@ -55,8 +51,7 @@ int run(const std::string& path)
 
 }  // namespace
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     using regiond::daemon::Command;
     const std::span<const char* const> args(argv + 1, static_cast<std::size_t>(argc > 0 ? argc - 1 : 0));
     const auto parsed = regiond::daemon::parse_command_line(args);
@@ -67,23 +62,16 @@ int main(int argc, char** argv)
 
     const auto& command_line = parsed.command_line;
     switch (command_line.command) {
-    case Command::version:
-        std::cout << "regiond " << REGIOND_VERSION << '\n';
-        return EX_OK;
-    case Command::help:
-        std::cout << regiond::daemon::usage();
-        return EX_OK;
-    case Command::check_config:
-        return check_config(command_line.config_path);
-    case Command::run:
-        try {
-            return run(command_line.config_path);
-        } catch (const std::exception& e) {
-            // A bug or resource exhaustion inside the loop (e.g. epoll_ctl failing):
-            // one line saying what, and a failure exit so systemd restarts us.
-            regiond::daemon::log::error(std::string("fatal: ") + e.what());
-            return 1;
-        }
+        case Command::version: std::cout << "regiond " << REGIOND_VERSION << '\n'; return EX_OK;
+        case Command::help: std::cout << regiond::daemon::usage(); return EX_OK;
+        case Command::check_config: return check_config(command_line.config_path);
+        case Command::run: try { return run(command_line.config_path);
+            } catch (const std::exception& e) {
+                // A bug or resource exhaustion inside the loop (e.g. epoll_ctl failing):
+                // one line saying what, and a failure exit so systemd restarts us.
+                regiond::daemon::log::error(std::string("fatal: ") + e.what());
+                return 1;
+            }
     }
     return EX_SOFTWARE;  // unreachable: every Command is handled above
 }

@@ -2,8 +2,7 @@
 
 namespace regiond::daemon {
 
-void OutputQueue::push_back(OutgoingRecord record, Clock::time_point now)
-{
+void OutputQueue::push_back(OutgoingRecord record, Clock::time_point now) {
     if (records_.empty()) {
         // The stall clock starts when the backlog does.
         last_progress_ = now;
@@ -13,8 +12,7 @@ void OutputQueue::push_back(OutgoingRecord record, Clock::time_point now)
     records_.push_back(std::move(record));
 }
 
-void OutputQueue::note_flush(bool progress, Clock::time_point now) noexcept
-{
+void OutputQueue::note_flush(bool progress, Clock::time_point now) noexcept {
     if (progress) {
         last_progress_ = now;
         retry_delay_ = kFirstRetry;
@@ -23,19 +21,14 @@ void OutputQueue::note_flush(bool progress, Clock::time_point now) noexcept
     }
 }
 
-OutputQueue::Verdict OutputQueue::verdict(Clock::time_point now) const noexcept
-{
-    if (records_.empty())
-        return Verdict::ok;
-    if (bytes_ > limits_.max_bytes)
-        return Verdict::too_large;
-    if (now - last_progress_ > limits_.max_stall)
-        return Verdict::stalled;
+OutputQueue::Verdict OutputQueue::verdict(Clock::time_point now) const noexcept {
+    if (records_.empty()) return Verdict::ok;
+    if (bytes_ > limits_.max_bytes) return Verdict::too_large;
+    if (now - last_progress_ > limits_.max_stall) return Verdict::stalled;
     return Verdict::ok;
 }
 
-void OutputQueue::clear() noexcept
-{
+void OutputQueue::clear() noexcept {
     records_.clear();
     bytes_ = 0;
     retry_delay_ = kFirstRetry;

@@ -58,13 +58,11 @@ public:
     /// Pushes queued records in order with push(const OutgoingRecord&) ->
     /// shm::PushResult until one does not fit (or the ring is corrupt).
     template <class Push>
-    FlushResult flush(Push&& push, Clock::time_point now)
-    {
+    FlushResult flush(Push&& push, Clock::time_point now) {
         FlushResult result;
         while (!records_.empty()) {
             const shm::PushResult pushed = push(records_.front());
-            if (pushed.error == shm::RingError::full)
-                break;
+            if (pushed.error == shm::RingError::full) break;
             if (pushed.error != shm::RingError::ok) {
                 result.corrupt = true;
                 break;

@@ -21,8 +21,7 @@ namespace {
 // A Redis that sends more than this in answer to PING is not one we trust.
 constexpr std::size_t kMaxReplyBytes = 64 * 1024;
 
-std::string resp_command(std::initializer_list<std::string_view> words)
-{
+std::string resp_command(std::initializer_list<std::string_view> words) {
     std::string out = "*" + std::to_string(words.size()) + "\r\n";
     for (std::string_view w : words) {
         out += "$" + std::to_string(w.size()) + "\r\n";
@@ -32,15 +31,13 @@ std::string resp_command(std::initializer_list<std::string_view> words)
     return out;
 }
 
-std::string shorten(std::string text, std::size_t max = 120)
-{
+std::string shorten(std::string text, std::size_t max = 120) {
     if (text.size() > max) {
         text.resize(max);
         text += "...";
     }
     for (char& c : text)
-        if (static_cast<unsigned char>(c) < 0x20)
-            c = ' ';
+        if (static_cast<unsigned char>(c) < 0x20) c = ' ';
     return text;
 }
 
@@ -50,8 +47,7 @@ RedisProbe::RedisProbe(EventLoop& loop, RedisProbeSettings settings, std::functi
     : loop_(loop),
       settings_(std::move(settings)),
       on_change_(std::move(on_change)),
-      hysteresis_(settings_.down_after, settings_.up_after)
-{
+      hysteresis_(settings_.down_after, settings_.up_after) {
     const auto& a = settings_.address;
     if (a.transport == config::RedisEndpoint::Transport::unix_socket)
         display_name_ = a.socket_path;
@@ -62,17 +58,13 @@ RedisProbe::RedisProbe(EventLoop& loop, RedisProbeSettings settings, std::functi
     resolve();
 }
 
-RedisProbe::~RedisProbe()
-{
-    if (tick_timer_ != 0)
-        loop_.cancel_timer(tick_timer_);
-    if (deadline_timer_ != 0)
-        loop_.cancel_timer(deadline_timer_);
+RedisProbe::~RedisProbe() {
+    if (tick_timer_ != 0) loop_.cancel_timer(tick_timer_);
+    if (deadline_timer_ != 0) loop_.cancel_timer(deadline_timer_);
     close_connection();
 }
 
-void RedisProbe::resolve()
-{
+void RedisProbe::resolve() {
     const auto& a = settings_.address;
     address_ = {};
     if (a.transport == config::RedisEndpoint::Transport::unix_socket) {
@@ -117,17 +109,14 @@ void RedisProbe::resolve()
     freeaddrinfo(found);
 }
 
-void RedisProbe::start()
-{
-    if (started_)
-        return;
+void RedisProbe::start() {
+    if (started_) return;
     started_ = true;
     loop_.defer([this] { check(); });
 }
 
 void RedisProbe::update(std::chrono::nanoseconds connect_timeout, std::chrono::nanoseconds check_interval,
-                        unsigned down_after, unsigned up_after)
-{
+                        unsigned down_after, unsigned up_after) {
     settings_.connect_timeout = connect_timeout;
     settings_.check_interval = check_interval;
     settings_.down_after = down_after;
@@ -135,42 +124,37 @@ void RedisProbe::update(std::chrono::nanoseconds connect_timeout, std::chrono::n
     hysteresis_.set_thresholds(down_after, up_after);
 }
 
-void RedisProbe::schedule_next()
-{
-    if (tick_timer_ != 0)
-        loop_.cancel_timer(tick_timer_);
-    tick_timer_ = loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(settings_.check_interval),
-                                  [this] {
-                                      tick_timer_ = 0;
-                                      check();
-                                  });
+void RedisProbe::schedule_next() {
+    if (tick_timer_ != 0) loop_.cancel_timer(tick_timer_);
+    tick_timer_ =
+        loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(settings_.check_interval), [this] {
+            tick_timer_ = 0;
+            check();
+        });
 }
 
-void RedisProbe::check()
-{
+void RedisProbe::check() {
     schedule_next();
-    if (phase_ != Phase::idle)
-        return;  // the previous check is still running; its deadline will end it
+    if (phase_ != Phase::idle) return;  // the previous check is still running; its deadline will end it
     if (!resolve_error_.empty()) {
         finish(false, resolve_error_);
         return;
     }
-    deadline_timer_ = loop_.add_timer(
-        std::chrono::duration_cast<EventLoop::Clock::duration>(settings_.connect_timeout), [this] {
+    deadline_timer_ =
+        loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(settings_.connect_timeout), [this] {
             deadline_timer_ = 0;
-            finish(false, phase_ == Phase::connecting ? "connect timed out after " + format_duration(settings_.connect_timeout)
-                                                      : "no answer to PING within " + format_duration(settings_.connect_timeout));
+            finish(false, phase_ == Phase::connecting
+                              ? "connect timed out after " + format_duration(settings_.connect_timeout)
+                              : "no answer to PING within " + format_duration(settings_.connect_timeout));
         });
     if (fd_ >= 0) {
         send_commands(false);
         return;
     }
-    if (!open_connection())
-        return;
+    if (!open_connection()) return;
 }
 
-bool RedisProbe::open_connection()
-{
+bool RedisProbe::open_connection() {
     const int fd = ::socket(address_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         finish(false, std::string("socket: ") + std::strerror(errno));
@@ -197,8 +181,7 @@ bool RedisProbe::open_connection()
     return false;
 }
 
-void RedisProbe::send_commands(bool fresh_connection)
-{
+void RedisProbe::send_commands(bool fresh_connection) {
     output_.clear();
     output_sent_ = 0;
     replies_expected_ = 0;
@@ -219,54 +202,44 @@ void RedisProbe::send_commands(bool fresh_connection)
     ++replies_expected_;
     phase_ = Phase::waiting;
     sent_at_ = EventLoop::Clock::now();
-    if (flush_output())
-        loop_.modify(fd_, EPOLLIN | EPOLLRDHUP | (output_sent_ < output_.size() ? EPOLLOUT : 0u));
+    if (flush_output()) loop_.modify(fd_, EPOLLIN | EPOLLRDHUP | (output_sent_ < output_.size() ? EPOLLOUT : 0u));
 }
 
-bool RedisProbe::flush_output()
-{
+bool RedisProbe::flush_output() {
     while (output_sent_ < output_.size()) {
         const ssize_t n = ::send(fd_, output_.data() + output_sent_, output_.size() - output_sent_, MSG_NOSIGNAL);
         if (n > 0) {
             output_sent_ += static_cast<std::size_t>(n);
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return true;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
         finish(false, std::string("send: ") + std::strerror(errno));
         return false;
     }
     return true;
 }
 
-void RedisProbe::on_events(std::uint32_t events)
-{
+void RedisProbe::on_events(std::uint32_t events) {
     if (phase_ == Phase::connecting) {
         int error = 0;
         socklen_t length = sizeof error;
-        if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0)
-            error = errno;
+        if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
         if (error != 0) {
             finish(false, std::string("connect: ") + std::strerror(error));
             return;
         }
-        if ((events & (EPOLLOUT | EPOLLIN | EPOLLHUP | EPOLLERR)) == 0)
-            return;
+        if ((events & (EPOLLOUT | EPOLLIN | EPOLLHUP | EPOLLERR)) == 0) return;
         send_commands(true);
         return;
     }
     if (phase_ == Phase::waiting && (events & EPOLLOUT) != 0) {
-        if (!flush_output())
-            return;
-        if (output_sent_ == output_.size())
-            loop_.modify(fd_, EPOLLIN | EPOLLRDHUP);
+        if (!flush_output()) return;
+        if (output_sent_ == output_.size()) loop_.modify(fd_, EPOLLIN | EPOLLRDHUP);
     }
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0)
-        read_replies();
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) read_replies();
 }
 
-void RedisProbe::read_replies()
-{
+void RedisProbe::read_replies() {
     char buffer[4096];
     for (;;) {
         const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
@@ -293,10 +266,8 @@ void RedisProbe::read_replies()
                 close_connection();  // an idle connection closed (timeout on the server): reopen next time
             return;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN)
-            break;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) break;
         if (phase_ == Phase::waiting)
             finish(false, std::string("recv: ") + std::strerror(errno));
         else
@@ -309,8 +280,7 @@ void RedisProbe::read_replies()
             finish(false, "protocol error");
             return;
         }
-        if (raw == nullptr)
-            return;  // incomplete
+        if (raw == nullptr) return;  // incomplete
         auto* reply = static_cast<redisReply*>(raw);
         std::string problem;
         if (reply->type == REDIS_REPLY_ERROR)
@@ -332,8 +302,7 @@ void RedisProbe::read_replies()
     }
 }
 
-void RedisProbe::finish(bool success, std::string error)
-{
+void RedisProbe::finish(bool success, std::string error) {
     if (deadline_timer_ != 0) {
         loop_.cancel_timer(deadline_timer_);
         deadline_timer_ = 0;
@@ -345,20 +314,17 @@ void RedisProbe::finish(bool success, std::string error)
         last_error_ = std::move(error);
     }
     const bool changed = hysteresis_.record(success);
-    if (success)
-        last_error_.clear();
+    if (success) last_error_.clear();
     if (changed) {
         if (hysteresis_.up())
             log::info("redis " + settings_.region + " " + display_name_ + " is up");
         else
             log::warning("redis " + settings_.region + " " + display_name_ + " is down: " + last_error_);
-        if (on_change_)
-            on_change_();
+        if (on_change_) on_change_();
     }
 }
 
-void RedisProbe::close_connection()
-{
+void RedisProbe::close_connection() {
     if (fd_ >= 0) {
         loop_.remove(fd_);
         ::close(fd_);

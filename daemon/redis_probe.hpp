@@ -48,8 +48,8 @@ public:
     /// Starts checking (the first check runs at once).
     void start();
     /// New timing and thresholds (SIGHUP); the address stays.
-    void update(std::chrono::nanoseconds connect_timeout, std::chrono::nanoseconds check_interval,
-                unsigned down_after, unsigned up_after);
+    void update(std::chrono::nanoseconds connect_timeout, std::chrono::nanoseconds check_interval, unsigned down_after,
+                unsigned up_after);
 
     const std::string& region() const noexcept { return settings_.region; }
     /// "host:port" or the socket path: safe to show.

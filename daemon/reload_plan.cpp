@@ -6,23 +6,18 @@ namespace {
 // Copies `next` into `target` (a field of the effective config) and records the
 // key when the value differs.
 template <class T>
-void live(T& target, const T& next, const char* key, ReloadPlan& plan)
-{
-    if (target == next)
-        return;
+void live(T& target, const T& next, const char* key, ReloadPlan& plan) {
+    if (target == next) return;
     target = next;
     plan.applied.emplace_back(key);
 }
 
 template <class T>
-void restart_only(const T& running, const T& next, std::string key, ReloadPlan& plan)
-{
-    if (!(running == next))
-        plan.need_restart.push_back(std::move(key));
+void restart_only(const T& running, const T& next, std::string key, ReloadPlan& plan) {
+    if (!(running == next)) plan.need_restart.push_back(std::move(key));
 }
 
-void compare_regions(const config::Config& running, const config::Config& next, ReloadPlan& plan)
-{
+void compare_regions(const config::Config& running, const config::Config& next, ReloadPlan& plan) {
     if (running.regions.size() != next.regions.size()) {
         plan.need_restart.emplace_back("regions");
         return;
@@ -42,8 +37,7 @@ void compare_regions(const config::Config& running, const config::Config& next, 
 
 }  // namespace
 
-ReloadPlan plan_reload(const config::Config& running, const config::Config& next)
-{
+ReloadPlan plan_reload(const config::Config& running, const config::Config& next) {
     ReloadPlan plan;
     plan.effective = running;
     config::Config& e = plan.effective;

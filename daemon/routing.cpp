@@ -7,22 +7,18 @@
 namespace regiond::daemon {
 namespace {
 
-bool contains(std::span<const std::size_t> set, std::size_t value)
-{
+bool contains(std::span<const std::size_t> set, std::size_t value) {
     return std::find(set.begin(), set.end(), value) != set.end();
 }
 
-std::uint64_t max_lag_ms(const RoutingSettings& settings)
-{
+std::uint64_t max_lag_ms(const RoutingSettings& settings) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(settings.max_lag).count();
     return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
 }
 
 // Why an endpoint gets no reads; "" when it may have them.
-std::string read_refusal(const EndpointState& e, const RoutingSettings& settings)
-{
-    if (!e.healthy)
-        return e.checked ? "unreachable" : "not checked yet";
+std::string read_refusal(const EndpointState& e, const RoutingSettings& settings) {
+    if (!e.healthy) return e.checked ? "unreachable" : "not checked yet";
     if (e.role == pg::Role::replica && e.lag_ms > max_lag_ms(settings))
         return "lag " + format_duration_ms(e.lag_ms) + " > max_lag " + format_duration(settings.max_lag);
     return {};
@@ -31,29 +27,23 @@ std::string read_refusal(const EndpointState& e, const RoutingSettings& settings
 // How an endpoint is named in an error: "replica" for this region's only
 // replica, "replica HOST:PORT" when the region has several, "REGION replica" for
 // other regions, "primary" for the primary.
-std::string label(const EndpointState& e, std::span<const EndpointState> all, const RoutingSettings& settings)
-{
-    if (e.role == pg::Role::primary)
-        return "primary";
+std::string label(const EndpointState& e, std::span<const EndpointState> all, const RoutingSettings& settings) {
+    if (e.role == pg::Role::primary) return "primary";
     const auto replicas_in_region = std::count_if(all.begin(), all.end(), [&](const EndpointState& o) {
         return o.role == pg::Role::replica && o.region == e.region;
     });
     std::string text = e.region == settings.local_region ? "replica" : e.region + " replica";
-    if (replicas_in_region > 1)
-        text += " " + e.name;
+    if (replicas_in_region > 1) text += " " + e.name;
     return text;
 }
 
-void sort_by_rtt(std::vector<std::size_t>& indices, std::span<const EndpointState> endpoints)
-{
-    std::stable_sort(indices.begin(), indices.end(), [&](std::size_t a, std::size_t b) {
-        return endpoints[a].rtt_us < endpoints[b].rtt_us;
-    });
+void sort_by_rtt(std::vector<std::size_t>& indices, std::span<const EndpointState> endpoints) {
+    std::stable_sort(indices.begin(), indices.end(),
+                     [&](std::size_t a, std::size_t b) { return endpoints[a].rtt_us < endpoints[b].rtt_us; });
 }
 
 Route route_reads(std::span<const EndpointState> endpoints, const RoutingSettings& settings,
-                  std::span<const std::size_t> exclude)
-{
+                  std::span<const std::size_t> exclude) {
     // Candidates and refusal reasons in the same order: this region's replicas,
     // this region's primary, other regions' replicas, a remote primary.
     enum Bucket { local_replica, local_primary, remote_replica, remote_primary, kBuckets };
@@ -61,8 +51,7 @@ Route route_reads(std::span<const EndpointState> endpoints, const RoutingSetting
     std::vector<std::string> reasons[kBuckets];
     for (std::size_t i = 0; i < endpoints.size(); ++i) {
         const EndpointState& e = endpoints[i];
-        if (contains(exclude, i))
-            continue;
+        if (contains(exclude, i)) continue;
         const bool local = e.region == settings.local_region;
         const Bucket bucket = e.role == pg::Role::primary ? (local ? local_primary : remote_primary)
                                                           : (local ? local_replica : remote_replica);
@@ -78,8 +67,7 @@ Route route_reads(std::span<const EndpointState> endpoints, const RoutingSetting
     std::string why;
     for (int b = 0; b < kBuckets; ++b) {
         route.candidates.insert(route.candidates.end(), candidates[b].begin(), candidates[b].end());
-        for (const std::string& reason : reasons[b])
-            why += (why.empty() ? "" : "; ") + reason;
+        for (const std::string& reason : reasons[b]) why += (why.empty() ? "" : "; ") + reason;
     }
     if (route.candidates.empty()) {
         route.error = "no healthy endpoint for reads in " + settings.local_region;
@@ -91,14 +79,12 @@ Route route_reads(std::span<const EndpointState> endpoints, const RoutingSetting
     return route;
 }
 
-Route route_primary(RouteKind kind, std::span<const EndpointState> endpoints, std::span<const std::size_t> exclude)
-{
+Route route_primary(RouteKind kind, std::span<const EndpointState> endpoints, std::span<const std::size_t> exclude) {
     const char* what = kind == RouteKind::write ? "writes" : "read_primary";
     Route route;
     for (std::size_t i = 0; i < endpoints.size(); ++i) {
         const EndpointState& e = endpoints[i];
-        if (e.role != pg::Role::primary || contains(exclude, i))
-            continue;
+        if (e.role != pg::Role::primary || contains(exclude, i)) continue;
         if (e.healthy) {
             route.candidates.push_back(i);
             return route;
@@ -114,10 +100,8 @@ Route route_primary(RouteKind kind, std::span<const EndpointState> endpoints, st
 }  // namespace
 
 Route plan_route(RouteKind kind, std::span<const EndpointState> endpoints, const RoutingSettings& settings,
-                 std::span<const std::size_t> exclude)
-{
-    if (kind == RouteKind::read_local)
-        return route_reads(endpoints, settings, exclude);
+                 std::span<const std::size_t> exclude) {
+    if (kind == RouteKind::read_local) return route_reads(endpoints, settings, exclude);
     return route_primary(kind, endpoints, exclude);
 }
 

@@ -52,7 +52,7 @@ struct Route {
 };
 
 /// `exclude`: endpoints already tried for this request (a retry).
-Route plan_route(RouteKind kind, std::span<const EndpointState> endpoints,
-                 const RoutingSettings& settings, std::span<const std::size_t> exclude = {});
+Route plan_route(RouteKind kind, std::span<const EndpointState> endpoints, const RoutingSettings& settings,
+                 std::span<const std::size_t> exclude = {});
 
 }  // namespace regiond::daemon

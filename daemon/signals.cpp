@@ -8,8 +8,7 @@
 
 namespace regiond::daemon {
 
-shm::Expected<std::unique_ptr<SignalSource>> SignalSource::create(EventLoop& loop, Handler handler)
-{
+shm::Expected<std::unique_ptr<SignalSource>> SignalSource::create(EventLoop& loop, Handler handler) {
     std::signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
@@ -19,26 +18,24 @@ shm::Expected<std::unique_ptr<SignalSource>> SignalSource::create(EventLoop& loo
     if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0)
         return shm::Error::system(errno, "cannot block SIGTERM/SIGINT/SIGHUP");
     shm::UniqueFd fd(signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
-    if (!fd)
-        return shm::Error::system(errno, "cannot create a signalfd");
+    if (!fd) return shm::Error::system(errno, "cannot create a signalfd");
     return std::unique_ptr<SignalSource>(new SignalSource(loop, std::move(fd), std::move(handler)));
 }
 
 SignalSource::SignalSource(EventLoop& loop, shm::UniqueFd fd, Handler handler)
-    : loop_(loop), fd_(std::move(fd)), handler_(std::move(handler))
-{
+    : loop_(loop), fd_(std::move(fd)), handler_(std::move(handler)) {
     loop_.add(fd_.get(), EPOLLIN, [this](std::uint32_t) { on_readable(); });
 }
 
-SignalSource::~SignalSource() { loop_.remove(fd_.get()); }
+SignalSource::~SignalSource() {
+    loop_.remove(fd_.get());
+}
 
-void SignalSource::on_readable()
-{
+void SignalSource::on_readable() {
     for (;;) {
         signalfd_siginfo info{};
         const ssize_t n = ::read(fd_.get(), &info, sizeof info);
-        if (n != static_cast<ssize_t>(sizeof info))
-            return;  // EAGAIN: all read
+        if (n != static_cast<ssize_t>(sizeof info)) return;  // EAGAIN: all read
         handler_(static_cast<int>(info.ssi_signo));
     }
 }

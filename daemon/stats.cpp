@@ -4,45 +4,39 @@
 
 namespace regiond::daemon {
 
-const char* counter_name(shm::Counter counter) noexcept
-{
+const char* counter_name(shm::Counter counter) noexcept {
     using shm::Counter;
     switch (counter) {
-    case Counter::requests_read_local: return "requests_read_local";
-    case Counter::requests_read_primary: return "requests_read_primary";
-    case Counter::requests_write: return "requests_write";
-    case Counter::requests_read_consistent: return "requests_read_consistent";
-    case Counter::requests_cached_read: return "requests_cached_read";
-    case Counter::cache_hits_local: return "cache_hits_local";
-    case Counter::cache_hits_redis: return "cache_hits_redis";
-    case Counter::cache_misses: return "cache_misses";
-    case Counter::errors: return "errors";
-    case Counter::timeouts: return "timeouts";
-    case Counter::clients_connected: return "clients_connected";
-    case Counter::clients_dropped: return "clients_dropped";
-    case Counter::invalidations_sent: return "invalidations_sent";
-    case Counter::invalidations_received: return "invalidations_received";
-    case Counter::consistent_reads_waited: return "consistent_reads_waited";
-    case Counter::consistent_reads_to_primary: return "consistent_reads_to_primary";
-    case Counter::kCount: break;
+        case Counter::requests_read_local: return "requests_read_local";
+        case Counter::requests_read_primary: return "requests_read_primary";
+        case Counter::requests_write: return "requests_write";
+        case Counter::requests_read_consistent: return "requests_read_consistent";
+        case Counter::requests_cached_read: return "requests_cached_read";
+        case Counter::cache_hits_local: return "cache_hits_local";
+        case Counter::cache_hits_redis: return "cache_hits_redis";
+        case Counter::cache_misses: return "cache_misses";
+        case Counter::errors: return "errors";
+        case Counter::timeouts: return "timeouts";
+        case Counter::clients_connected: return "clients_connected";
+        case Counter::clients_dropped: return "clients_dropped";
+        case Counter::invalidations_sent: return "invalidations_sent";
+        case Counter::invalidations_received: return "invalidations_received";
+        case Counter::consistent_reads_waited: return "consistent_reads_waited";
+        case Counter::consistent_reads_to_primary: return "consistent_reads_to_primary";
+        case Counter::kCount: break;
     }
     return "unknown";
 }
 
-void Stats::attach(shm::StateSegment* segment) noexcept
-{
+void Stats::attach(shm::StateSegment* segment) noexcept {
     segment_ = segment;
-    if (segment_ == nullptr)
-        return;
-    for (std::size_t i = 0; i < kCounterCount; ++i)
-        segment_->set(static_cast<shm::Counter>(i), values_[i]);
+    if (segment_ == nullptr) return;
+    for (std::size_t i = 0; i < kCounterCount; ++i) segment_->set(static_cast<shm::Counter>(i), values_[i]);
 }
 
-void Stats::add(shm::Counter counter, std::uint64_t n) noexcept
-{
+void Stats::add(shm::Counter counter, std::uint64_t n) noexcept {
     values_[static_cast<std::size_t>(counter)] += n;
-    if (segment_ != nullptr)
-        segment_->add(counter, n);
+    if (segment_ != nullptr) segment_->add(counter, n);
 }
 
 }  // namespace regiond::daemon

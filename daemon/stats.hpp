@@ -25,10 +25,7 @@ public:
     /// current values there first, so attaching late loses nothing.
     void attach(shm::StateSegment* segment) noexcept;
     void add(shm::Counter counter, std::uint64_t n = 1) noexcept;
-    std::uint64_t get(shm::Counter counter) const noexcept
-    {
-        return values_[static_cast<std::size_t>(counter)];
-    }
+    std::uint64_t get(shm::Counter counter) const noexcept { return values_[static_cast<std::size_t>(counter)]; }
 
 private:
     std::array<std::uint64_t, kCounterCount> values_{};

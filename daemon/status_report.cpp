@@ -9,31 +9,27 @@
 namespace regiond::daemon {
 namespace {
 
-std::string rtt_ms_text(std::uint32_t rtt_us) { return format_decimal(rtt_us, 3); }
+std::string rtt_ms_text(std::uint32_t rtt_us) {
+    return format_decimal(rtt_us, 3);
+}
 
-std::string uptime_text(std::uint64_t seconds)
-{
+std::string uptime_text(std::uint64_t seconds) {
     const std::uint64_t days = seconds / 86400, hours = seconds / 3600 % 24, minutes = seconds / 60 % 60,
                         secs = seconds % 60;
     std::string text;
-    if (days != 0)
-        text += std::to_string(days) + "d";
-    if (days != 0 || hours != 0)
-        text += std::to_string(hours) + "h";
-    if (days != 0 || hours != 0 || minutes != 0)
-        text += std::to_string(minutes) + "m";
+    if (days != 0) text += std::to_string(days) + "d";
+    if (days != 0 || hours != 0) text += std::to_string(hours) + "h";
+    if (days != 0 || hours != 0 || minutes != 0) text += std::to_string(minutes) + "m";
     text += std::to_string(secs) + "s";
     return text;
 }
 
 // A left-aligned text table with two spaces between columns.
-std::string render_table(const std::vector<std::vector<std::string>>& rows)
-{
+std::string render_table(const std::vector<std::vector<std::string>>& rows) {
     std::vector<std::size_t> widths;
     for (const auto& row : rows)
         for (std::size_t c = 0; c < row.size(); ++c) {
-            if (widths.size() <= c)
-                widths.push_back(0);
+            if (widths.size() <= c) widths.push_back(0);
             widths[c] = std::max(widths[c], row[c].size());
         }
     std::string out;
@@ -41,8 +37,7 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows)
         std::string line;
         for (std::size_t c = 0; c < row.size(); ++c) {
             line += row[c];
-            if (c + 1 < row.size())
-                line.append(widths[c] - row[c].size() + 2, ' ');
+            if (c + 1 < row.size()) line.append(widths[c] - row[c].size() + 2, ' ');
         }
         out += line;
         out += '\n';
@@ -50,13 +45,11 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows)
     return out;
 }
 
-std::string endpoint_label(const EndpointReport& e)
-{
+std::string endpoint_label(const EndpointReport& e) {
     return e.region + " " + role_name(e.role) + " " + e.endpoint;
 }
 
-void append_json_string(std::string& out, std::string_view key, std::string_view value)
-{
+void append_json_string(std::string& out, std::string_view key, std::string_view value) {
     out += '"';
     out += key;
     out += "\":\"";
@@ -64,8 +57,7 @@ void append_json_string(std::string& out, std::string_view key, std::string_view
     out += '"';
 }
 
-void append_json_raw(std::string& out, std::string_view key, std::string_view value)
-{
+void append_json_raw(std::string& out, std::string_view key, std::string_view value) {
     out += '"';
     out += key;
     out += "\":";
@@ -76,8 +68,7 @@ void append_json_raw(std::string& out, std::string_view key, std::string_view va
 class Family {
 public:
     Family(std::string& out, std::string_view name, std::string_view type, std::string_view help)
-        : out_(out), name_(name)
-    {
+        : out_(out), name_(name) {
         out_ += "# HELP ";
         out_ += name;
         out_ += ' ';
@@ -88,8 +79,7 @@ public:
         out_ += type;
         out_ += '\n';
     }
-    void sample(std::string_view labels, std::string_view value)
-    {
+    void sample(std::string_view labels, std::string_view value) {
         out_ += name_;
         if (!labels.empty()) {
             out_ += '{';
@@ -106,34 +96,32 @@ private:
     std::string_view name_;
 };
 
-std::string endpoint_labels(const EndpointReport& e)
-{
-    return "region=\"" + prometheus_label_escape(e.region) + "\",endpoint=\"" +
-           prometheus_label_escape(e.endpoint) + "\",role=\"" + role_name(e.role) + "\"";
+std::string endpoint_labels(const EndpointReport& e) {
+    return "region=\"" + prometheus_label_escape(e.region) + "\",endpoint=\"" + prometheus_label_escape(e.endpoint) +
+           "\",role=\"" + role_name(e.role) + "\"";
 }
 
-std::uint64_t counter_value(const StatusSnapshot& s, std::string_view name)
-{
+std::uint64_t counter_value(const StatusSnapshot& s, std::string_view name) {
     for (const auto& [n, v] : s.counters)
-        if (n == name)
-            return v;
+        if (n == name) return v;
     return 0;
 }
 
 }  // namespace
 
-const char* role_name(pg::Role role) noexcept { return role == pg::Role::primary ? "primary" : "replica"; }
+const char* role_name(pg::Role role) noexcept {
+    return role == pg::Role::primary ? "primary" : "replica";
+}
 
-std::string format_status_text(const StatusSnapshot& s)
-{
+std::string format_status_text(const StatusSnapshot& s) {
     std::string out = "region " + s.region + "  pid " + std::to_string(s.pid) + "  uptime " + uptime_text(s.uptime_s) +
                       "  generation " + std::to_string(s.generation) + "  clients " + std::to_string(s.clients);
-    if (s.draining)
-        out += "  DRAINING (shutting down)";
+    if (s.draining) out += "  DRAINING (shutting down)";
     out += "\n\n";
 
     std::vector<std::vector<std::string>> rows;
-    rows.push_back({"REGION", "ENDPOINT", "ROLE", "HEALTHY", "LAG_MS", "LAG_BYTES", "RTT_MS", "POOL", "CACHE", "ALERT"});
+    rows.push_back(
+        {"REGION", "ENDPOINT", "ROLE", "HEALTHY", "LAG_MS", "LAG_BYTES", "RTT_MS", "POOL", "CACHE", "ALERT"});
     for (const EndpointReport& e : s.endpoints) {
         const bool replica = e.role == pg::Role::replica;
         rows.push_back({e.region, e.endpoint, role_name(e.role), e.healthy ? "yes" : "no",
@@ -159,14 +147,12 @@ std::string format_status_text(const StatusSnapshot& s)
         out += "\nalerts: none\n";
     } else {
         out += "\nalerts:\n";
-        for (const std::string& a : alerts)
-            out += "  " + a + "\n";
+        for (const std::string& a : alerts) out += "  " + a + "\n";
     }
     return out;
 }
 
-std::string format_status_json(const StatusSnapshot& s)
-{
+std::string format_status_json(const StatusSnapshot& s) {
     std::string out = "{";
     append_json_string(out, "region", s.region);
     out += ',';
@@ -182,8 +168,7 @@ std::string format_status_json(const StatusSnapshot& s)
     out += ",\"endpoints\":[";
     for (std::size_t i = 0; i < s.endpoints.size(); ++i) {
         const EndpointReport& e = s.endpoints[i];
-        if (i != 0)
-            out += ',';
+        if (i != 0) out += ',';
         out += '{';
         append_json_string(out, "region", e.region);
         out += ',';
@@ -214,55 +199,47 @@ std::string format_status_json(const StatusSnapshot& s)
     }
     out += "],\"counters\":{";
     for (std::size_t i = 0; i < s.counters.size(); ++i) {
-        if (i != 0)
-            out += ',';
+        if (i != 0) out += ',';
         append_json_raw(out, json_escape(s.counters[i].first), std::to_string(s.counters[i].second));
     }
     out += "}}\n";
     return out;
 }
 
-std::string format_metrics(const StatusSnapshot& s)
-{
+std::string format_metrics(const StatusSnapshot& s) {
     std::string out;
     {
         Family f(out, "regiond_endpoint_healthy", "gauge", "1 if the endpoint is healthy (after hysteresis), else 0.");
-        for (const auto& e : s.endpoints)
-            f.sample(endpoint_labels(e), e.healthy ? "1" : "0");
+        for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), e.healthy ? "1" : "0");
     }
     {
         Family f(out, "regiond_replication_lag_seconds", "gauge",
                  "Replica lag: age of the oldest primary WAL position not yet replayed (0 when caught up).");
         for (const auto& e : s.endpoints)
-            if (e.role == pg::Role::replica)
-                f.sample(endpoint_labels(e), format_decimal(e.lag_ms, 3));
+            if (e.role == pg::Role::replica) f.sample(endpoint_labels(e), format_decimal(e.lag_ms, 3));
     }
     {
-        Family f(out, "regiond_replication_lag_bytes", "gauge", "Replica lag in bytes of WAL (primary LSN - replay LSN).");
+        Family f(out, "regiond_replication_lag_bytes", "gauge",
+                 "Replica lag in bytes of WAL (primary LSN - replay LSN).");
         for (const auto& e : s.endpoints)
-            if (e.role == pg::Role::replica)
-                f.sample(endpoint_labels(e), std::to_string(e.lag_bytes));
+            if (e.role == pg::Role::replica) f.sample(endpoint_labels(e), std::to_string(e.lag_bytes));
     }
     {
         Family f(out, "regiond_lag_alert", "gauge", "1 while the replica's lag is past lag.alert_after.");
         for (const auto& e : s.endpoints)
-            if (e.role == pg::Role::replica)
-                f.sample(endpoint_labels(e), e.alert ? "1" : "0");
+            if (e.role == pg::Role::replica) f.sample(endpoint_labels(e), e.alert ? "1" : "0");
     }
     {
         Family f(out, "regiond_endpoint_rtt_seconds", "gauge", "Smoothed round trip of the health probe.");
-        for (const auto& e : s.endpoints)
-            f.sample(endpoint_labels(e), format_decimal(e.rtt_us, 6));
+        for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), format_decimal(e.rtt_us, 6));
     }
     {
         Family f(out, "regiond_pool_in_use", "gauge", "Pool connections busy with a request.");
-        for (const auto& e : s.endpoints)
-            f.sample(endpoint_labels(e), std::to_string(e.pool_in_use));
+        for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), std::to_string(e.pool_in_use));
     }
     {
         Family f(out, "regiond_pool_size", "gauge", "Pool connections configured.");
-        for (const auto& e : s.endpoints)
-            f.sample(endpoint_labels(e), std::to_string(e.pool_size));
+        for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), std::to_string(e.pool_size));
     }
     {
         Family f(out, "regiond_cache_healthy", "gauge", "1 if the region's Redis answers PING, else 0.");

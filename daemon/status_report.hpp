@@ -48,7 +48,7 @@ struct StatusSnapshot {
     std::chrono::nanoseconds alert_after{};
     std::chrono::nanoseconds max_lag{};
     std::vector<EndpointReport> endpoints;
-    std::vector<CacheReport> caches;  ///< one per region
+    std::vector<CacheReport> caches;                              ///< one per region
     std::vector<std::pair<std::string, std::uint64_t>> counters;  ///< name, value (Stats order)
 };
 

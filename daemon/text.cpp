@@ -7,8 +7,7 @@ namespace regiond::daemon {
 namespace {
 
 // value / divisor with one decimal, the ".0" dropped.
-std::string one_decimal(std::uint64_t value, std::uint64_t divisor)
-{
+std::string one_decimal(std::uint64_t value, std::uint64_t divisor) {
     const std::uint64_t tenths = (value * 10 + divisor / 2) / divisor;
     std::string text = std::to_string(tenths / 10);
     if (tenths % 10 != 0) {
@@ -20,70 +19,59 @@ std::string one_decimal(std::uint64_t value, std::uint64_t divisor)
 
 }  // namespace
 
-std::string format_duration(std::chrono::nanoseconds duration)
-{
+std::string format_duration(std::chrono::nanoseconds duration) {
     const auto ns = duration.count() < 0 ? std::uint64_t{0} : static_cast<std::uint64_t>(duration.count());
-    if (ns == 0)
-        return "0s";
+    if (ns == 0) return "0s";
     constexpr std::uint64_t ms = 1'000'000;
     constexpr std::uint64_t s = 1'000 * ms;
-    if (ns >= s)
-        return one_decimal(ns, s) + "s";
-    if (ns >= ms)
-        return one_decimal(ns, ms) + "ms";
-    if (ns >= 1000)
-        return one_decimal(ns, 1000) + "us";
+    if (ns >= s) return one_decimal(ns, s) + "s";
+    if (ns >= ms) return one_decimal(ns, ms) + "ms";
+    if (ns >= 1000) return one_decimal(ns, 1000) + "us";
     return std::to_string(ns) + "ns";
 }
 
-std::string format_size(std::uint64_t bytes)
-{
+std::string format_size(std::uint64_t bytes) {
     constexpr std::uint64_t KiB = 1024;
     constexpr std::uint64_t MiB = 1024 * KiB;
     constexpr std::uint64_t GiB = 1024 * MiB;
-    if (bytes >= GiB)
-        return one_decimal(bytes, GiB) + " GiB";
-    if (bytes >= MiB)
-        return one_decimal(bytes, MiB) + " MiB";
-    if (bytes >= KiB)
-        return one_decimal(bytes, KiB) + " KiB";
+    if (bytes >= GiB) return one_decimal(bytes, GiB) + " GiB";
+    if (bytes >= MiB) return one_decimal(bytes, MiB) + " MiB";
+    if (bytes >= KiB) return one_decimal(bytes, KiB) + " KiB";
     return std::to_string(bytes) + " bytes";
 }
 
-std::string format_lsn_text(std::uint64_t lsn)
-{
+std::string format_lsn_text(std::uint64_t lsn) {
     char buffer[32];
     std::snprintf(buffer, sizeof buffer, "%X/%X", static_cast<unsigned>(lsn >> 32),
                   static_cast<unsigned>(lsn & 0xFFFFFFFFu));
     return buffer;
 }
 
-std::string json_escape(std::string_view text)
-{
+std::string json_escape(std::string_view text) {
     std::string out;
     out.reserve(text.size() + 2);
     for (char c : text) {
         switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) {
-                char buffer[8];
-                std::snprintf(buffer, sizeof buffer, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-                out += buffer;
-            } else {
-                out += c;
-            }
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buffer[8];
+                    std::snprintf(buffer, sizeof buffer, "\\u%04x",
+                                  static_cast<unsigned>(static_cast<unsigned char>(c)));
+                    out += buffer;
+                } else {
+                    out += c;
+                }
         }
     }
     return out;
 }
 
-std::string prometheus_label_escape(std::string_view text)
-{
+std::string prometheus_label_escape(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (char c : text) {
@@ -99,13 +87,10 @@ std::string prometheus_label_escape(std::string_view text)
     return out;
 }
 
-std::string format_decimal(std::uint64_t value, unsigned decimals)
-{
+std::string format_decimal(std::uint64_t value, unsigned decimals) {
     std::string digits = std::to_string(value);
-    if (decimals == 0)
-        return digits;
-    if (digits.size() <= decimals)
-        digits.insert(0, decimals + 1 - digits.size(), '0');
+    if (decimals == 0) return digits;
+    if (digits.size() <= decimals) digits.insert(0, decimals + 1 - digits.size(), '0');
     digits.insert(digits.size() - decimals, 1, '.');
     return digits;
 }

@@ -11,8 +11,7 @@ namespace regiond::daemon {
 /// "5s", "7.2s", "250ms", "1.5ms": the shortest exact-enough form for messages
 /// (one decimal above a second, whole or one decimal milliseconds below).
 std::string format_duration(std::chrono::nanoseconds duration);
-inline std::string format_duration_ms(std::uint64_t ms)
-{
+inline std::string format_duration_ms(std::uint64_t ms) {
     return format_duration(std::chrono::milliseconds(ms));
 }
 

@@ -52,7 +52,9 @@ ClientSegmentOwner& ClientSegmentOwner::operator=(ClientSegmentOwner&& other) no
     return *this;
 }
 
-ClientSegmentOwner::~ClientSegmentOwner() { unmap(); }
+ClientSegmentOwner::~ClientSegmentOwner() {
+    unmap();
+}
 
 void ClientSegmentOwner::unmap() noexcept {
     if (base_ != nullptr) ::munmap(base_, geometry_.total_size);
@@ -130,7 +132,9 @@ ClientSegment& ClientSegment::operator=(ClientSegment&& other) noexcept {
     return *this;
 }
 
-ClientSegment::~ClientSegment() { unmap(); }
+ClientSegment::~ClientSegment() {
+    unmap();
+}
 
 void ClientSegment::unmap() noexcept {
     if (base_ != nullptr) ::munmap(base_, size_);
@@ -138,7 +142,7 @@ void ClientSegment::unmap() noexcept {
 }
 
 Expected<ClientSegment> ClientSegment::attach(int fd) {
-    struct stat st{};
+    struct stat st {};
     if (::fstat(fd, &st) != 0) return Error::system(errno, "fstat of the client segment");
     if (!S_ISREG(st.st_mode)) return Error::invalid("client segment descriptor is not a memory file");
     const auto size = static_cast<std::uint64_t>(st.st_size);
@@ -148,8 +152,8 @@ Expected<ClientSegment> ClientSegment::attach(int fd) {
     if (seals < 0) return Error::system(errno, "F_GET_SEALS on the client segment (not a memfd?)");
     const int required = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
     if ((seals & required) != required)
-        return Error::invalid("client segment is not sealed against resizing (seals " +
-                              std::to_string(seals) + "): refusing to map it");
+        return Error::invalid("client segment is not sealed against resizing (seals " + std::to_string(seals) +
+                              "): refusing to map it");
 
     void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (addr == MAP_FAILED) return Error::system(errno, "mapping the client segment");
@@ -183,7 +187,8 @@ Expected<ClientSegment> ClientSegment::attach(int fd) {
         return bad("rings overlap");
     if (resp_off < sizeof(ClientHeader)) return bad("ring overlaps the header");
     const std::uint32_t wake = h->daemon_wake;
-    if (wake != static_cast<std::uint32_t>(DaemonWake::eventfd) && wake != static_cast<std::uint32_t>(DaemonWake::futex))
+    if (wake != static_cast<std::uint32_t>(DaemonWake::eventfd) &&
+        wake != static_cast<std::uint32_t>(DaemonWake::futex))
         return bad("daemon wake method");
 
     const std::span<std::byte> req(seg.base_ + req_off, ring_region_size(req_cap));

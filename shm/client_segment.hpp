@@ -49,16 +49,16 @@ struct alignas(kCacheLine) ClientHeader {
     /// is initialised); loaded first with acquire by the client in attach().
     /// (The fd is passed only afterwards anyway; this keeps the rule uniform.)
     SharedU32 layout_version;
-    std::uint32_t header_size;           ///< sizeof(ClientHeader)
-    std::uint64_t total_size;            ///< == the memfd's size
-    std::uint64_t request_ring_offset;   ///< ring region (RingControl + data)
+    std::uint32_t header_size;          ///< sizeof(ClientHeader)
+    std::uint64_t total_size;           ///< == the memfd's size
+    std::uint64_t request_ring_offset;  ///< ring region (RingControl + data)
     std::uint32_t request_ring_capacity;
     std::uint32_t reserved0;
     std::uint64_t response_ring_offset;
     std::uint32_t response_ring_capacity;
-    std::uint32_t daemon_wake;           ///< DaemonWake
-    std::uint64_t client_id;             ///< daemon-assigned, for logs
-    std::uint64_t daemon_generation;     ///< the state segment's generation
+    std::uint32_t daemon_wake;        ///< DaemonWake
+    std::uint64_t client_id;          ///< daemon-assigned, for logs
+    std::uint64_t daemon_generation;  ///< the state segment's generation
     std::uint8_t reserved1[56];
 };
 static_assert(sizeof(ClientHeader) == 128 && alignof(ClientHeader) == 64);

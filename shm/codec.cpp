@@ -83,7 +83,9 @@ private:
     std::byte* p_;
 };
 
-bool fits_u32(std::size_t n) noexcept { return n < kNullLength; }
+bool fits_u32(std::size_t n) noexcept {
+    return n < kNullLength;
+}
 
 // Geometric growth for containers filled chunk by chunk (an exact reserve per
 // chunk would reallocate and copy everything for every chunk).

@@ -35,7 +35,7 @@
 namespace regiond::shm {
 
 inline constexpr std::uint32_t kNullLength = 0xFFFFFFFFu;
-inline constexpr std::uint32_t kMaxParams = 65535;         ///< PostgreSQL's limit
+inline constexpr std::uint32_t kMaxParams = 65535;  ///< PostgreSQL's limit
 inline constexpr std::uint32_t kMaxInvalidateKeys = 65535;
 inline constexpr std::uint16_t kChunkFlagLast = 0x0001;
 /// Bytes of a continuation chunk before its rows: chunk header (8) + nrows (4).
@@ -73,7 +73,7 @@ struct RequestView {
     std::string_view token;         ///< read_consistent
     std::string_view sql;
     std::vector<std::optional<std::string_view>> params;  ///< nullopt = SQL NULL
-    std::vector<std::string_view> invalidate_keys;       ///< write
+    std::vector<std::string_view> invalidate_keys;        ///< write
 };
 
 /// Bytes encode_request() writes; 0 if a field exceeds the format's limits.

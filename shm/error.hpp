@@ -23,15 +23,24 @@ struct Error {
 template <class T>
 class [[nodiscard]] Expected {
 public:
-    Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT
+    Expected(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT
     Expected(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
     bool has_value() const noexcept { return v_.index() == 0; }
     explicit operator bool() const noexcept { return has_value(); }
 
-    T& value() & { check(); return std::get<0>(v_); }
-    const T& value() const& { check(); return std::get<0>(v_); }
-    T&& value() && { check(); return std::get<0>(std::move(v_)); }
+    T& value() & {
+        check();
+        return std::get<0>(v_);
+    }
+    const T& value() const& {
+        check();
+        return std::get<0>(v_);
+    }
+    T&& value() && {
+        check();
+        return std::get<0>(std::move(v_));
+    }
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
     T* operator->() { return &value(); }

@@ -35,7 +35,8 @@ public:
     /// The spin the next wait gets: 0 when answers are expected later than max.
     std::chrono::nanoseconds budget() const noexcept {
         if (average_ns_ > max_ns_) return std::chrono::nanoseconds{0};
-        return std::chrono::nanoseconds{std::clamp<std::int64_t>(2 * average_ns_, std::min(kMin.count(), max_ns_), max_ns_)};
+        return std::chrono::nanoseconds{
+            std::clamp<std::int64_t>(2 * average_ns_, std::min(kMin.count(), max_ns_), max_ns_)};
     }
 
     /// Polls `ready()` with a pause between polls for up to budget(). Returns true

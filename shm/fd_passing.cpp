@@ -100,8 +100,7 @@ Expected<std::vector<UniqueFd>> recv_fds(int sock, std::size_t expected_fds, std
         if (!well_formed) return Error::invalid("malformed control message from the peer");
         if (msg.msg_flags & MSG_CTRUNC)
             return Error::invalid("descriptor message truncated (MSG_CTRUNC): peer sent too many descriptors");
-        if (!first && fds.size() != before)
-            return Error::invalid("peer sent descriptors in the middle of a message");
+        if (!first && fds.size() != before) return Error::invalid("peer sent descriptors in the middle of a message");
         first = false;
         received += static_cast<std::size_t>(n);
     }
@@ -120,8 +119,7 @@ Expected<UniqueFd> recv_fd(int sock, std::span<std::byte> message) {
 Expected<ucred> peer_credentials(int sock) {
     ucred cred{};
     socklen_t len = sizeof cred;
-    if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-        return Error::system(errno, "SO_PEERCRED");
+    if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return Error::system(errno, "SO_PEERCRED");
     if (len != sizeof cred) return Error::invalid("SO_PEERCRED returned a short answer");
     return cred;
 }

@@ -32,10 +32,10 @@ inline constexpr char kWelcomeMagic[8] = {'R', 'G', 'D', 'W', 'E', 'L', 'C', '\0
 inline constexpr std::uint32_t kProtocolVersion = 1;
 
 struct HelloMessage {
-  char magic[8];                  ///< kHelloMagic
-  std::uint32_t protocol_version; ///< kProtocolVersion of the client library
-  std::uint32_t client_pid;       ///< informational (logs); SO_PEERCRED is authoritative
-  char client_name[48];           ///< NUL-terminated program name, for status/logs
+    char magic[8];                   ///< kHelloMagic
+    std::uint32_t protocol_version;  ///< kProtocolVersion of the client library
+    std::uint32_t client_pid;        ///< informational (logs); SO_PEERCRED is authoritative
+    char client_name[48];            ///< NUL-terminated program name, for status/logs
 };
 static_assert(sizeof(HelloMessage) == 64);
 static_assert(offsetof(HelloMessage, protocol_version) == 8);
@@ -44,22 +44,22 @@ static_assert(std::is_trivially_copyable_v<HelloMessage>);
 
 /// WelcomeMessage::status
 enum class WelcomeStatus : std::uint32_t {
-  ok = 0,
-  permission_denied = 1,   ///< peer uid/groups not allowed (client_group / allowed_uids)
-  version_mismatch = 2,    ///< protocol versions differ; message names both
-  too_many_clients = 3,    ///< daemon.max_clients reached
-  shutting_down = 4,       ///< daemon is draining after SIGTERM
-  internal_error = 5,      ///< memfd/eventfd creation failed etc.; message says what
+    ok = 0,
+    permission_denied = 1,  ///< peer uid/groups not allowed (client_group / allowed_uids)
+    version_mismatch = 2,   ///< protocol versions differ; message names both
+    too_many_clients = 3,   ///< daemon.max_clients reached
+    shutting_down = 4,      ///< daemon is draining after SIGTERM
+    internal_error = 5,     ///< memfd/eventfd creation failed etc.; message says what
 };
 
 struct WelcomeMessage {
-  char magic[8];                  ///< kWelcomeMagic
-  std::uint32_t protocol_version; ///< the daemon's kProtocolVersion
-  std::uint32_t status;           ///< WelcomeStatus
-  std::uint64_t client_id;        ///< daemon-assigned id (logs, regionctl status)
-  std::uint64_t daemon_generation;///< changes at every daemon start (reconnect detection)
-  char state_segment[200];        ///< NUL-terminated name of the state segment to map read-only
-  char message[280];              ///< NUL-terminated reason when status != ok
+    char magic[8];                    ///< kWelcomeMagic
+    std::uint32_t protocol_version;   ///< the daemon's kProtocolVersion
+    std::uint32_t status;             ///< WelcomeStatus
+    std::uint64_t client_id;          ///< daemon-assigned id (logs, regionctl status)
+    std::uint64_t daemon_generation;  ///< changes at every daemon start (reconnect detection)
+    char state_segment[200];          ///< NUL-terminated name of the state segment to map read-only
+    char message[280];                ///< NUL-terminated reason when status != ok
 };
 static_assert(sizeof(WelcomeMessage) == 512);
 static_assert(offsetof(WelcomeMessage, status) == 12);

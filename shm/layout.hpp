@@ -68,8 +68,7 @@ constexpr bool is_power_of_two(std::uint64_t value) noexcept {
 }
 
 /// True when [offset, offset + length) lies inside [0, total), without overflow.
-constexpr bool range_within(std::uint64_t offset, std::uint64_t length,
-                            std::uint64_t total) noexcept {
+constexpr bool range_within(std::uint64_t offset, std::uint64_t length, std::uint64_t total) noexcept {
     return offset <= total && length <= total - offset;
 }
 

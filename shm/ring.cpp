@@ -58,9 +58,7 @@ bool ring_initialize(std::span<std::byte> region, std::uint32_t capacity) noexce
 // Producer
 
 RingProducer::RingProducer(std::span<std::byte> region, std::uint32_t capacity)
-    : control_(control_of(region, capacity)),
-      data_(region.data() + sizeof(RingControl)),
-      capacity_(capacity) {
+    : control_(control_of(region, capacity)), data_(region.data() + sizeof(RingControl)), capacity_(capacity) {
     // Constructed by the owner of the ring before the peer can touch it, so these
     // reads see the creator's values (both zero for a fresh ring).
     head_ = control_->head.load(std::memory_order_acquire);
@@ -138,8 +136,7 @@ PushResult RingProducer::try_push(RecordKind kind, std::uint16_t flags, std::uin
 }
 
 PushResult RingProducer::try_push(RecordKind kind, std::uint16_t flags, std::uint64_t request_id,
-                                  std::span<const std::byte> first,
-                                  std::span<const std::byte> second) noexcept {
+                                  std::span<const std::byte> first, std::span<const std::byte> second) noexcept {
     if (kind == RecordKind::padding || static_cast<std::uint16_t>(kind) > kMaxRecordKind)
         return PushResult{RingError::invalid, false};
     const std::uint64_t total = std::uint64_t{first.size()} + second.size();
@@ -167,17 +164,19 @@ PushResult RingProducer::commit(RecordKind kind, std::uint16_t flags, std::uint6
     return publish(kind, flags, request_id, used);
 }
 
-void RingProducer::wake_consumer_futex() noexcept { futex_bump_and_wake(control_->futex_word); }
+void RingProducer::wake_consumer_futex() noexcept {
+    futex_bump_and_wake(control_->futex_word);
+}
 
-Waker RingProducer::futex_waker() noexcept { return Waker::futex(control_->futex_word); }
+Waker RingProducer::futex_waker() noexcept {
+    return Waker::futex(control_->futex_word);
+}
 
 // ---------------------------------------------------------------------------
 // Consumer
 
 RingConsumer::RingConsumer(std::span<std::byte> region, std::uint32_t capacity)
-    : control_(control_of(region, capacity)),
-      data_(region.data() + sizeof(RingControl)),
-      capacity_(capacity) {
+    : control_(control_of(region, capacity)), data_(region.data() + sizeof(RingControl)), capacity_(capacity) {
     tail_ = control_->tail.load(std::memory_order_acquire);
     cached_head_ = control_->head.load(std::memory_order_acquire);
     corrupt_ = !counter_distance_valid(tail_, cached_head_, capacity_);
@@ -226,7 +225,7 @@ PopResult RingConsumer::try_pop(std::span<std::byte> out) noexcept {
         }
         const std::uint64_t available = cached_head_ - tail_;  // > 0, multiple of 8, <= capacity
         const std::uint64_t offset = tail_ & mask;
-        const std::uint64_t to_end = capacity_ - offset;       // >= 8, multiple of 8
+        const std::uint64_t to_end = capacity_ - offset;  // >= 8, multiple of 8
 
         // Copy the header out once and validate the copy: the peer may be changing
         // the bytes under us, so they are never read twice.
@@ -291,8 +290,7 @@ void RingConsumer::end_sleep() noexcept {
     control_->consumer_sleeping.store(0, std::memory_order_relaxed);
 }
 
-WaitResult RingConsumer::wait(AdaptiveSpinner* spinner,
-                              std::optional<std::chrono::nanoseconds> timeout) noexcept {
+WaitResult RingConsumer::wait(AdaptiveSpinner* spinner, std::optional<std::chrono::nanoseconds> timeout) noexcept {
     if (has_data()) return WaitResult::ready;
     if (spinner != nullptr && spinner->spin([this] { return has_data(); })) return WaitResult::ready;
 

@@ -189,8 +189,7 @@ public:
     /// abandons an uncommitted one.
     Reservation try_reserve(std::uint32_t payload_bytes) noexcept;
     /// Publishes the reserved record with `used` <= reserved payload bytes.
-    PushResult commit(RecordKind kind, std::uint16_t flags, std::uint64_t request_id,
-                      std::uint32_t used) noexcept;
+    PushResult commit(RecordKind kind, std::uint16_t flags, std::uint64_t request_id, std::uint32_t used) noexcept;
 
     /// Wakes a consumer that sleeps on this ring's futex word (futex_bump_and_wake).
     void wake_consumer_futex() noexcept;

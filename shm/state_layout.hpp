@@ -47,9 +47,9 @@ struct alignas(kCacheLine) StateHeader {
     /// everything else in the header and the initial table; readers load it FIRST
     /// with acquire, so a non-zero value guarantees the rest is initialised.
     SharedU32 layout_version;
-    std::uint32_t header_size;    ///< sizeof(StateHeader)
-    std::uint64_t total_size;     ///< bytes of the whole segment
-    std::uint64_t generation;     ///< random per daemon start; changes when the daemon restarts
+    std::uint32_t header_size;  ///< sizeof(StateHeader)
+    std::uint64_t total_size;   ///< bytes of the whole segment
+    std::uint64_t generation;   ///< random per daemon start; changes when the daemon restarts
     std::uint32_t daemon_pid;
     std::uint32_t reserved0;
     std::uint64_t started_unix_ns;  ///< wall clock at daemon start (for display)
@@ -102,14 +102,14 @@ struct EndpointStatus {
     std::uint8_t cache_healthy;    ///< the region's Redis reachable
     std::uint8_t alert;            ///< lag past alert_after
     std::uint8_t reserved0[3];
-    std::uint32_t last_error;      ///< daemon error code of the last failure, 0 none
+    std::uint32_t last_error;  ///< daemon error code of the last failure, 0 none
     std::uint32_t rtt_us;
     std::uint32_t pool_in_use;
     std::uint32_t pool_size;
     std::uint64_t lag_ms;
     std::uint64_t lag_bytes;
-    std::uint64_t replay_lsn;      ///< PostgreSQL LSN as a 64-bit integer
-    std::uint64_t updated_ns;      ///< CLOCK_MONOTONIC of this update
+    std::uint64_t replay_lsn;  ///< PostgreSQL LSN as a 64-bit integer
+    std::uint64_t updated_ns;  ///< CLOCK_MONOTONIC of this update
 };
 static_assert(sizeof(EndpointStatus) == 184 && alignof(EndpointStatus) == 8);
 static_assert(offsetof(EndpointStatus, endpoint) == 64);
@@ -150,7 +150,7 @@ enum class Counter : std::uint32_t {
     errors = 8,
     timeouts = 9,
     clients_connected = 10,
-    clients_dropped = 11,        ///< dropped for protocol violations (corrupt rings)
+    clients_dropped = 11,  ///< dropped for protocol violations (corrupt rings)
     invalidations_sent = 12,
     invalidations_received = 13,
     consistent_reads_waited = 14,
@@ -164,7 +164,7 @@ static_assert(static_cast<std::uint32_t>(Counter::kCount) <= kCounterSlots);
 struct alignas(kCacheLine) CacheHeader {
     std::uint32_t cache_format;  ///< 0: cache not in use (format not defined yet)
     std::uint32_t reserved0;
-    std::uint64_t data_offset;   ///< from the start of the cache section
+    std::uint64_t data_offset;  ///< from the start of the cache section
     std::uint64_t data_length;
     std::uint8_t reserved1[40];
 };

@@ -27,16 +27,16 @@ std::uint64_t random_generation() noexcept {
     std::uint64_t value = 0;
     if (::getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value)) {
         // No entropy syscall: fall back to time, still different per start.
-        value = monotonic_now_ns() ^ static_cast<std::uint64_t>(
-                    std::chrono::system_clock::now().time_since_epoch().count());
+        value = monotonic_now_ns() ^
+                static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
     }
     return value == 0 ? 1 : value;
 }
 
 std::uint64_t unix_now_ns() noexcept {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count());
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
 }
 
 Error from_boost(const bip::interprocess_exception& e, const std::string& what) {
@@ -158,18 +158,25 @@ Expected<StateSegment> StateSegment::create(const StateSegmentOptions& options) 
     return StateSegment(std::move(impl));
 }
 
-const std::string& StateSegment::name() const noexcept { return impl_->name; }
-std::uint64_t StateSegment::generation() const noexcept { return impl_->header->generation; }
-std::uint64_t StateSegment::size() const noexcept { return impl_->geometry.total_size; }
-const StateHeader& StateSegment::header() const noexcept { return *impl_->header; }
+const std::string& StateSegment::name() const noexcept {
+    return impl_->name;
+}
+std::uint64_t StateSegment::generation() const noexcept {
+    return impl_->header->generation;
+}
+std::uint64_t StateSegment::size() const noexcept {
+    return impl_->geometry.total_size;
+}
+const StateHeader& StateSegment::header() const noexcept {
+    return *impl_->header;
+}
 
 void StateSegment::heartbeat(std::uint64_t monotonic_ns) noexcept {
     // Relaxed: a self-contained liveness word; nothing else is published with it.
     impl_->header->heartbeat_ns.store(monotonic_ns, std::memory_order_relaxed);
 }
 
-bool StateSegment::write_endpoint(std::uint32_t region, std::uint32_t endpoint,
-                                  const EndpointStatus& status) noexcept {
+bool StateSegment::write_endpoint(std::uint32_t region, std::uint32_t endpoint, const EndpointStatus& status) noexcept {
     if (region >= kMaxRegions || endpoint >= kMaxEndpointsPerRegion) return false;
     EndpointStatus copy = status;
     copy.region[kNameCapacity - 1] = '\0';  // readers rely on the terminator
@@ -187,14 +194,18 @@ void StateSegment::set(Counter counter, std::uint64_t value) noexcept {
     impl_->counters[static_cast<std::uint32_t>(counter)].store(value, std::memory_order_relaxed);
 }
 
-CacheHeader& StateSegment::cache_header() noexcept { return *impl_->cache; }
+CacheHeader& StateSegment::cache_header() noexcept {
+    return *impl_->cache;
+}
 
 std::span<std::byte> StateSegment::cache_data() noexcept {
     std::byte* start = impl_->base + impl_->geometry.cache_offset + sizeof(CacheHeader);
     return {start, impl_->geometry.cache_length - sizeof(CacheHeader)};
 }
 
-void StateSegment::release_name() noexcept { impl_->remove_on_destroy = false; }
+void StateSegment::release_name() noexcept {
+    impl_->remove_on_destroy = false;
+}
 
 // ---------------------------------------------------------------------------
 // StateView (client, read-only)
@@ -231,8 +242,8 @@ Expected<StateView> StateView::open(const std::string& raw_name) {
         impl->region = bip::mapped_region(object, bip::read_only);
     } catch (const bip::interprocess_exception& e) {
         if (e.get_error_code() == bip::not_found_error)
-            return Error{ENOENT, "state segment " + name + " does not exist: is regiond running (with state_segment = \"" +
-                                     name + "\")?"};
+            return Error{ENOENT, "state segment " + name +
+                                     " does not exist: is regiond running (with state_segment = \"" + name + "\")?"};
         if (e.get_error_code() == bip::security_error)
             return Error{EACCES, "permission denied opening state segment " + name +
                                      ": this user must be in regiond's client_group"};
@@ -287,9 +298,15 @@ Expected<StateView> StateView::open(const std::string& raw_name) {
     return StateView(std::move(impl));
 }
 
-const StateHeader& StateView::header() const noexcept { return *impl_->header; }
-std::uint64_t StateView::generation() const noexcept { return impl_->header->generation; }
-std::uint32_t StateView::daemon_pid() const noexcept { return impl_->header->daemon_pid; }
+const StateHeader& StateView::header() const noexcept {
+    return *impl_->header;
+}
+std::uint64_t StateView::generation() const noexcept {
+    return impl_->header->generation;
+}
+std::uint32_t StateView::daemon_pid() const noexcept {
+    return impl_->header->daemon_pid;
+}
 std::uint64_t StateView::heartbeat_ns() const noexcept {
     // Relaxed: see StateHeader::heartbeat_ns.
     return impl_->header->heartbeat_ns.load(std::memory_order_relaxed);
@@ -299,8 +316,12 @@ std::chrono::nanoseconds StateView::heartbeat_age() const noexcept {
     const std::uint64_t beat = heartbeat_ns();
     return std::chrono::nanoseconds(now > beat ? static_cast<std::int64_t>(now - beat) : 0);
 }
-std::uint32_t StateView::max_regions() const noexcept { return impl_->max_regions; }
-std::uint32_t StateView::max_endpoints_per_region() const noexcept { return impl_->max_endpoints; }
+std::uint32_t StateView::max_regions() const noexcept {
+    return impl_->max_regions;
+}
+std::uint32_t StateView::max_endpoints_per_region() const noexcept {
+    return impl_->max_endpoints;
+}
 
 bool StateView::read_endpoint(std::uint32_t region, std::uint32_t endpoint, EndpointStatus& out,
                               std::uint32_t max_retries) const noexcept {
@@ -318,7 +339,11 @@ std::uint64_t StateView::counter(Counter counter) const noexcept {
     return impl_->counters[index].load(std::memory_order_relaxed);
 }
 
-std::span<const std::byte> StateView::cache_data() const noexcept { return impl_->cache_data; }
-std::span<const std::byte> StateView::bytes() const noexcept { return {impl_->base, impl_->size}; }
+std::span<const std::byte> StateView::cache_data() const noexcept {
+    return impl_->cache_data;
+}
+std::span<const std::byte> StateView::bytes() const noexcept {
+    return {impl_->base, impl_->size};
+}
 
 }  // namespace regiond::shm

@@ -33,12 +33,12 @@ namespace regiond::shm {
 std::uint64_t monotonic_now_ns() noexcept;
 
 struct StateSegmentOptions {
-    std::string name;                 ///< POSIX shm name, e.g. "/regiond" (a leading '/' is added if missing)
-    std::uint64_t cache_bytes = 0;    ///< [cache] memory: reserved for the hot cache
-    std::optional<gid_t> group;       ///< chown the segment to this group (the client group)
-    mode_t mode = 0640;               ///< owner rw, group r: clients can only map it read-only
-    bool replace_existing = false;    ///< remove an existing segment of that name first
-    std::uint64_t generation = 0;     ///< 0: a random non-zero value
+    std::string name;               ///< POSIX shm name, e.g. "/regiond" (a leading '/' is added if missing)
+    std::uint64_t cache_bytes = 0;  ///< [cache] memory: reserved for the hot cache
+    std::optional<gid_t> group;     ///< chown the segment to this group (the client group)
+    mode_t mode = 0640;             ///< owner rw, group r: clients can only map it read-only
+    bool replace_existing = false;  ///< remove an existing segment of that name first
+    std::uint64_t generation = 0;   ///< 0: a random non-zero value
 };
 
 /// Daemon side. Owns the mapping (read/write) and the name: the destructor unmaps

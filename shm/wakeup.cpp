@@ -34,7 +34,9 @@ FutexWaitResult futex_wait(const SharedU32& word, std::uint32_t expected,
         case EAGAIN: return FutexWaitResult::value_changed;
         case ETIMEDOUT: return FutexWaitResult::timed_out;
         case EINTR: return FutexWaitResult::interrupted;
-        default: return FutexWaitResult::woken;  // EFAULT/EINVAL cannot happen for a mapped, aligned word; let the caller re-check
+        default:
+            return FutexWaitResult::
+                woken;  // EFAULT/EINVAL cannot happen for a mapped, aligned word; let the caller re-check
     }
 }
 
@@ -53,11 +55,8 @@ void futex_bump_and_wake(SharedU32& word) noexcept {
 
 void Waker::wake() const noexcept {
     switch (kind_) {
-        case Kind::none:
-            return;
-        case Kind::futex:
-            futex_bump_and_wake(*word_);
-            return;
+        case Kind::none: return;
+        case Kind::futex: futex_bump_and_wake(*word_); return;
         case Kind::eventfd: {
             const std::uint64_t one = 1;
             ssize_t r;
@@ -66,9 +65,7 @@ void Waker::wake() const noexcept {
             } while (r < 0 && errno == EINTR);
             return;  // EAGAIN means the counter is already non-zero: the reader wakes anyway
         }
-        case Kind::callback:
-            fn_(context_);
-            return;
+        case Kind::callback: fn_(context_); return;
     }
 }
 

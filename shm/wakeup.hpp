@@ -36,8 +36,9 @@ inline void cpu_relax() noexcept {
 /// Not thread-safe: one spinner per waiting thread (it keeps that thread's budget).
 class AdaptiveSpinner {
 public:
-    static constexpr std::uint32_t kDefaultMax = 4096;  ///< ~200 us at ~50 ns per pause (measured on the 2-vCPU EPYC VMs)
-    static constexpr std::uint32_t kFloor = 16;         ///< budget never drops below (unless max is lower)
+    static constexpr std::uint32_t kDefaultMax =
+        4096;                                    ///< ~200 us at ~50 ns per pause (measured on the 2-vCPU EPYC VMs)
+    static constexpr std::uint32_t kFloor = 16;  ///< budget never drops below (unless max is lower)
 
     explicit AdaptiveSpinner(std::uint32_t max_iterations = kDefaultMax) noexcept
         : max_(max_iterations), budget_(max_iterations / 4 < kFloor ? floor() : max_iterations / 4) {}
@@ -92,7 +93,7 @@ enum class FutexWaitResult : std::uint8_t {
     woken,          ///< FUTEX_WAKE (or a spurious wake-up: always re-check the condition)
     value_changed,  ///< the word no longer held `expected` when the kernel looked (EAGAIN)
     timed_out,
-    interrupted,    ///< EINTR: a signal arrived
+    interrupted,  ///< EINTR: a signal arrived
 };
 
 /// FUTEX_WAIT on a word in memory shared between processes. Deliberately without

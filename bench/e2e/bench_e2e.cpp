@@ -242,25 +242,34 @@ Options parse(int argc, char** argv) {
             if (i + 1 >= argc) throw std::runtime_error(a + " needs a value");
             return argv[++i];
         };
-        if (a == "--regiond") o.regiond_socket = next();
-        else if (a == "--direct") o.direct_conninfo = next();
-        else if (a == "--pgbouncer") o.pgbouncer_conninfo = next();
+        if (a == "--regiond")
+            o.regiond_socket = next();
+        else if (a == "--direct")
+            o.direct_conninfo = next();
+        else if (a == "--pgbouncer")
+            o.pgbouncer_conninfo = next();
         else if (a == "--clients") {
             o.clients.clear();
             for (const std::string& n : split_commas(next())) o.clients.push_back(std::stoi(n));
-        }
-        else if (a == "--seconds") o.seconds = std::stod(next());
-        else if (a == "--rounds") o.rounds = std::stoi(next());
-        else if (a == "--rows") o.rows = std::stoi(next());
-        else if (a == "--paths") o.paths = split_commas(next());
-        else throw std::runtime_error("unknown argument " + a);
+        } else if (a == "--seconds")
+            o.seconds = std::stod(next());
+        else if (a == "--rounds")
+            o.rounds = std::stoi(next());
+        else if (a == "--rows")
+            o.rows = std::stoi(next());
+        else if (a == "--paths")
+            o.paths = split_commas(next());
+        else
+            throw std::runtime_error("unknown argument " + a);
     }
     if (o.regiond_socket.empty() || o.direct_conninfo.empty() || o.pgbouncer_conninfo.empty())
         throw std::runtime_error("--regiond, --direct and --pgbouncer are required");
     return o;
 }
 
-const char* verdict(bool met) { return met ? "met" : "MISSED"; }
+const char* verdict(bool met) {
+    return met ? "met" : "MISSED";
+}
 
 }  // namespace
 

@@ -26,28 +26,28 @@ namespace regiond::daemon::pg {
 enum class Role : std::uint8_t { primary, replica };
 
 struct EndpointOptions {
-  std::string region;            ///< e.g. "eu-west-1"
-  Role role = Role::replica;
-  std::string conninfo;          ///< libpq conninfo or URI (may hold secrets: never log it)
-  std::string display_name;      ///< safe for logs/status: "host:port", never the conninfo
-  unsigned pool_size = 20;
-  std::size_t max_queue = 4096;  ///< jobs waiting for a connection; beyond: immediate error
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds check_interval{500};  ///< health probe / RTT / LSN poll period
-  std::chrono::milliseconds lag_poll_interval{100};
-  unsigned down_after = 3;       ///< consecutive failures that mark the endpoint down
-  unsigned up_after = 2;         ///< consecutive successes that mark it up again
-  std::size_t max_chunk_bytes = 1 << 19;  ///< response chunk size (ring max payload)
+    std::string region;  ///< e.g. "eu-west-1"
+    Role role = Role::replica;
+    std::string conninfo;      ///< libpq conninfo or URI (may hold secrets: never log it)
+    std::string display_name;  ///< safe for logs/status: "host:port", never the conninfo
+    unsigned pool_size = 20;
+    std::size_t max_queue = 4096;  ///< jobs waiting for a connection; beyond: immediate error
+    std::chrono::milliseconds connect_timeout{2000};
+    std::chrono::milliseconds check_interval{500};  ///< health probe / RTT / LSN poll period
+    std::chrono::milliseconds lag_poll_interval{100};
+    unsigned down_after = 3;                ///< consecutive failures that mark the endpoint down
+    unsigned up_after = 2;                  ///< consecutive successes that mark it up again
+    std::size_t max_chunk_bytes = 1 << 19;  ///< response chunk size (ring max payload)
 };
 
 /// A read or write to run. The SQL and parameters are sent with the extended
 /// protocol (PQsendQueryParams/PQsendQueryPrepared): parameters are never
 /// spliced into SQL text.
 struct Job {
-  enum class Kind : std::uint8_t { read, write } kind = Kind::read;
-  std::string sql;
-  std::vector<std::optional<std::string>> params;   ///< nullopt = SQL NULL
-  std::chrono::steady_clock::time_point deadline;    ///< past it: error "timed out after N ms"
+    enum class Kind : std::uint8_t { read, write } kind = Kind::read;
+    std::string sql;
+    std::vector<std::optional<std::string>> params;  ///< nullopt = SQL NULL
+    std::chrono::steady_clock::time_point deadline;  ///< past it: error "timed out after N ms"
 };
 
 /// The outcome: the response as chunks ready to push into a response ring (the
@@ -57,56 +57,56 @@ struct Job {
 /// commit, in the same round trip). Errors: status error, SQLSTATE for SQL
 /// errors, a message that says what to do (never containing the conninfo).
 struct Outcome {
-  std::vector<std::vector<std::byte>> chunks;
-  bool ok = false;
-  /// true when the failure was the endpoint (connection lost, unreachable,
-  /// timed out), not the SQL: the router may retry elsewhere for reads.
-  bool endpoint_failure = false;
+    std::vector<std::vector<std::byte>> chunks;
+    bool ok = false;
+    /// true when the failure was the endpoint (connection lost, unreachable,
+    /// timed out), not the SQL: the router may retry elsewhere for reads.
+    bool endpoint_failure = false;
 };
 
 using Completion = std::function<void(Outcome&&)>;
 
 /// A snapshot for the router, the state segment and regionctl.
 struct Health {
-  bool healthy = false;               ///< after hysteresis
-  bool ever_connected = false;
-  std::uint32_t rtt_us = 0;           ///< smoothed round trip of the probe
-  std::uint64_t replay_lsn = 0;       ///< replica: pg_last_wal_replay_lsn(); primary: current WAL LSN
-  std::uint64_t lag_bytes = 0;        ///< replica only (needs the primary's LSN: see LagTracker)
-  std::uint64_t lag_ms = 0;           ///< replica only; 0 when caught up, even on an idle primary
-  std::uint32_t pool_in_use = 0;
-  std::uint32_t pool_size = 0;
-  std::uint64_t system_identifier = 0;  ///< primary: pg_control_system(); 0 until known
-  std::string last_error;             ///< "" when none; safe to show (no secrets)
+    bool healthy = false;  ///< after hysteresis
+    bool ever_connected = false;
+    std::uint32_t rtt_us = 0;      ///< smoothed round trip of the probe
+    std::uint64_t replay_lsn = 0;  ///< replica: pg_last_wal_replay_lsn(); primary: current WAL LSN
+    std::uint64_t lag_bytes = 0;   ///< replica only (needs the primary's LSN: see LagTracker)
+    std::uint64_t lag_ms = 0;      ///< replica only; 0 when caught up, even on an idle primary
+    std::uint32_t pool_in_use = 0;
+    std::uint32_t pool_size = 0;
+    std::uint64_t system_identifier = 0;  ///< primary: pg_control_system(); 0 until known
+    std::string last_error;               ///< "" when none; safe to show (no secrets)
 };
 
 class Endpoint {
- public:
-  static std::unique_ptr<Endpoint> create(EventLoop& loop, EndpointOptions options);
-  virtual ~Endpoint() = default;
+public:
+    static std::unique_ptr<Endpoint> create(EventLoop& loop, EndpointOptions options);
+    virtual ~Endpoint() = default;
 
-  /// Opens the pool's connections and starts the health probe.
-  virtual void start() = 0;
-  /// Queues a job. `done` runs exactly once (on the loop, later).
-  virtual void submit(Job job, Completion done) = 0;
-  virtual const Health& health() const = 0;
-  virtual const EndpointOptions& options() const = 0;
-  /// Called after each probe or state change (the core republishes the state segment).
-  virtual void on_health_change(std::function<void()> fn) = 0;
-  /// Replica lag (DESIGN.md "Lag"): the core gives the primary and every replica
-  /// the same tracker. The primary endpoint records (time, pg_current_wal_lsn())
-  /// samples every lag_poll_interval; each replica reads its replay LSN every
-  /// lag_poll_interval and asks the tracker for its lag.
-  virtual void set_lag_tracker(std::shared_ptr<LagTracker> tracker) = 0;
-  /// Stops accepting jobs; jobs in flight finish; queued jobs are answered with
-  /// `reason` as an error. `drained` runs once nothing is in flight.
-  virtual void drain(std::string reason, std::function<void()> drained) = 0;
-  virtual std::size_t in_flight() const = 0;
-  /// SIGHUP: new health settings (EndpointOptions' connect_timeout,
-  /// check_interval, down_after, up_after), in effect from the next probe tick
-  /// and the next connect of every connection.
-  virtual void update_health(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds check_interval,
-                             unsigned down_after, unsigned up_after) = 0;
+    /// Opens the pool's connections and starts the health probe.
+    virtual void start() = 0;
+    /// Queues a job. `done` runs exactly once (on the loop, later).
+    virtual void submit(Job job, Completion done) = 0;
+    virtual const Health& health() const = 0;
+    virtual const EndpointOptions& options() const = 0;
+    /// Called after each probe or state change (the core republishes the state segment).
+    virtual void on_health_change(std::function<void()> fn) = 0;
+    /// Replica lag (DESIGN.md "Lag"): the core gives the primary and every replica
+    /// the same tracker. The primary endpoint records (time, pg_current_wal_lsn())
+    /// samples every lag_poll_interval; each replica reads its replay LSN every
+    /// lag_poll_interval and asks the tracker for its lag.
+    virtual void set_lag_tracker(std::shared_ptr<LagTracker> tracker) = 0;
+    /// Stops accepting jobs; jobs in flight finish; queued jobs are answered with
+    /// `reason` as an error. `drained` runs once nothing is in flight.
+    virtual void drain(std::string reason, std::function<void()> drained) = 0;
+    virtual std::size_t in_flight() const = 0;
+    /// SIGHUP: new health settings (EndpointOptions' connect_timeout,
+    /// check_interval, down_after, up_after), in effect from the next probe tick
+    /// and the next connect of every connection.
+    virtual void update_health(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds check_interval,
+                               unsigned down_after, unsigned up_after) = 0;
 };
 
 /// LSN text ("16/B374D848") <-> integer. parse_lsn returns nullopt on bad input.

@@ -13,8 +13,8 @@
 namespace regiond::daemon::pg {
 
 struct SqlError {
-  std::string sqlstate;  ///< 5 characters, or "" when the server gave none
-  std::string message;   ///< primary message (+ "; DETAIL: ..." + "; HINT: ...")
+    std::string sqlstate;  ///< 5 characters, or "" when the server gave none
+    std::string message;   ///< primary message (+ "; DETAIL: ..." + "; HINT: ...")
 };
 
 /// The error of a failed result (PG_DIAG_* fields; falls back to libpq's text).
@@ -26,7 +26,7 @@ Outcome error_outcome(std::string_view served_by, std::string_view message, std:
 
 /// A successful response with the rows and column names of `rows` (null: no
 /// columns, no rows). A row too large for one chunk turns it into an error.
-Outcome rows_outcome(const PGresult* rows, std::string_view served_by, std::string_view token,
-                     std::int64_t affected, std::size_t max_chunk_bytes);
+Outcome rows_outcome(const PGresult* rows, std::string_view served_by, std::string_view token, std::int64_t affected,
+                     std::size_t max_chunk_bytes);
 
 }  // namespace regiond::daemon::pg

@@ -20,23 +20,23 @@
 namespace regiond::daemon::pg {
 
 struct Statement {
-  std::string sql;
-  /// referenced[n-1] is true when the statement uses $n; size() = highest $n.
-  std::vector<bool> referenced;
-  /// The keyword(s) of transaction control ("BEGIN", "COMMIT", "PREPARE
-  /// TRANSACTION", ...) when the statement is one, else "".
-  std::string transaction_control;
+    std::string sql;
+    /// referenced[n-1] is true when the statement uses $n; size() = highest $n.
+    std::vector<bool> referenced;
+    /// The keyword(s) of transaction control ("BEGIN", "COMMIT", "PREPARE
+    /// TRANSACTION", ...) when the statement is one, else "".
+    std::string transaction_control;
 
-  std::size_t max_param() const { return referenced.size(); }
+    std::size_t max_param() const { return referenced.size(); }
 };
 
 struct SplitResult {
-  /// false when the parser rejected the text (a syntax error): `error` says why
-  /// and `statements` is empty. The caller may send the text unsplit so that the
-  /// server reports the error with its SQLSTATE.
-  bool ok = false;
-  std::string error;
-  std::vector<Statement> statements;
+    /// false when the parser rejected the text (a syntax error): `error` says why
+    /// and `statements` is empty. The caller may send the text unsplit so that the
+    /// server reports the error with its SQLSTATE.
+    bool ok = false;
+    std::string error;
+    std::vector<Statement> statements;
 };
 
 SplitResult split_statements(std::string_view sql);

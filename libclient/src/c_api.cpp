@@ -48,8 +48,7 @@ rgd_result* guarded(Body&& body) noexcept {
 // Checks the C arguments and fills the request's sql/params/keys, or returns the
 // error message for the caller.
 std::optional<std::string> fill_request(shm::RequestView& request, const rgd_client* c, const char* sql, int nparams,
-                                        const char* const* params, int nkeys = 0,
-                                        const char* const* keys = nullptr) {
+                                        const char* const* params, int nkeys = 0, const char* const* keys = nullptr) {
     if (c == nullptr) return "rgd_client is NULL: connect with rgd_connect() first";
     if (sql == nullptr) return "sql is NULL";
     if (nparams < 0) return "nparams is negative (" + std::to_string(nparams) + ")";
@@ -168,8 +167,8 @@ RGD_API rgd_result* rgd_read_consistent(rgd_client* c, const char* token, const 
     });
 }
 
-RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl_seconds, const char* sql,
-                                    int nparams, const char* const* params) {
+RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl_seconds, const char* sql, int nparams,
+                                    const char* const* params) {
     return guarded([&] {
         shm::RequestView request;
         request.op = shm::Op::cached_read;

@@ -9,7 +9,9 @@ namespace regiond::client {
 
 namespace {
 
-bool is_read(shm::Op op) noexcept { return op != shm::Op::write; }
+bool is_read(shm::Op op) noexcept {
+    return op != shm::Op::write;
+}
 
 Deadline deadline_for(unsigned timeout_ms) {
     if (timeout_ms == 0) return std::nullopt;
@@ -93,14 +95,11 @@ ResultPtr execute(rgd_client& client, shm::RequestView& request) {
         const std::uint64_t request_id = client.next_request_id.fetch_add(1, std::memory_order_relaxed);
         CallOutcome outcome = connection->call(request, request_id, deadline);
         switch (outcome.kind) {
-            case CallOutcome::Kind::answered:
-                return make_result(std::move(outcome.response));
+            case CallOutcome::Kind::answered: return make_result(std::move(outcome.response));
             case CallOutcome::Kind::timed_out:
                 return make_error("timed out after " + std::to_string(timeout_ms) + " ms");
-            case CallOutcome::Kind::failed:
-                return make_error(std::move(outcome.message));
-            case CallOutcome::Kind::lost:
-                break;
+            case CallOutcome::Kind::failed: return make_error(std::move(outcome.message));
+            case CallOutcome::Kind::lost: break;
         }
         // Lost: see client.hpp for why a consumed write is never re-sent.
         const bool resendable = !outcome.sent || !outcome.consumed || is_read(request.op);

@@ -32,7 +32,7 @@ struct rgd_client {
     std::string socket_path;
     std::atomic<unsigned> timeout_ms{30000};
     std::atomic<std::uint64_t> next_request_id{1};
-    std::mutex connection_mu;                              ///< guards `connection`; held while reconnecting
+    std::mutex connection_mu;  ///< guards `connection`; held while reconnecting
     std::shared_ptr<regiond::client::Connection> connection;
 };
 

@@ -60,8 +60,8 @@ shm::Expected<std::shared_ptr<Connection>> Connection::open(const std::string& s
 
     auto segment = shm::ClientSegment::attach(w.memfd.get());
     if (!segment)
-        return Error::invalid("regiond at " + socket_path + " sent an unusable client segment: " +
-                              segment.error().message);
+        return Error::invalid("regiond at " + socket_path +
+                              " sent an unusable client segment: " + segment.error().message);
 
     // attach() validated the header; the copy we read here through our own mapping
     // is checked again, since the daemon could rewrite it in between.
@@ -135,7 +135,7 @@ bool Connection::socket_hung_up() const noexcept {
 bool Connection::alive_fast() noexcept {
     if (dead()) return false;
     if (state_.heartbeat_age() <= kHeartbeatStale) return true;  // no system call (vDSO clock)
-    if (!socket_hung_up()) return true;  // stalled perhaps, but still there
+    if (!socket_hung_up()) return true;                          // stalled perhaps, but still there
     try {
         mark_dead("regiond's heartbeat stopped and its socket hung up");
     } catch (...) {
@@ -231,7 +231,8 @@ Connection::SendStatus Connection::send(const shm::RequestView& request, std::ui
             backoff = std::chrono::microseconds(10);
         } else {
             auto pause = backoff;
-            if (deadline) pause = std::min(pause, std::chrono::duration_cast<std::chrono::microseconds>(*deadline - now));
+            if (deadline)
+                pause = std::min(pause, std::chrono::duration_cast<std::chrono::microseconds>(*deadline - now));
             if (pause.count() > 0) pause_for(pause);
             backoff = std::min(backoff * 2, kMaxPushBackoff);
         }
@@ -376,8 +377,9 @@ CallOutcome Connection::call(const shm::RequestView& request, std::uint64_t requ
     CallOutcome out;
     const std::size_t size = shm::encoded_request_size(request);
     if (size == 0) {
-        out.message = "request exceeds the protocol's limits (a value of 4 GiB or more, or more than 65535 "
-                      "parameters or invalidate keys)";
+        out.message =
+            "request exceeds the protocol's limits (a value of 4 GiB or more, or more than 65535 "
+            "parameters or invalidate keys)";
         return out;
     }
     if (size > max_request_) {
@@ -402,8 +404,7 @@ CallOutcome Connection::call(const shm::RequestView& request, std::uint64_t requ
 
     std::uint64_t sent_end = 0;
     switch (send(request, request_id, size, deadline, sent_end)) {
-        case SendStatus::sent:
-            break;
+        case SendStatus::sent: break;
         case SendStatus::timed_out:
             forget();
             out.kind = CallOutcome::Kind::timed_out;

@@ -90,8 +90,7 @@ std::string refusal_text(shm::WelcomeStatus status, const std::string& path) {
             return "permission denied by regiond at " + path + ": this user is not in its client_group or allowed_uids";
         case shm::WelcomeStatus::too_many_clients:
             return "regiond at " + path + " has too many clients (daemon.max_clients): retry later";
-        case shm::WelcomeStatus::shutting_down:
-            return "regiond at " + path + " is shutting down: retry";
+        case shm::WelcomeStatus::shutting_down: return "regiond at " + path + " is shutting down: retry";
         case shm::WelcomeStatus::internal_error:
             return "regiond at " + path + " could not set up the connection (internal error; see its log)";
         default:
@@ -108,7 +107,9 @@ std::string version_mismatch_text(std::uint32_t theirs, const std::string& path)
 
 }  // namespace
 
-std::string not_running_message(const std::string& path) { return "daemon not running at " + path; }
+std::string not_running_message(const std::string& path) {
+    return "daemon not running at " + path;
+}
 
 shm::Expected<Welcomed> handshake(const std::string& path, Clock::time_point deadline) {
     const Clock::time_point start = Clock::now();
@@ -175,10 +176,12 @@ shm::Expected<Welcomed> handshake(const std::string& path, Clock::time_point dea
         return Error{status == shm::WelcomeStatus::permission_denied ? EACCES : ECONNREFUSED, message};
     }
     if (fds.size() != shm::kWelcomeFds)
-        return Error::invalid("regiond at " + path + " sent " + std::to_string(fds.size()) + " descriptor(s) with its welcome, expected " +
-                              std::to_string(shm::kWelcomeFds) + " (protocol error)");
+        return Error::invalid("regiond at " + path + " sent " + std::to_string(fds.size()) +
+                              " descriptor(s) with its welcome, expected " + std::to_string(shm::kWelcomeFds) +
+                              " (protocol error)");
     if (strnlen(welcome.state_segment, sizeof welcome.state_segment) == sizeof welcome.state_segment)
-        return Error::invalid("regiond at " + path + " sent a state segment name without a terminator (protocol error)");
+        return Error::invalid("regiond at " + path +
+                              " sent a state segment name without a terminator (protocol error)");
     w.memfd = std::move(fds[0]);
     w.eventfd = std::move(fds[1]);
     return w;

@@ -30,9 +30,13 @@ namespace {
 // they could not allocate a result.
 constexpr const char* kNullResultError = "no result (out of memory)";
 
-bool ok(const rgd_result* r) noexcept { return r != nullptr && r->response.status == shm::Status::ok; }
+bool ok(const rgd_result* r) noexcept {
+    return r != nullptr && r->response.status == shm::Status::ok;
+}
 
-int clamp_int(std::size_t n) noexcept { return n > static_cast<std::size_t>(INT_MAX) ? INT_MAX : static_cast<int>(n); }
+int clamp_int(std::size_t n) noexcept {
+    return n > static_cast<std::size_t>(INT_MAX) ? INT_MAX : static_cast<int>(n);
+}
 
 }  // namespace
 
@@ -43,7 +47,9 @@ using regiond::client::kNullResultError;
 
 extern "C" {
 
-RGD_API int rgd_ok(const rgd_result* r) { return regiond::client::ok(r) ? 1 : 0; }
+RGD_API int rgd_ok(const rgd_result* r) {
+    return regiond::client::ok(r) ? 1 : 0;
+}
 
 RGD_API const char* rgd_error(const rgd_result* r) {
     if (r == nullptr) return kNullResultError;
@@ -58,9 +64,13 @@ RGD_API const char* rgd_sqlstate(const rgd_result* r) {
     return r->response.sqlstate;  // NUL-terminated, "" if none (codec.hpp)
 }
 
-RGD_API int rgd_nrows(const rgd_result* r) { return r == nullptr ? 0 : clamp_int(r->response.nrows()); }
+RGD_API int rgd_nrows(const rgd_result* r) {
+    return r == nullptr ? 0 : clamp_int(r->response.nrows());
+}
 
-RGD_API int rgd_ncols(const rgd_result* r) { return r == nullptr ? 0 : clamp_int(r->response.ncols()); }
+RGD_API int rgd_ncols(const rgd_result* r) {
+    return r == nullptr ? 0 : clamp_int(r->response.ncols());
+}
 
 RGD_API const char* rgd_colname(const rgd_result* r, int col) {
     if (r == nullptr || col < 0 || static_cast<std::size_t>(col) >= r->response.ncols()) return nullptr;
@@ -80,10 +90,16 @@ RGD_API long long rgd_affected(const rgd_result* r) {
     return static_cast<long long>(r->response.affected);
 }
 
-RGD_API const char* rgd_token(const rgd_result* r) { return r == nullptr ? "" : r->response.token.c_str(); }
+RGD_API const char* rgd_token(const rgd_result* r) {
+    return r == nullptr ? "" : r->response.token.c_str();
+}
 
-RGD_API const char* rgd_served_by(const rgd_result* r) { return r == nullptr ? "" : r->response.served_by.c_str(); }
+RGD_API const char* rgd_served_by(const rgd_result* r) {
+    return r == nullptr ? "" : r->response.served_by.c_str();
+}
 
-RGD_API void rgd_free(rgd_result* r) { delete r; }
+RGD_API void rgd_free(rgd_result* r) {
+    delete r;
+}
 
 }  // extern "C"

@@ -62,8 +62,10 @@ int main(int argc, char** argv) {
     int reads = 20;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
-        if (a == "--socket" && i + 1 < argc) socket = argv[++i];
-        else if (a == "--reads" && i + 1 < argc) reads = std::max(1, std::atoi(argv[++i]));
+        if (a == "--socket" && i + 1 < argc)
+            socket = argv[++i];
+        else if (a == "--reads" && i + 1 < argc)
+            reads = std::max(1, std::atoi(argv[++i]));
         else {
             std::fprintf(stderr, "usage: rgd-demo [--socket PATH] [--reads N]\n");
             return 2;
@@ -103,8 +105,10 @@ int main(int argc, char** argv) {
     std::printf("visible on the local replica %.0f ms after the write returned\n\n", ms_since(seen0));
 
     std::printf("== the same read from eu-west-1, %d times each (in-process, ms)\n", reads);
-    Timed local = time_reads(reads, [&] { return db.read_local(sql, {"1"}); }, "read_local");
-    Timed primary = time_reads(reads, [&] { return db.read_primary(sql, {"1"}); }, "read_primary");
+    Timed local = time_reads(
+        reads, [&] { return db.read_local(sql, {"1"}); }, "read_local");
+    Timed primary = time_reads(
+        reads, [&] { return db.read_primary(sql, {"1"}); }, "read_primary");
     std::printf("%-13s %-22s %10s %8s\n", "call", "served_by", "median", "best");
     std::printf("%-13s %-22s %10.2f %8.2f\n", "read_local", local.served_by.c_str(), local.median(), local.best());
     std::printf("%-13s %-22s %10.2f %8.2f\n", "read_primary", primary.served_by.c_str(), primary.median(),

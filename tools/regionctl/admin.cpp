@@ -87,7 +87,8 @@ AdminReply admin_request(const std::string& path, std::string_view line, std::ch
         const int e = errno;
         if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR) return unreachable("regiond not running at " + path);
         if (e == EACCES || e == EPERM)
-            return unreachable("permission denied connecting to " + path + " (run regionctl as root or the regiond user)");
+            return unreachable("permission denied connecting to " + path +
+                               " (run regionctl as root or the regiond user)");
         return unreachable("cannot connect to regiond at " + path + ": " + std::strerror(e));
     }
 
@@ -105,7 +106,8 @@ AdminReply admin_request(const std::string& path, std::string_view line, std::ch
     char buffer[65536];
     for (;;) {
         if (!wait_for(sock.get(), POLLIN, deadline))
-            return unreachable("timed out after " + std::to_string(timeout.count()) + " ms waiting for regiond at " + path);
+            return unreachable("timed out after " + std::to_string(timeout.count()) + " ms waiting for regiond at " +
+                               path);
         const ssize_t n = ::recv(sock.get(), buffer, sizeof buffer, MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n < 0) {

@@ -8,8 +8,8 @@ namespace {
 
 // Reads the value of an option given as "--opt VALUE" or "--opt=VALUE".
 // `i` points at the option and is advanced past its value.
-bool option_value(std::span<const std::string_view> args, std::size_t& i, std::string_view name,
-                  std::string& value, std::string& error) {
+bool option_value(std::span<const std::string_view> args, std::size_t& i, std::string_view name, std::string& value,
+                  std::string& error) {
     const std::string_view arg = args[i];
     if (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=') {
         value = std::string(arg.substr(name.size() + 1));
@@ -161,7 +161,8 @@ Parsed parse_command_line(std::span<const std::string_view> args) {
         return Parsed{true, o, {}};
     }
     if (command == "cache") {
-        if (i >= args.size() || args[i] != "flush") return fail("cache: the only subcommand is \"cache flush [KEY...]\"");
+        if (i >= args.size() || args[i] != "flush")
+            return fail("cache: the only subcommand is \"cache flush [KEY...]\"");
         ++i;
         o.command = Command::cache_flush;
         for (; i < args.size(); ++i) {

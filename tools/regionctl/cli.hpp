@@ -38,10 +38,10 @@ struct Options {
     std::vector<std::string> keys;      ///< cache flush KEY...
     // query
     QueryMode mode = QueryMode::local;
-    std::string token;                          ///< --consistent
-    std::string cache_key;                      ///< --cached
-    unsigned ttl_seconds = 0;                   ///< --ttl (0: the daemon's default)
-    std::vector<std::string> invalidate_keys;   ///< --invalidate (with --write)
+    std::string token;                         ///< --consistent
+    std::string cache_key;                     ///< --cached
+    unsigned ttl_seconds = 0;                  ///< --ttl (0: the daemon's default)
+    std::vector<std::string> invalidate_keys;  ///< --invalidate (with --write)
     std::string sql;
     std::vector<std::optional<std::string>> params;  ///< nullopt: \N (SQL NULL)
 };

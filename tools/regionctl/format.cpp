@@ -32,8 +32,7 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
         if ((b(i + k) & 0xC0) != 0x80) return 0;
         cp = (cp << 6) | (b(i + k) & 0x3F);
     }
-    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
+    if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
     return n;
 }
 
@@ -51,7 +50,9 @@ std::vector<std::string_view> split_lines(std::string_view text) {
     }
 }
 
-void pad(std::string& out, std::size_t n) { out.append(n, ' '); }
+void pad(std::string& out, std::size_t n) {
+    out.append(n, ' ');
+}
 
 }  // namespace
 
@@ -133,7 +134,8 @@ std::string format_aligned(const Table& t) {
         for (const auto& row : t.rows)
             for (std::size_t c = 0; c < ncols && c < row.size(); ++c)
                 if (row[c])
-                    for (std::string_view line : split_lines(*row[c])) width[c] = std::max(width[c], display_width(line));
+                    for (std::string_view line : split_lines(*row[c]))
+                        width[c] = std::max(width[c], display_width(line));
 
         // Header: names centred (psql), no trailing blanks.
         std::string header;

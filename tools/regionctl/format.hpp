@@ -13,8 +13,8 @@ struct Table {
     std::vector<std::string> columns;
     std::vector<std::vector<std::optional<std::string>>> rows;  ///< nullopt: SQL NULL
     std::string served_by;
-    std::string token;       ///< "" when none
-    long long affected = -1; ///< -1 when not a write
+    std::string token;        ///< "" when none
+    long long affected = -1;  ///< -1 when not a write
 };
 
 /// A JSON string literal (with the quotes): ", \ and control characters escaped,

@@ -36,15 +36,9 @@ int query(const Options& o, std::ostream& out, std::ostream& err) {
     for (const auto& p : o.params) params.push_back(p ? Value(*p) : Value());
     Result result;
     switch (o.mode) {
-        case QueryMode::local:
-            result = client.read_local(o.sql, params);
-            break;
-        case QueryMode::primary:
-            result = client.read_primary(o.sql, params);
-            break;
-        case QueryMode::consistent:
-            result = client.read_consistent(o.token, o.sql, params);
-            break;
+        case QueryMode::local: result = client.read_local(o.sql, params); break;
+        case QueryMode::primary: result = client.read_primary(o.sql, params); break;
+        case QueryMode::consistent: result = client.read_consistent(o.token, o.sql, params); break;
         case QueryMode::cached:
             result = client.cached_read(o.cache_key, std::chrono::seconds(o.ttl_seconds), o.sql, params);
             break;
@@ -87,20 +81,15 @@ Table table_from(const Result& result) {
 
 int run(const Options& o, std::ostream& out, std::ostream& err) {
     switch (o.command) {
-        case Command::help:
-            out << usage();
-            return kExitOk;
-        case Command::status:
-            return admin(o, o.json ? "status json" : "status", out, err);
-        case Command::metrics:
-            return admin(o, "metrics", out, err);
+        case Command::help: out << usage(); return kExitOk;
+        case Command::status: return admin(o, o.json ? "status json" : "status", out, err);
+        case Command::metrics: return admin(o, "metrics", out, err);
         case Command::cache_flush: {
             std::string line = "cache flush";
             for (const auto& k : o.keys) line += " " + k;
             return admin(o, line, out, err);
         }
-        case Command::query:
-            return query(o, out, err);
+        case Command::query: return query(o, out, err);
     }
     return kExitFailure;
 }

@@ -15,7 +15,9 @@ constexpr std::string_view kCommandList =
     "status [NAME], delay NAME MS, cut NAME [stall|reset|blackhole], restore NAME, "
     "cut-all [stall|reset|blackhole], restore-all (NAME may end in '*' to match a prefix)";
 
-Reply error(std::string message) { return {"error: " + std::move(message)}; }
+Reply error(std::string message) {
+    return {"error: " + std::move(message)};
+}
 
 std::vector<std::string_view> split_words(std::string_view line) {
     std::vector<std::string_view> words;
@@ -141,7 +143,9 @@ Reply cmd_restore(Args args, Links& links) {
     return for_each_link(selected, [](Link& link) { return link.restore(); });
 }
 
-Reply cmd_cut_all(Args args, Links& links) { return cut_links(select("*", links), args, 0); }
+Reply cmd_cut_all(Args args, Links& links) {
+    return cut_links(select("*", links), args, 0);
+}
 
 Reply cmd_restore_all(Args, Links& links) {
     return for_each_link(select("*", links), [](Link& link) { return link.restore(); });

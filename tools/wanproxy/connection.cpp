@@ -37,8 +37,8 @@ Connection::Connection(EventLoop& loop, BufferPool& buffers, LinkCounters& link,
     if (stalled_) {
         // Watch only for the client giving up (FIN, RST), so a long blackhole
         // with retrying clients does not pile up dead descriptors.
-        watches_[Side::client] = loop_.watch(sockets_[Side::client].get(), EPOLLRDHUP,
-                                             [this](std::uint32_t) { close(false); });
+        watches_[Side::client] =
+            loop_.watch(sockets_[Side::client].get(), EPOLLRDHUP, [this](std::uint32_t) { close(false); });
     } else {
         start_connect();
     }
@@ -98,8 +98,7 @@ void Connection::on_event(Side side, std::uint32_t events) {
         return;
     }
     const Dir in = reading_from(side);
-    if ((events & (EPOLLIN | EPOLLHUP)) != 0 && !dirs_[in].read_eof &&
-        dirs_[in].queued_bytes < kMaxQueuedBytes) {
+    if ((events & (EPOLLIN | EPOLLHUP)) != 0 && !dirs_[in].read_eof && dirs_[in].queued_bytes < kMaxQueuedBytes) {
         read_from(side);
         if (state_ == State::closed) {
             return;

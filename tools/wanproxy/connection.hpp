@@ -19,10 +19,10 @@ namespace wanproxy {
 
 // Per-link values a connection reads and updates; owned by the Link.
 struct LinkCounters {
-    std::string name;             // for log lines
-    std::int64_t delay_ns = 0;    // one-way delay applied to newly read data
-    std::uint64_t bytes_up = 0;   // client -> target, counted when written
-    std::uint64_t bytes_down = 0; // target -> client, counted when written
+    std::string name;              // for log lines
+    std::int64_t delay_ns = 0;     // one-way delay applied to newly read data
+    std::uint64_t bytes_up = 0;    // client -> target, counted when written
+    std::uint64_t bytes_down = 0;  // target -> client, counted when written
 };
 
 class Connection {

@@ -37,7 +37,7 @@ Outcome<std::unique_ptr<ControlServer>> ControlServer::open(EventLoop& loop, Lin
     if (!addr.value) {
         return R::fail(addr.error);
     }
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             return R::fail(path + " exists and is not a socket; choose another --control path");
@@ -77,7 +77,7 @@ ControlServer::ControlServer(EventLoop& loop, Links& links, std::string path, Fd
 ControlServer::~ControlServer() {
     // Only remove the file if it is ours: another instance may have replaced
     // it after deciding ours was stale.
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) {
         ::unlink(path_.c_str());
     }
@@ -92,8 +92,8 @@ void ControlServer::on_accept() {
         const std::uint64_t id = next_session_id_++;
         auto session = std::make_unique<Session>();
         session->fd = std::move(fd);
-        session->watch = loop_.watch(session->fd.get(), EPOLLIN,
-                                     [this, id](std::uint32_t events) { on_session_event(id, events); });
+        session->watch =
+            loop_.watch(session->fd.get(), EPOLLIN, [this, id](std::uint32_t events) { on_session_event(id, events); });
         sessions_.emplace(id, std::move(session));
     }
 }

@@ -89,8 +89,7 @@ void TimerHandle::cancel() noexcept {
 // ---- EventLoop ----
 
 EventLoop::EventLoop()
-    : epoll_(::epoll_create1(EPOLL_CLOEXEC)),
-      timerfd_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
+    : epoll_(::epoll_create1(EPOLL_CLOEXEC)), timerfd_(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) {
     if (!epoll_) {
         throw_errno("epoll_create1");
     }
@@ -155,11 +154,17 @@ TimerHandle EventLoop::at(std::int64_t deadline_ns, Task callback) {
     return TimerHandle(this, id);
 }
 
-void EventLoop::cancel_timer(std::uint64_t id) noexcept { timers_.erase(id); }
+void EventLoop::cancel_timer(std::uint64_t id) noexcept {
+    timers_.erase(id);
+}
 
-bool EventLoop::timer_pending(std::uint64_t id) const noexcept { return timers_.contains(id); }
+bool EventLoop::timer_pending(std::uint64_t id) const noexcept {
+    return timers_.contains(id);
+}
 
-void EventLoop::defer(Task task) { deferred_.push_back(std::move(task)); }
+void EventLoop::defer(Task task) {
+    deferred_.push_back(std::move(task));
+}
 
 void EventLoop::compact_timer_heap() {
     std::vector<TimerSlot> live;

@@ -39,8 +39,7 @@ public:
 
 private:
     friend class EventLoop;
-    Watch(EventLoop* loop, std::uint64_t token, std::uint32_t events)
-        : loop_(loop), token_(token), events_(events) {}
+    Watch(EventLoop* loop, std::uint64_t token, std::uint32_t events) : loop_(loop), token_(token), events_(events) {}
 
     EventLoop* loop_ = nullptr;
     std::uint64_t token_ = 0;

@@ -21,12 +21,9 @@ constexpr std::int64_t kAcceptPauseNs = 100'000'000;
 
 std::string_view cut_mode_name(CutMode mode) {
     switch (mode) {
-    case CutMode::stall:
-        return "stall";
-    case CutMode::reset:
-        return "reset";
-    case CutMode::blackhole:
-        return "blackhole";
+        case CutMode::stall: return "stall";
+        case CutMode::reset: return "reset";
+        case CutMode::blackhole: return "blackhole";
     }
     return "?";
 }
@@ -88,8 +85,8 @@ void Link::on_accept() {
         // connecting to the target, as a partition would.
         const bool stalled = cut_.has_value();
         auto on_closed = [this, id] { connections_.erase(id); };
-        connections_.emplace(id, std::make_unique<Connection>(loop_, buffers_, counters_, spec_.target, std::move(client),
-                                                              std::move(on_closed), stalled));
+        connections_.emplace(id, std::make_unique<Connection>(loop_, buffers_, counters_, spec_.target,
+                                                              std::move(client), std::move(on_closed), stalled));
     }
 }
 
@@ -141,8 +138,8 @@ std::optional<std::string> Link::cut(CutMode mode) {
     if (mode == CutMode::blackhole) {
         // Keep (or re-open) the listener so connects still succeed.
         if (auto error = open_listener()) {
-            return "link '" + spec_.name + "': open connections are cut, but cannot listen on " +
-                   spec_.listen.text + " for blackhole: " + *error + "; free the port and repeat the cut";
+            return "link '" + spec_.name + "': open connections are cut, but cannot listen on " + spec_.listen.text +
+                   " for blackhole: " + *error + "; free the port and repeat the cut";
         }
     } else {
         // Closing the listening socket makes new connects fail with

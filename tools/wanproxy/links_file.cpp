@@ -15,8 +15,7 @@ std::optional<double> parse_delay_ms(std::string_view text) {
     double value = 0;
     // chars_format::fixed accepts plain decimals only: no exponent, no
     // "inf"/"nan" spellings, no hex.
-    const auto [end, ec] =
-        std::from_chars(text.data(), text.data() + text.size(), value, std::chars_format::fixed);
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, std::chars_format::fixed);
     if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value) || value < 0 ||
         value > kMaxDelayMs) {
         return std::nullopt;
@@ -24,7 +23,9 @@ std::optional<double> parse_delay_ms(std::string_view text) {
     return value;
 }
 
-std::int64_t delay_ms_to_ns(double ms) { return static_cast<std::int64_t>(std::llround(ms * 1e6)); }
+std::int64_t delay_ms_to_ns(double ms) {
+    return static_cast<std::int64_t>(std::llround(ms * 1e6));
+}
 
 std::string format_delay_ms(double ms) {
     char buf[64];

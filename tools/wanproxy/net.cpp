@@ -10,7 +10,9 @@
 
 namespace wanproxy {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+    return std::strerror(err);
+}
 
 namespace {
 
@@ -55,8 +57,7 @@ Outcome<Endpoint> resolve_endpoint(std::string_view host_port, bool passive) {
     unsigned port = 0;
     const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
     if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
-        return R::fail("port " + quoted(port_text) + " in " + quoted(host_port) +
-                       " must be a number from 1 to 65535");
+        return R::fail("port " + quoted(port_text) + " in " + quoted(host_port) + " must be a number from 1 to 65535");
     }
 
     addrinfo hints{};

@@ -83,8 +83,7 @@ int serve(const std::string& links_path, const std::string& control_path) {
     Watch signal_watch = loop.watch(signals.get(), EPOLLIN, [&](std::uint32_t) {
         signalfd_siginfo info{};
         if (::read(signals.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
-            log_line(std::string("received ") + (info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") +
-                     ", shutting down");
+            log_line(std::string("received ") + (info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
         }
         loop.stop();
     });

@@ -37,60 +37,57 @@ typedef struct rgd_result rgd_result;
  * errbuf (if given; truncated to errlen, always NUL-terminated), e.g. "daemon not
  * running at PATH". A client is safe to use from several threads at once. If the
  * daemon restarts, the next call reconnects by itself. */
-RGD_API rgd_client *rgd_connect(const char *socket_path, char *errbuf, size_t errlen);
+RGD_API rgd_client* rgd_connect(const char* socket_path, char* errbuf, size_t errlen);
 
 /* Closes the connection and frees the client (NULL is a no-op). Results already
  * returned stay valid. */
-RGD_API void rgd_disconnect(rgd_client *c);
+RGD_API void rgd_disconnect(rgd_client* c);
 
 /* Deadline of each later call, in milliseconds; default 30000. 0 means no
  * client-side deadline (the daemon's own request timeout still applies). */
-RGD_API void rgd_set_timeout_ms(rgd_client *c, unsigned ms);
+RGD_API void rgd_set_timeout_ms(rgd_client* c, unsigned ms);
 
 /* Queries. params are text-format values ($1..$n); a NULL entry is SQL NULL.
  * Each returns a result, never NULL (except out of memory); check rgd_ok. */
 
 /* Reads from the nearest healthy replica (eventually consistent). */
-RGD_API rgd_result *rgd_read_local(rgd_client *c, const char *sql,
-                                   int nparams, const char *const *params);
+RGD_API rgd_result* rgd_read_local(rgd_client* c, const char* sql, int nparams, const char* const* params);
 /* Reads from the primary (strongly consistent). */
-RGD_API rgd_result *rgd_read_primary(rgd_client *c, const char *sql,
-                                     int nparams, const char *const *params);
+RGD_API rgd_result* rgd_read_primary(rgd_client* c, const char* sql, int nparams, const char* const* params);
 /* Writes on the primary, then invalidates the named cache keys in every region.
  * The result carries the write's consistency token (rgd_token) and rgd_affected. */
-RGD_API rgd_result *rgd_write(rgd_client *c, const char *sql,
-                              int nparams, const char *const *params,
-                              int nkeys, const char *const *invalidate_keys);
+RGD_API rgd_result* rgd_write(rgd_client* c, const char* sql, int nparams, const char* const* params, int nkeys,
+                              const char* const* invalidate_keys);
 /* Reads data at least as new as the write that returned `token`
  * ("SYSTEMID/LSN"); a malformed token is an error (no round trip), an empty or
  * NULL token behaves as rgd_read_local. */
-RGD_API rgd_result *rgd_read_consistent(rgd_client *c, const char *token, const char *sql,
-                                        int nparams, const char *const *params);
+RGD_API rgd_result* rgd_read_consistent(rgd_client* c, const char* token, const char* sql, int nparams,
+                                        const char* const* params);
 /* Cache first (this host, then the region's Redis), then the local replica.
  * ttl_seconds 0 uses the daemon's configured default. */
-RGD_API rgd_result *rgd_cached_read(rgd_client *c, const char *key, unsigned ttl_seconds,
-                                    const char *sql, int nparams, const char *const *params);
+RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl_seconds, const char* sql, int nparams,
+                                    const char* const* params);
 
 /* Health, read from the state segment (no round trip): one row per endpoint,
  * columns region, endpoint, role ("primary"|"replica"), healthy ("t"|"f"),
  * lag_ms, lag_bytes, rtt_ms, cache_healthy ("t"|"f"). rgd_served_by is "". */
-RGD_API rgd_result *rgd_health(rgd_client *c);
+RGD_API rgd_result* rgd_health(rgd_client* c);
 
 /* Results. */
-RGD_API int         rgd_ok(const rgd_result *r);          /* 1 success, 0 error */
-RGD_API const char *rgd_error(const rgd_result *r);       /* "" on success */
-RGD_API const char *rgd_sqlstate(const rgd_result *r);    /* SQLSTATE of a database error, else "" */
-RGD_API int         rgd_nrows(const rgd_result *r);       /* 0 for errors */
-RGD_API int         rgd_ncols(const rgd_result *r);       /* 0 for errors */
-RGD_API const char *rgd_colname(const rgd_result *r, int col);         /* NULL if out of range */
-RGD_API const char *rgd_value(const rgd_result *r, int row, int col);  /* NULL for SQL NULL or out of range */
-RGD_API long long   rgd_affected(const rgd_result *r);    /* rows changed by a write, else -1 */
-RGD_API const char *rgd_token(const rgd_result *r);       /* a write's consistency token, else "" */
+RGD_API int rgd_ok(const rgd_result* r);                              /* 1 success, 0 error */
+RGD_API const char* rgd_error(const rgd_result* r);                   /* "" on success */
+RGD_API const char* rgd_sqlstate(const rgd_result* r);                /* SQLSTATE of a database error, else "" */
+RGD_API int rgd_nrows(const rgd_result* r);                           /* 0 for errors */
+RGD_API int rgd_ncols(const rgd_result* r);                           /* 0 for errors */
+RGD_API const char* rgd_colname(const rgd_result* r, int col);        /* NULL if out of range */
+RGD_API const char* rgd_value(const rgd_result* r, int row, int col); /* NULL for SQL NULL or out of range */
+RGD_API long long rgd_affected(const rgd_result* r);                  /* rows changed by a write, else -1 */
+RGD_API const char* rgd_token(const rgd_result* r);                   /* a write's consistency token, else "" */
 /* Where the answer came from: "REGION/primary", "REGION/replica",
  * "cache:local", "cache:redis"; for errors where it failed, or "". */
-RGD_API const char *rgd_served_by(const rgd_result *r);
+RGD_API const char* rgd_served_by(const rgd_result* r);
 /* Frees a result (NULL is a no-op). */
-RGD_API void        rgd_free(rgd_result *r);
+RGD_API void rgd_free(rgd_result* r);
 
 #ifdef __cplusplus
 }

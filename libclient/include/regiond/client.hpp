@@ -254,8 +254,8 @@ public:
     /// token "" behaves as read_local.
     Result read_consistent(std::string_view token, std::string_view sql, Params params = {}) const {
         const detail::CStrings p(params);
-        return Result(rgd_read_consistent(client_, std::string(token).c_str(), std::string(sql).c_str(), p.size(),
-                                          p.data()));
+        return Result(
+            rgd_read_consistent(client_, std::string(token).c_str(), std::string(sql).c_str(), p.size(), p.data()));
     }
     Result read_consistent(std::string_view token, std::string_view sql, ParamList params) const {
         return read_consistent(token, sql, Params(params));

@@ -43,8 +43,7 @@ namespace {
 
 constexpr auto kStartTimeout = 15s;
 
-int connect_unix(const std::string& path)
-{
+int connect_unix(const std::string& path) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
@@ -58,8 +57,7 @@ int connect_unix(const std::string& path)
     return fd;
 }
 
-shm::HelloMessage hello()
-{
+shm::HelloMessage hello() {
     shm::HelloMessage h{};
     std::memcpy(h.magic, shm::kHelloMagic, sizeof h.magic);
     h.protocol_version = shm::kProtocolVersion;
@@ -68,8 +66,7 @@ shm::HelloMessage hello()
     return h;
 }
 
-std::string fd_target(int fd)
-{
+std::string fd_target(int fd) {
     char buffer[256] = {};
     const std::string link = "/proc/self/fd/" + std::to_string(fd);
     const ssize_t n = ::readlink(link.c_str(), buffer, sizeof buffer - 1);
@@ -85,8 +82,7 @@ struct Handshake {
     shm::WelcomeMessage welcome{};
 };
 
-std::optional<Handshake> handshake(const std::string& path)
-{
+std::optional<Handshake> handshake(const std::string& path) {
     Handshake h;
     h.socket.reset(connect_unix(path));
     if (!h.socket) return std::nullopt;
@@ -108,8 +104,7 @@ struct RawClient {
     std::optional<shm::ClientSegment> segment;
     std::uint64_t next_id = 1;
 
-    explicit RawClient(const std::string& path)
-    {
+    explicit RawClient(const std::string& path) {
         std::optional<Handshake> h = handshake(path);
         REQUIRE(h);
         socket = std::move(h->socket);
@@ -121,15 +116,15 @@ struct RawClient {
         segment.emplace(std::move(*attached));
     }
 
-    shm::Response query(shm::Op op, const std::string& sql, std::chrono::milliseconds timeout = 10s)
-    {
+    shm::Response query(shm::Op op, const std::string& sql, std::chrono::milliseconds timeout = 10s) {
         shm::RequestView r;
         r.op = op;
         r.sql = sql;
         std::vector<std::byte> bytes;
         REQUIRE(shm::encode_request_append(r, bytes));
         const std::uint64_t id = next_id++;
-        const shm::PushResult pushed = segment->requests().try_push(shm::RecordKind::request, shm::kRecordFlagLast, id, bytes);
+        const shm::PushResult pushed =
+            segment->requests().try_push(shm::RecordKind::request, shm::kRecordFlagLast, id, bytes);
         REQUIRE(pushed.error == shm::RingError::ok);
         if (pushed.needs_wakeup) {
             const std::uint64_t one = 1;
@@ -141,11 +136,9 @@ struct RawClient {
         while (!decoder.complete()) {
             const auto left = deadline - std::chrono::steady_clock::now();
             REQUIRE(left > 0s);
-            if (segment->responses().wait(nullptr, left) != shm::WaitResult::ready)
-                continue;
+            if (segment->responses().wait(nullptr, left) != shm::WaitResult::ready) continue;
             const shm::PopResult p = segment->responses().try_pop(buffer);
-            if (p.error == shm::RingError::empty)
-                continue;
+            if (p.error == shm::RingError::empty) continue;
             REQUIRE(p.error == shm::RingError::ok);
             REQUIRE(p.request_id == id);
             REQUIRE(decoder.feed(std::span(buffer.data(), p.size)) == shm::CodecError::ok);
@@ -159,8 +152,7 @@ struct RawClient {
 // head into the request ring's control block, otherwise it pushes a request
 // record whose payload is not a request. Then it waits for the daemon to close
 // its socket. Exit 0: dropped; 3-9: a step failed; 10: not dropped within 10 s.
-int misbehaving_client(const std::string& path, bool corrupt_ring)
-{
+int misbehaving_client(const std::string& path, bool corrupt_ring) {
     std::optional<Handshake> h = handshake(path);
     if (!h || h->welcome.status != static_cast<std::uint32_t>(shm::WelcomeStatus::ok)) return 3;
     const shm::UniqueFd& socket = h->socket;
@@ -201,28 +193,23 @@ struct Running {
     explicit Running(unsigned long watchdog_usec = 0)
         : setup(DaemonSetup::from(ClusterEnv::get().regiond_config("eu-west-1"), "drain_timeout = \"3s\"")),
           notify(setup.dir + "/notify.sock"),
-          process(regiond_binary(), setup.config_path, setup.dir + "/regiond.log", notify.path(), watchdog_usec)
-    {
-    }
+          process(regiond_binary(), setup.config_path, setup.dir + "/regiond.log", notify.path(), watchdog_usec) {}
 
-    void require_ready()
-    {
+    void require_ready() {
         INFO(process.log());
         REQUIRE(notify.wait_for("READY=1", kStartTimeout));
     }
 
     Json status() { return Json::parse(reply_body(admin_command(setup.admin_socket, "status json"))); }
 
-    static std::string reply_body(const std::string& reply)
-    {
+    static std::string reply_body(const std::string& reply) {
         INFO(reply);
         REQUIRE(reply.rfind("ok\n", 0) == 0);
         return reply.substr(3);
     }
 
     // Polls `status json` until every endpoint is healthy (and every cache).
-    void require_all_healthy()
-    {
+    void require_all_healthy() {
         bool healthy = false;
         const auto deadline = std::chrono::steady_clock::now() + 20s;
         std::string last;
@@ -232,8 +219,7 @@ struct Running {
             healthy = s["endpoints"].array().size() == 3;
             for (const Json& e : s["endpoints"].array())
                 healthy = healthy && e["healthy"].boolean() && e["cache_healthy"].boolean();
-            if (!healthy)
-                std::this_thread::sleep_for(50ms);
+            if (!healthy) std::this_thread::sleep_for(50ms);
         }
         INFO(last);
         INFO(process.log());
@@ -243,8 +229,7 @@ struct Running {
 
 }  // namespace
 
-TEST_CASE("regiond on the cluster: ready, status, metrics, clients, a refused peer, SIGTERM", "[daemon]")
-{
+TEST_CASE("regiond on the cluster: ready, status, metrics, clients, a refused peer, SIGTERM", "[daemon]") {
     Running d(400'000);  // WatchdogSec=400ms: pings every 200 ms
     d.require_ready();
     d.require_all_healthy();
@@ -284,13 +269,11 @@ TEST_CASE("regiond on the cluster: ready, status, metrics, clients, a refused pe
         int healthy_series = 0;
         const std::regex sample(R"(([a-z_]+)(\{[^}]*\})? (-?[0-9.]+))");
         while (std::getline(lines, line)) {
-            if (line.rfind("# ", 0) == 0)
-                continue;
+            if (line.rfind("# ", 0) == 0) continue;
             std::smatch m;
             INFO(line);
             REQUIRE(std::regex_match(line, m, sample));
-            if (m[1] == "regiond_endpoint_healthy" && m[3] == "1")
-                ++healthy_series;
+            if (m[1] == "regiond_endpoint_healthy" && m[3] == "1") ++healthy_series;
         }
         CHECK(healthy_series == 3);
         CHECK_THAT(metrics, Catch::Contains("regiond_cache_healthy{region=\"ap-northeast-1\"} 1"));
@@ -324,17 +307,13 @@ TEST_CASE("regiond on the cluster: ready, status, metrics, clients, a refused pe
         const pid_t child = ::fork();
         if (child == 0) {
             ::close(pipe_fds[0]);
-            if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0)
-                ::_exit(90);
+            if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(90);
             const int fd = connect_unix(d.setup.socket);
-            if (fd < 0)
-                ::_exit(91);
+            if (fd < 0) ::_exit(91);
             const shm::HelloMessage h = hello();
-            if (::send(fd, &h, sizeof h, MSG_NOSIGNAL) != sizeof h)
-                ::_exit(92);
+            if (::send(fd, &h, sizeof h, MSG_NOSIGNAL) != sizeof h) ::_exit(92);
             shm::WelcomeMessage w{};
-            if (::recv(fd, &w, sizeof w, MSG_WAITALL) != sizeof w)
-                ::_exit(93);
+            if (::recv(fd, &w, sizeof w, MSG_WAITALL) != sizeof w) ::_exit(93);
             [[maybe_unused]] const ssize_t n = ::write(pipe_fds[1], w.message, std::strlen(w.message));
             ::_exit(static_cast<int>(w.status));
         }
@@ -367,8 +346,7 @@ TEST_CASE("regiond on the cluster: ready, status, metrics, clients, a refused pe
     CHECK(::access(d.setup.socket.c_str(), F_OK) != 0);  // its sockets are gone
 }
 
-TEST_CASE("client processes that write garbage into their rings are dropped alone while others go on", "[daemon]")
-{
+TEST_CASE("client processes that write garbage into their rings are dropped alone while others go on", "[daemon]") {
     Running d;
     d.require_ready();
     d.require_all_healthy();
@@ -406,8 +384,7 @@ TEST_CASE("client processes that write garbage into their rings are dropped alon
     CHECK(after.served_by == "us-east-1/primary");
 }
 
-TEST_CASE("many requests in a row and in a burst: no wake-up is lost", "[daemon]")
-{
+TEST_CASE("many requests in a row and in a burst: no wake-up is lost", "[daemon]") {
     Running d;
     d.require_ready();
     d.require_all_healthy();
@@ -428,8 +405,7 @@ TEST_CASE("many requests in a row and in a burst: no wake-up is lost", "[daemon]
     // The daemon's own share of a round trip: a request it answers without a
     // database (read_consistent is not implemented yet).
     const auto own_start = std::chrono::steady_clock::now();
-    for (int i = 0; i < 300; ++i)
-        REQUIRE(c.query(shm::Op::read_consistent, "select 1").status == shm::Status::error);
+    for (int i = 0; i < 300; ++i) REQUIRE(c.query(shm::Op::read_consistent, "select 1").status == shm::Status::error);
     const auto own = std::chrono::steady_clock::now() - own_start;
     WARN("300 sequential round trips answered by the daemon alone: "
          << std::chrono::duration_cast<std::chrono::microseconds>(own).count() / 300 << " us each");
@@ -459,17 +435,16 @@ TEST_CASE("many requests in a row and in a burst: no wake-up is lost", "[daemon]
     const auto deadline = std::chrono::steady_clock::now() + 20s;
     while (complete < ids.size()) {
         REQUIRE(std::chrono::steady_clock::now() < deadline);
-        if (c.segment->responses().wait(nullptr, 100ms) != shm::WaitResult::ready)
-            continue;
+        if (c.segment->responses().wait(nullptr, 100ms) != shm::WaitResult::ready) continue;
         const shm::PopResult p = c.segment->responses().try_pop(buffer);
-        if (p.error == shm::RingError::empty)
-            continue;
+        if (p.error == shm::RingError::empty) continue;
         REQUIRE(p.error == shm::RingError::ok);
         auto& decoder = decoders[p.request_id];
         REQUIRE(decoder.feed(std::span(buffer.data(), p.size)) == shm::CodecError::ok);
         if (decoder.complete()) {
             const shm::Response r = decoder.take();
-            CHECK(r.value(0, 0) == std::optional<std::string_view>(std::to_string(1000 + (p.request_id - ids.front()))));
+            CHECK(r.value(0, 0) ==
+                  std::optional<std::string_view>(std::to_string(1000 + (p.request_id - ids.front()))));
             ++complete;
         }
     }
@@ -477,8 +452,7 @@ TEST_CASE("many requests in a row and in a burst: no wake-up is lost", "[daemon]
     CHECK(d.status()["counters"]["requests_read_consistent"].num() == 300);
 }
 
-TEST_CASE("after SIGKILL a new daemon takes over the stale socket and state segment", "[daemon]")
-{
+TEST_CASE("after SIGKILL a new daemon takes over the stale socket and state segment", "[daemon]") {
     Running first;
     first.require_ready();
     first.process.signal(SIGKILL);
@@ -496,8 +470,7 @@ TEST_CASE("after SIGKILL a new daemon takes over the stale socket and state segm
     CHECK(second.wait_exit(5s) == 0);
 }
 
-TEST_CASE("SIGHUP applies lag thresholds; a lagging local replica raises an alert and loses its reads", "[daemon]")
-{
+TEST_CASE("SIGHUP applies lag thresholds; a lagging local replica raises an alert and loses its reads", "[daemon]") {
     const ClusterEnv& env = ClusterEnv::get();
     Running d;
     d.require_ready();
@@ -513,25 +486,23 @@ TEST_CASE("SIGHUP applies lag thresholds; a lagging local replica raises an aler
 
     PgSession replica(env.superuser_conninfo("eu-west-1"));
     PgSession primary(env.superuser_conninfo("us-east-1"));
-    primary.exec("create table if not exists daemon_test_probe (id bigserial primary key, at timestamptz default now())");
+    primary.exec(
+        "create table if not exists daemon_test_probe (id bigserial primary key, at timestamptz default now())");
     RawClient c(d.setup.socket);
     const auto replica_alert = [&] {
         const Json status = d.status();  // the range below must not outlive it
         for (const Json& e : status["endpoints"].array())
-            if (e["region"].str() == "eu-west-1")
-                return e["alert"].boolean();
+            if (e["region"].str() == "eu-west-1") return e["alert"].boolean();
         return false;
     };
     {
         replica.exec("select pg_wal_replay_pause()");
         struct Resume {
             PgSession& s;
-            ~Resume()
-            {
+            ~Resume() {
                 try {
                     s.exec("select pg_wal_replay_resume()");
-                } catch (...) {
-                }
+                } catch (...) {}
             }
         } resume{replica};
         primary.exec("insert into daemon_test_probe default values");
@@ -550,8 +521,7 @@ TEST_CASE("SIGHUP applies lag thresholds; a lagging local replica raises an aler
     CHECK(d.process.wait_exit(5s) == 0);
 }
 
-TEST_CASE("systemd-analyze verify accepts the generated unit", "[daemon][systemd]")
-{
+TEST_CASE("systemd-analyze verify accepts the generated unit", "[daemon][systemd]") {
     const char* unit = std::getenv("REGIOND_SERVICE_UNIT");
     REQUIRE(unit != nullptr);
     std::ifstream in(unit);

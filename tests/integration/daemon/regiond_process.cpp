@@ -20,18 +20,15 @@
 namespace regiond::testing {
 namespace {
 
-sockaddr_un address_of(const std::string& path)
-{
+sockaddr_un address_of(const std::string& path) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    if (path.size() >= sizeof address.sun_path)
-        throw std::runtime_error("socket path too long: " + path);
+    if (path.size() >= sizeof address.sun_path) throw std::runtime_error("socket path too long: " + path);
     std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
     return address;
 }
 
-std::string read_file(const std::string& path)
-{
+std::string read_file(const std::string& path) {
     std::ifstream in(path);
     std::stringstream s;
     s << in.rdbuf();
@@ -40,16 +37,13 @@ std::string read_file(const std::string& path)
 
 }  // namespace
 
-std::string regiond_binary()
-{
+std::string regiond_binary() {
     const char* bin = std::getenv("REGIOND_BIN");
-    if (bin == nullptr || *bin == '\0')
-        throw std::runtime_error("REGIOND_BIN is not set (meson test sets it)");
+    if (bin == nullptr || *bin == '\0') throw std::runtime_error("REGIOND_BIN is not set (meson test sets it)");
     return bin;
 }
 
-NotifySocket::NotifySocket(std::string path) : path_(std::move(path))
-{
+NotifySocket::NotifySocket(std::string path) : path_(std::move(path)) {
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     const sockaddr_un address = address_of(path_);
     ::unlink(path_.c_str());
@@ -57,63 +51,52 @@ NotifySocket::NotifySocket(std::string path) : path_(std::move(path))
         throw std::runtime_error("cannot bind the notify socket " + path_ + ": " + std::strerror(errno));
 }
 
-NotifySocket::~NotifySocket()
-{
-    if (fd_ >= 0)
-        ::close(fd_);
+NotifySocket::~NotifySocket() {
+    if (fd_ >= 0) ::close(fd_);
     ::unlink(path_.c_str());
 }
 
-void NotifySocket::drain(int timeout_ms)
-{
+void NotifySocket::drain(int timeout_ms) {
     pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0)
-        return;
+    if (::poll(&p, 1, timeout_ms) <= 0) return;
     char buffer[4096];
     for (;;) {
         const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-        if (n <= 0)
-            return;
+        if (n <= 0) return;
         messages_.emplace_back(buffer, static_cast<std::size_t>(n));
     }
 }
 
-bool NotifySocket::wait_for(const std::string& line, std::chrono::milliseconds timeout)
-{
+bool NotifySocket::wait_for(const std::string& line, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
         for (const std::string& m : messages_) {
             std::istringstream lines(m);
             std::string l;
             while (std::getline(lines, l))
-                if (l == line)
-                    return true;
+                if (l == line) return true;
         }
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0)
-            return false;
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return false;
         drain(static_cast<int>(std::min<long>(left.count(), 100)));
     }
 }
 
-const std::vector<std::string>& NotifySocket::messages()
-{
+const std::vector<std::string>& NotifySocket::messages() {
     drain(0);
     return messages_;
 }
 
-void NotifySocket::clear()
-{
+void NotifySocket::clear() {
     drain(0);
     messages_.clear();
 }
 
-DaemonSetup DaemonSetup::from(const std::string& source, const std::string& extra_daemon_keys)
-{
+DaemonSetup DaemonSetup::from(const std::string& source, const std::string& extra_daemon_keys) {
     DaemonSetup s;
     char pattern[] = "/tmp/rgd-daemon-test-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr)
-        throw std::runtime_error("mkdtemp failed");
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
     s.dir = pattern;
     ::chmod(s.dir.c_str(), 0755);  // traversable by an unprivileged test peer
     s.config_path = s.dir + "/regiond.toml";
@@ -123,8 +106,7 @@ DaemonSetup DaemonSetup::from(const std::string& source, const std::string& extr
     s.state_segment = "/rgd-daemon-test-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
 
     std::ifstream in(source);
-    if (!in)
-        throw std::runtime_error("cannot read " + source);
+    if (!in) throw std::runtime_error("cannot read " + source);
     std::ofstream out(s.config_path);
     std::string line;
     while (std::getline(in, line)) {
@@ -135,14 +117,12 @@ DaemonSetup DaemonSetup::from(const std::string& source, const std::string& extr
         else if (line.rfind("state_segment = ", 0) == 0)
             line = "state_segment = \"" + s.state_segment + "\"";
         out << line << '\n';
-        if (line == "[daemon]" && !extra_daemon_keys.empty())
-            out << extra_daemon_keys << '\n';
+        if (line == "[daemon]" && !extra_daemon_keys.empty()) out << extra_daemon_keys << '\n';
     }
     return s;
 }
 
-void DaemonSetup::set_key(const std::string& key, const std::string& value_toml) const
-{
+void DaemonSetup::set_key(const std::string& key, const std::string& value_toml) const {
     const std::string text = read_file(config_path);
     std::istringstream in(text);
     std::ostringstream out;
@@ -155,13 +135,11 @@ void DaemonSetup::set_key(const std::string& key, const std::string& value_toml)
         }
         out << line << '\n';
     }
-    if (!found)
-        throw std::runtime_error("no key " + key + " in " + config_path);
+    if (!found) throw std::runtime_error("no key " + key + " in " + config_path);
     std::ofstream(config_path) << out.str();
 }
 
-DaemonSetup::~DaemonSetup()
-{
+DaemonSetup::~DaemonSetup() {
     std::error_code ignored;
     std::filesystem::remove_all(dir, ignored);
     const std::string shm_path = "/dev/shm" + state_segment;
@@ -170,11 +148,9 @@ DaemonSetup::~DaemonSetup()
 
 RegiondProcess::RegiondProcess(const std::string& binary, const std::string& config, const std::string& log_path,
                                const std::string& notify_socket, unsigned long watchdog_usec)
-    : log_path_(log_path)
-{
+    : log_path_(log_path) {
     const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0)
-        throw std::runtime_error("cannot open " + log_path);
+    if (log_fd < 0) throw std::runtime_error("cannot open " + log_path);
     pid_ = ::fork();
     if (pid_ == 0) {
         ::dup2(log_fd, STDOUT_FILENO);
@@ -193,22 +169,21 @@ RegiondProcess::RegiondProcess(const std::string& binary, const std::string& con
         ::_exit(127);
     }
     ::close(log_fd);
-    if (pid_ < 0)
-        throw std::runtime_error("fork failed");
+    if (pid_ < 0) throw std::runtime_error("fork failed");
 }
 
-RegiondProcess::~RegiondProcess()
-{
+RegiondProcess::~RegiondProcess() {
     if (!reaped_ && pid_ > 0) {
         ::kill(pid_, SIGKILL);
         ::waitpid(pid_, &status_, 0);
     }
 }
 
-void RegiondProcess::signal(int sig) const { ::kill(pid_, sig); }
+void RegiondProcess::signal(int sig) const {
+    ::kill(pid_, sig);
+}
 
-int RegiondProcess::wait_exit(std::chrono::milliseconds timeout)
-{
+int RegiondProcess::wait_exit(std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!reaped_) {
         const pid_t r = ::waitpid(pid_, &status_, WNOHANG);
@@ -216,23 +191,23 @@ int RegiondProcess::wait_exit(std::chrono::milliseconds timeout)
             reaped_ = true;
             break;
         }
-        if (std::chrono::steady_clock::now() > deadline)
-            return -1;
+        if (std::chrono::steady_clock::now() > deadline) return -1;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (WIFEXITED(status_))
-        return WEXITSTATUS(status_);
-    if (WIFSIGNALED(status_))
-        return 128 + WTERMSIG(status_);
+    if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+    if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
     return -1;
 }
 
-bool RegiondProcess::running() { return wait_exit(std::chrono::milliseconds(0)) == -1; }
+bool RegiondProcess::running() {
+    return wait_exit(std::chrono::milliseconds(0)) == -1;
+}
 
-std::string RegiondProcess::log() const { return read_file(log_path_); }
+std::string RegiondProcess::log() const {
+    return read_file(log_path_);
+}
 
-std::string admin_command(const std::string& admin_socket, const std::string& line)
-{
+std::string admin_command(const std::string& admin_socket, const std::string& line) {
     const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const sockaddr_un address = address_of(admin_socket);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
@@ -247,8 +222,7 @@ std::string admin_command(const std::string& admin_socket, const std::string& li
     char buffer[4096];
     for (;;) {
         const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         reply.append(buffer, static_cast<std::size_t>(n));
     }
     ::close(fd);

@@ -29,7 +29,8 @@ using Clock = std::chrono::steady_clock;
 
 std::string env_or_throw(const char* name) {
     const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0') throw std::runtime_error(std::string("$") + name + " is not set (run through meson test)");
+    if (v == nullptr || *v == '\0')
+        throw std::runtime_error(std::string("$") + name + " is not set (run through meson test)");
     return v;
 }
 
@@ -70,8 +71,12 @@ std::string rewrite_config(const std::string& source, const std::string& socket,
 
 }  // namespace
 
-std::string regiond_binary() { return env_or_throw("REGIOND_BIN"); }
-std::string regionctl_binary() { return env_or_throw("REGIONCTL_BIN"); }
+std::string regiond_binary() {
+    return env_or_throw("REGIOND_BIN");
+}
+std::string regionctl_binary() {
+    return env_or_throw("REGIONCTL_BIN");
+}
 
 DaemonHarness::DaemonHarness(std::chrono::milliseconds ready_timeout) {
     const ClusterEnv& env = ClusterEnv::get();
@@ -93,8 +98,7 @@ DaemonHarness::DaemonHarness(std::chrono::milliseconds ready_timeout) {
 DaemonHarness::~DaemonHarness() {
     try {
         stop(std::chrono::seconds(5));
-    } catch (...) {
-    }
+    } catch (...) {}
     std::error_code ignored;
     std::filesystem::remove_all(dir_, ignored);
 }
@@ -144,8 +148,7 @@ void DaemonHarness::start(std::chrono::milliseconds ready_timeout) {
         } else {
             last_error = error;
         }
-        if (!running())
-            throw std::runtime_error("regiond exited during start-up; its log:\n" + log());
+        if (!running()) throw std::runtime_error("regiond exited during start-up; its log:\n" + log());
         if (Clock::now() >= deadline) {
             const std::string l = log();
             stop(std::chrono::seconds(2));
@@ -184,11 +187,14 @@ void DaemonHarness::stop(std::chrono::milliseconds grace) {
             kill9();
             return;
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling interval of the exit wait (deadline above)
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(10));  // polling interval of the exit wait (deadline above)
     }
 }
 
-std::string DaemonHarness::log() const { return read_file(log_path_); }
+std::string DaemonHarness::log() const {
+    return read_file(log_path_);
+}
 
 Command run_command(const std::string& program, const std::vector<std::string>& args,
                     std::chrono::milliseconds timeout) {

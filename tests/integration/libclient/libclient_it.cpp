@@ -25,8 +25,8 @@
 using namespace std::chrono_literals;
 using regiond::testing::ClusterEnv;
 using regiond::testing::Command;
-using regiond::testing::LinkCut;
 using regiond::testing::DaemonHarness;
+using regiond::testing::LinkCut;
 using regiond::testing::regionctl_binary;
 using regiond::testing::run_command;
 
@@ -61,7 +61,8 @@ bool eventually(Condition&& condition, std::chrono::milliseconds timeout) {
 // "clients":N from `regionctl status --json`; -1 if unavailable. (No <regex>:
 // GCC 12 warns falsely inside it under the sanitizers.)
 int status_clients() {
-    const Command c = run_command(regionctl_binary(), {"--socket", daemon_under_test().admin_socket(), "status", "--json"});
+    const Command c =
+        run_command(regionctl_binary(), {"--socket", daemon_under_test().admin_socket(), "status", "--json"});
     const std::string key = "\"clients\":";
     const auto at = c.out.find(key);
     if (c.status != 0 || at == std::string::npos) return -1;
@@ -131,7 +132,8 @@ TEST_CASE("each operation says where it was served", "[ops]") {
     auto ddl = db.write("create table if not exists rgd_client_it (id bigserial primary key, v text)");
     INFO(ddl.error());
     REQUIRE(ddl.ok());
-    const std::string marker = "it-" + std::to_string(::getpid()) + "-" + std::to_string(Clock::now().time_since_epoch().count());
+    const std::string marker =
+        "it-" + std::to_string(::getpid()) + "-" + std::to_string(Clock::now().time_since_epoch().count());
     auto write = db.write("insert into rgd_client_it (v) values ($1)", {marker}, {"rgd_client_it:" + marker});
     INFO(write.error());
     REQUIRE(write.ok());
@@ -141,7 +143,8 @@ TEST_CASE("each operation says where it was served", "[ops]") {
 
     // read_consistent: the daemon may not implement it yet; when it answers, the
     // write must be visible (never a stale read).
-    auto consistent = db.read_consistent(write.token(), "select count(*)::text from rgd_client_it where v = $1", {marker});
+    auto consistent =
+        db.read_consistent(write.token(), "select count(*)::text from rgd_client_it where v = $1", {marker});
     if (consistent.ok()) {
         CHECK(value(consistent, 0, 0) == "1");
     } else {
@@ -235,7 +238,8 @@ TEST_CASE("16 threads x 1000 mixed calls on one client: every answer matches its
                 } else if (i % 10 == 3) {
                     r = db.read_local("select g from generate_series(1, ($1::bigint % 50) + 1) g", {n});
                     const long rows = std::stol(n) % 50 + 1;
-                    if (r.ok() && (r.nrows() != rows || r.value(r.nrows() - 1, 0) != std::to_string(rows))) ++mismatches;
+                    if (r.ok() && (r.nrows() != rows || r.value(r.nrows() - 1, 0) != std::to_string(rows)))
+                        ++mismatches;
                     if (!r.ok()) ++failures;
                     continue;
                 } else {
@@ -313,7 +317,8 @@ TEST_CASE("a client SIGKILLed mid-request disturbs no one", "[kill]") {
     ::waitpid(pid, &status, 0);
     CHECK(WIFSIGNALED(status));
 
-    for (int i = 0; i < 20; ++i) CHECK(db.read_local("select $1::int", {std::to_string(i)}).value(0, 0) == std::to_string(i));
+    for (int i = 0; i < 20; ++i)
+        CHECK(db.read_local("select $1::int", {std::to_string(i)}).value(0, 0) == std::to_string(i));
     CHECK(eventually([&] { return status_clients() == before; }, 10s));
 }
 
@@ -351,21 +356,28 @@ TEST_CASE("regionctl: status, status --json, metrics, query", "[regionctl]") {
     CHECK(metrics.status == 0);
     CHECK(metrics.out.find("regiond_clients_connected") != std::string::npos);
 
-    const Command table = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "select $1::text as a, $2::text as b", "x", "\\N"});
+    const Command table = run_command(
+        regionctl_binary(), {"--socket", d.socket(), "query", "select $1::text as a, $2::text as b", "x", "\\N"});
     INFO(table.err);
     CHECK(table.status == 0);
     CHECK(table.out == " a | b\n---+---\n x | \n(1 row)\nserved_by: eu-west-1/replica\n");
-    const Command js = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--json", "--primary", "select 'q\"' as \"a b\""});
+    const Command js = run_command(regionctl_binary(),
+                                   {"--socket", d.socket(), "query", "--json", "--primary", "select 'q\"' as \"a b\""});
     CHECK(js.status == 0);
-    CHECK(js.out == "{\"served_by\":\"us-east-1/primary\",\"token\":\"\",\"affected\":-1,\"columns\":[\"a b\"],\"rows\":[[\"q\\\"\"]]}\n");
-    const Command fail = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "select * from rgd_no_such_table_xyz"});
-    const Command ddl = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--write",
-                                                         "create table if not exists rgd_client_it (id bigserial primary key, v text)"});
+    CHECK(js.out ==
+          "{\"served_by\":\"us-east-1/primary\",\"token\":\"\",\"affected\":-1,\"columns\":[\"a "
+          "b\"],\"rows\":[[\"q\\\"\"]]}\n");
+    const Command fail =
+        run_command(regionctl_binary(), {"--socket", d.socket(), "query", "select * from rgd_no_such_table_xyz"});
+    const Command ddl = run_command(regionctl_binary(),
+                                    {"--socket", d.socket(), "query", "--write",
+                                     "create table if not exists rgd_client_it (id bigserial primary key, v text)"});
     CHECK(ddl.status == 0);
     CHECK(fail.status == 1);
     CHECK(fail.err.find("(SQLSTATE 42P01)") != std::string::npos);
-    const Command write = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--write", "--invalidate", "k1",
-                                                           "insert into rgd_client_it (v) values ($1)", "from-regionctl"});
+    const Command write =
+        run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--write", "--invalidate", "k1",
+                                         "insert into rgd_client_it (v) values ($1)", "from-regionctl"});
     INFO(write.err);
     CHECK(write.status == 0);
     CHECK(write.out.find("served_by: us-east-1/primary\ntoken: ") == 0);
@@ -479,7 +491,8 @@ TEST_CASE("the local replica down: read_local is served by the next nearest regi
         std::thread reader([&] { slow = db.read_local("select 'in-flight'::text as marker, pg_sleep(1)"); });
         // The read is on the replica when pg_stat_activity shows it there.
         const std::string marker_sql =
-            "select count(*) from pg_stat_activity where query like 'select ''in-flight''%' and pid <> pg_backend_pid()";
+            "select count(*) from pg_stat_activity where query like 'select ''in-flight''%' and pid <> "
+            "pg_backend_pid()";
         regiond::testing::PgSession replica(env.superuser_conninfo("eu-west-1"));  // unix socket, no WAN link
         const bool running = eventually([&] { return replica.scalar(marker_sql) == "1"; }, 10s);
         std::optional<LinkCut> cut;

@@ -4,8 +4,7 @@
 
 using regiond::config::conninfo_problem;
 
-TEST_CASE("conninfo strings libpq accepts", "[config][conninfo]")
-{
+TEST_CASE("conninfo strings libpq accepts", "[config][conninfo]") {
     CHECK_FALSE(conninfo_problem("host=10.0.0.1 port=5432 dbname=app user=app"));
     CHECK_FALSE(conninfo_problem("host='/run/postgresql' password='a b'"));
     CHECK_FALSE(conninfo_problem("postgresql://app:pw@db.example:5432/app?sslmode=require"));
@@ -13,8 +12,7 @@ TEST_CASE("conninfo strings libpq accepts", "[config][conninfo]")
 }
 
 // libpq's own messages quote the input; each reason must come out without it.
-TEST_CASE("conninfo errors give a reason and never the string", "[config][conninfo]")
-{
+TEST_CASE("conninfo errors give a reason and never the string", "[config][conninfo]") {
     const std::pair<std::string_view, std::string_view> cases[] = {
         {"", "empty"},
         {"   ", "empty"},

@@ -8,16 +8,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::chrono::nanoseconds parsed(std::string_view text)
-{
+std::chrono::nanoseconds parsed(std::string_view text) {
     auto result = parse_duration(text);
     INFO(text << ": " << result.error());
     REQUIRE(result.has_value());
     return result.value();
 }
 
-std::string error_of(std::string_view text)
-{
+std::string error_of(std::string_view text) {
     auto result = parse_duration(text);
     REQUIRE_FALSE(result.has_value());
     return result.error();
@@ -25,8 +23,7 @@ std::string error_of(std::string_view text)
 
 }  // namespace
 
-TEST_CASE("durations with every unit parse exactly", "[config][duration]")
-{
+TEST_CASE("durations with every unit parse exactly", "[config][duration]") {
     CHECK(parsed("250ms") == 250ms);
     CHECK(parsed("5s") == 5s);
     CHECK(parsed("1m") == 1min);
@@ -39,8 +36,7 @@ TEST_CASE("durations with every unit parse exactly", "[config][duration]")
     CHECK(parsed("0ms") == 0s);
 }
 
-TEST_CASE("fractional durations are exact, not rounded through a double", "[config][duration]")
-{
+TEST_CASE("fractional durations are exact, not rounded through a double", "[config][duration]") {
     CHECK(parsed("1.5s") == 1500ms);
     CHECK(parsed("1.1s") == 1100ms);
     CHECK(parsed("0.25s") == 250ms);
@@ -49,16 +45,14 @@ TEST_CASE("fractional durations are exact, not rounded through a double", "[conf
     CHECK(parsed("1.000000000s") == 1s);
 }
 
-TEST_CASE("a duration without a unit is refused with an example", "[config][duration]")
-{
+TEST_CASE("a duration without a unit is refused with an example", "[config][duration]") {
     const std::string message = error_of("5");
     CHECK_THAT(message, Catch::Contains("no unit"));
     CHECK_THAT(message, Catch::Contains("\"5s\""));
     CHECK_THAT(error_of("1.5"), Catch::Contains("no unit"));
 }
 
-TEST_CASE("malformed durations are refused with a reason", "[config][duration]")
-{
+TEST_CASE("malformed durations are refused with a reason", "[config][duration]") {
     CHECK_THAT(error_of(""), Catch::Contains("empty"));
     CHECK_THAT(error_of("-5s"), Catch::Contains("negative"));
     CHECK_THAT(error_of("5 s"), Catch::Contains("space"));
@@ -74,14 +68,12 @@ TEST_CASE("malformed durations are refused with a reason", "[config][duration]")
     CHECK_THAT(error_of("99999999999999999999999s"), Catch::Contains("too long"));
 }
 
-TEST_CASE("the largest duration fits and one more nanosecond does not", "[config][duration]")
-{
+TEST_CASE("the largest duration fits and one more nanosecond does not", "[config][duration]") {
     CHECK(parsed("9223372036854775807ns").count() == INT64_MAX);
     CHECK_THAT(error_of("9223372036854775808ns"), Catch::Contains("too long"));
 }
 
-TEST_CASE("format_duration picks the shortest exact spelling", "[config][duration]")
-{
+TEST_CASE("format_duration picks the shortest exact spelling", "[config][duration]") {
     CHECK(format_duration(0s) == "0s");
     CHECK(format_duration(250ms) == "250ms");
     CHECK(format_duration(1500ms) == "1500ms");
@@ -90,6 +82,5 @@ TEST_CASE("format_duration picks the shortest exact spelling", "[config][duratio
     CHECK(format_duration(720h) == "30d");
     CHECK(format_duration(1500us) == "1500us");
     CHECK(format_duration(7ns) == "7ns");
-    for (auto text : {"250ms", "5s", "1h", "30d", "1500us", "7ns"})
-        CHECK(format_duration(parsed(text)) == text);
+    for (auto text : {"250ms", "5s", "1h", "30d", "1500us", "7ns"}) CHECK(format_duration(parsed(text)) == text);
 }

@@ -11,8 +11,7 @@ using test::parse;
 
 namespace {
 
-const Config& require_config(const ParseOutcome& outcome)
-{
+const Config& require_config(const ParseOutcome& outcome) {
     INFO(test::all_messages(outcome));
     REQUIRE(outcome.errors.empty());
     REQUIRE(outcome.config.has_value());
@@ -66,8 +65,7 @@ redis = "unix:///run/redis/eu.sock"
 
 }  // namespace
 
-TEST_CASE("a full configuration parses into the right values", "[config][parse]")
-{
+TEST_CASE("a full configuration parses into the right values", "[config][parse]") {
     const ParseOutcome outcome = parse(full_config);
     const Config& config = require_config(outcome);
 
@@ -116,8 +114,7 @@ TEST_CASE("a full configuration parses into the right values", "[config][parse]"
     CHECK(config.find_region("nowhere") == nullptr);
 }
 
-TEST_CASE("omitted keys take the documented defaults", "[config][parse]")
-{
+TEST_CASE("omitted keys take the documented defaults", "[config][parse]") {
     const ParseOutcome outcome = parse(test::minimal_config);
     const Config& config = require_config(outcome);
 
@@ -146,8 +143,7 @@ TEST_CASE("omitted keys take the documented defaults", "[config][parse]")
     CHECK(&config.local_region() == &config.primary_region());
 }
 
-TEST_CASE("the default client_group is \"regiond\"", "[config][parse]")
-{
+TEST_CASE("the default client_group is \"regiond\"", "[config][parse]") {
     // Without client_group the parser looks up "regiond"; whether that passes
     // depends on the host, so only the default itself is checked here.
     CHECK(DaemonSection{}.client_group == "regiond");
@@ -167,8 +163,7 @@ redis = "redis://h:6379"
     }
 }
 
-TEST_CASE("inline tables and dotted keys are the same TOML", "[config][parse]")
-{
+TEST_CASE("inline tables and dotted keys are the same TOML", "[config][parse]") {
     const ParseOutcome outcome = parse(R"(daemon = { region = "us", client_group = "root" }
 lag.max_lag = "1s"
 regions = [
@@ -180,8 +175,7 @@ regions = [
     CHECK(config.regions.at(0).pool_size == 3);
 }
 
-TEST_CASE("a valid file parses from disk and names its path", "[config][parse]")
-{
+TEST_CASE("a valid file parses from disk and names its path", "[config][parse]") {
     const test::TempDir dir;
     const std::string path = dir.write("regiond.toml", test::minimal_config);
     const ParseOutcome outcome = parse_config_file(path);
@@ -189,15 +183,12 @@ TEST_CASE("a valid file parses from disk and names its path", "[config][parse]")
     CHECK(config.source_path == path);
 }
 
-TEST_CASE("the example configuration is valid", "[config][parse][example]")
-{
+TEST_CASE("the example configuration is valid", "[config][parse][example]") {
     const std::string path = test::required_env("REGIOND_EXAMPLE_CONFIG");
     const ParseOutcome outcome = parse_config_file(path);
     INFO(test::all_messages(outcome));
     // The example uses client_group "regiond"; on a host without that group it
     // is the only thing allowed to fail.
-    for (const Diagnostic& diagnostic : outcome.errors)
-        CHECK(diagnostic.key == "daemon.client_group");
-    if (::getgrnam("regiond") != nullptr)
-        CHECK(outcome.ok());
+    for (const Diagnostic& diagnostic : outcome.errors) CHECK(diagnostic.key == "daemon.client_group");
+    if (::getgrnam("regiond") != nullptr) CHECK(outcome.ok());
 }

@@ -7,16 +7,14 @@ using regiond::config::RedisEndpoint;
 
 namespace {
 
-RedisEndpoint parsed(std::string_view url)
-{
+RedisEndpoint parsed(std::string_view url) {
     auto result = parse_redis_url(url);
     INFO(result.error());
     REQUIRE(result.has_value());
     return result.value();
 }
 
-std::string error_of(std::string_view url)
-{
+std::string error_of(std::string_view url) {
     auto result = parse_redis_url(url);
     REQUIRE_FALSE(result.has_value());
     return result.error();
@@ -24,8 +22,7 @@ std::string error_of(std::string_view url)
 
 }  // namespace
 
-TEST_CASE("redis:// URLs", "[config][redis]")
-{
+TEST_CASE("redis:// URLs", "[config][redis]") {
     const auto plain = parsed("redis://10.0.0.2:6379");
     CHECK(plain.transport == RedisEndpoint::Transport::tcp);
     CHECK(plain.host == "10.0.0.2");
@@ -46,15 +43,13 @@ TEST_CASE("redis:// URLs", "[config][redis]")
     CHECK(parsed("REDIS://h:1").port == 1);
 }
 
-TEST_CASE("unix:// URLs", "[config][redis]")
-{
+TEST_CASE("unix:// URLs", "[config][redis]") {
     const auto endpoint = parsed("unix:///run/redis/redis.sock");
     CHECK(endpoint.transport == RedisEndpoint::Transport::unix_socket);
     CHECK(endpoint.socket_path == "/run/redis/redis.sock");
 }
 
-TEST_CASE("bad Redis URLs are refused without repeating them", "[config][redis]")
-{
+TEST_CASE("bad Redis URLs are refused without repeating them", "[config][redis]") {
     const std::pair<std::string_view, std::string_view> cases[] = {
         {"", "empty"},
         {"http://h:1", "unknown scheme"},
@@ -79,8 +74,7 @@ TEST_CASE("bad Redis URLs are refused without repeating them", "[config][redis]"
         const std::string message = error_of(url);
         CHECK_THAT(message, Catch::Contains(std::string(reason)));
         CHECK_THAT(message, Catch::Contains("redis://[:password@]host:port[/db]"));
-        if (url.size() > 8)
-            CHECK_THAT(message, !Catch::Contains(std::string(url)));
+        if (url.size() > 8) CHECK_THAT(message, !Catch::Contains(std::string(url)));
     }
     CHECK_THAT(error_of("redis://:hunter2@h"), !Catch::Contains("hunter2"));
 }

@@ -16,20 +16,17 @@ using regiond::config::test::TempDir;
 
 namespace {
 
-ProgramResult run_regiond(const std::vector<std::string>& args, const TempDir& scratch)
-{
+ProgramResult run_regiond(const std::vector<std::string>& args, const TempDir& scratch) {
     return run_program(required_env("REGIOND_BIN"), args, scratch);
 }
 
-std::size_t count_lines(const std::string& text)
-{
+std::size_t count_lines(const std::string& text) {
     return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
 }
 
 }  // namespace
 
-TEST_CASE("regiond --check-config on a valid file prints ok and exits 0", "[config][regiond]")
-{
+TEST_CASE("regiond --check-config on a valid file prints ok and exits 0", "[config][regiond]") {
     const TempDir dir;
     const std::string path = dir.write("good.toml", regiond::config::test::minimal_config);
     const ProgramResult result = run_regiond({"--check-config", path}, dir);
@@ -41,8 +38,7 @@ TEST_CASE("regiond --check-config on a valid file prints ok and exits 0", "[conf
     CHECK(run_regiond({"--check-config=" + path}, dir).exit_code == 0);
 }
 
-TEST_CASE("regiond --check-config prints every error and exits 78", "[config][regiond]")
-{
+TEST_CASE("regiond --check-config prints every error and exits 78", "[config][regiond]") {
     const TempDir dir;
     const std::string path = dir.write("bad.toml", R"([daemon]
 region = "us"
@@ -69,8 +65,7 @@ redis = "redis://h:6379"
     CHECK_THAT(result.err, !Catch::Contains("hunter2"));
 }
 
-TEST_CASE("regiond --check-config on a missing file names it and exits 78", "[config][regiond]")
-{
+TEST_CASE("regiond --check-config on a missing file names it and exits 78", "[config][regiond]") {
     const TempDir dir;
     const std::string path = dir.path() + "/absent.toml";
     const ProgramResult result = run_regiond({"--check-config", path}, dir);
@@ -79,8 +74,7 @@ TEST_CASE("regiond --check-config on a missing file names it and exits 78", "[co
     CHECK_THAT(result.err, Catch::Contains("No such file or directory"));
 }
 
-TEST_CASE("regiond --version prints the project version", "[config][regiond]")
-{
+TEST_CASE("regiond --version prints the project version", "[config][regiond]") {
     const TempDir dir;
     const ProgramResult result = run_regiond({"--version"}, dir);
     CHECK(result.exit_code == 0);
@@ -88,18 +82,15 @@ TEST_CASE("regiond --version prints the project version", "[config][regiond]")
 }
 
 // Only the failure paths: with a valid file regiond would start the daemon.
-TEST_CASE("regiond --config checks the file before it starts", "[config][regiond]")
-{
+TEST_CASE("regiond --config checks the file before it starts", "[config][regiond]") {
     const TempDir dir;
-    SECTION("an invalid file stops with 78")
-    {
+    SECTION("an invalid file stops with 78") {
         const std::string path = dir.write("bad.toml", "[daemon]\n");
         const ProgramResult result = run_regiond({"--config", path}, dir);
         CHECK(result.exit_code == 78);
         CHECK_THAT(result.err, Catch::Contains(path + ":1:1: daemon.region: required key is missing"));
     }
-    SECTION("a missing file stops with 78")
-    {
+    SECTION("a missing file stops with 78") {
         const std::string path = dir.path() + "/absent.toml";
         const ProgramResult result = run_regiond({"--config", path}, dir);
         CHECK(result.exit_code == 78);
@@ -107,8 +98,7 @@ TEST_CASE("regiond --config checks the file before it starts", "[config][regiond
     }
 }
 
-TEST_CASE("bad arguments print the usage and exit 64", "[config][regiond]")
-{
+TEST_CASE("bad arguments print the usage and exit 64", "[config][regiond]") {
     const TempDir dir;
     const std::vector<std::vector<std::string>> bad = {
         {"--bogus"},

@@ -12,8 +12,7 @@ namespace {
 
 constexpr std::string_view secret = "hunter2";
 
-void require_no_secret(const ParseOutcome& outcome)
-{
+void require_no_secret(const ParseOutcome& outcome) {
     const std::string text = test::all_messages(outcome);
     INFO(text);
     REQUIRE_FALSE(outcome.errors.empty());
@@ -22,8 +21,7 @@ void require_no_secret(const ParseOutcome& outcome)
 
 }  // namespace
 
-TEST_CASE("a bad conninfo with a password is reported without it", "[config][secrets]")
-{
+TEST_CASE("a bad conninfo with a password is reported without it", "[config][secrets]") {
     const ParseOutcome outcome = test::parse(R"([daemon]
 region = "us"
 client_group = "root"
@@ -47,8 +45,7 @@ redis = "redis://:hunter2@10.0.0.2"
     CHECK(outcome.errors[4].line == 9);
 }
 
-TEST_CASE("TOML syntax errors inside a secret do not quote it", "[config][secrets]")
-{
+TEST_CASE("TOML syntax errors inside a secret do not quote it", "[config][secrets]") {
     const std::string_view documents[] = {
         // an unterminated string
         "[[regions]]\nprimary = \"host=x password=hunter2\nname = \"us\"\n",
@@ -71,8 +68,7 @@ TEST_CASE("TOML syntax errors inside a secret do not quote it", "[config][secret
     }
 }
 
-TEST_CASE("toml++'s quotations of input are dropped, key names kept", "[config][secrets]")
-{
+TEST_CASE("toml++'s quotations of input are dropped, key names kept", "[config][secrets]") {
     using regiond::config::detail::safe_syntax_message;
     CHECK(safe_syntax_message("Error while parsing key-value pair: expected a comment or whitespace, saw 'h'") ==
           "while parsing key-value pair: expected a comment or whitespace");

@@ -57,8 +57,7 @@ struct ProgramResult {
 
 // Runs `program` with `args`, no shell involved, capturing stdout and stderr
 // through files in `scratch`.
-ProgramResult run_program(const std::string& program, const std::vector<std::string>& args,
-                          const TempDir& scratch);
+ProgramResult run_program(const std::string& program, const std::vector<std::string>& args, const TempDir& scratch);
 
 // The value of an environment variable meson sets for this test; fails the
 // test with a clear message when it is missing (run through `meson test`).

@@ -8,8 +8,7 @@ using namespace regiond::daemon;
 
 namespace {
 
-AccessPolicy policy()
-{
+AccessPolicy policy() {
     AccessPolicy p;
     p.daemon_uid = 995;
     p.allowed_uids = {1500};
@@ -19,28 +18,24 @@ AccessPolicy policy()
     return p;
 }
 
-PeerCredentials peer(uid_t uid, gid_t gid, std::vector<gid_t> groups = {})
-{
+PeerCredentials peer(uid_t uid, gid_t gid, std::vector<gid_t> groups = {}) {
     return PeerCredentials{1234, uid, gid, std::move(groups)};
 }
 
 }  // namespace
 
-TEST_CASE("root, the daemon's own uid and allowed_uids are allowed", "[access]")
-{
+TEST_CASE("root, the daemon's own uid and allowed_uids are allowed", "[access]") {
     CHECK(check_access(peer(0, 0), policy()).allowed);
     CHECK(check_access(peer(995, 995), policy()).allowed);
     CHECK(check_access(peer(1500, 100), policy()).allowed);
 }
 
-TEST_CASE("members of client_group are allowed, by primary or supplementary group", "[access]")
-{
+TEST_CASE("members of client_group are allowed, by primary or supplementary group", "[access]") {
     CHECK(check_access(peer(1000, 990), policy()).allowed);
     CHECK(check_access(peer(1000, 100, {27, 990}), policy()).allowed);
 }
 
-TEST_CASE("anyone else is refused with a message that says what to change", "[access]")
-{
+TEST_CASE("anyone else is refused with a message that says what to change", "[access]") {
     const AccessDecision d = check_access(peer(65534, 65534, {65534}), policy());
     CHECK_FALSE(d.allowed);
     CHECK_THAT(d.message, Catch::Contains("uid 65534"));
@@ -49,8 +44,7 @@ TEST_CASE("anyone else is refused with a message that says what to change", "[ac
     CHECK(d.message.size() < 280);  // fits WelcomeMessage::message
 }
 
-TEST_CASE("an unresolved client group grants nothing", "[access]")
-{
+TEST_CASE("an unresolved client group grants nothing", "[access]") {
     AccessPolicy p = policy();
     p.client_gid.reset();
     CHECK_FALSE(check_access(peer(1000, 990, {990}), p).allowed);

@@ -6,8 +6,7 @@
 using namespace regiond::daemon;
 using Kind = AdminCommand::Kind;
 
-TEST_CASE("admin commands parse", "[admin]")
-{
+TEST_CASE("admin commands parse", "[admin]") {
     CHECK(parse_admin_command("status").kind == Kind::status);
     CHECK(parse_admin_command("  status  \r").kind == Kind::status);
     CHECK(parse_admin_command("status json").kind == Kind::status_json);
@@ -23,8 +22,7 @@ TEST_CASE("admin commands parse", "[admin]")
     CHECK(flush.keys == std::vector<std::string>{"user:1", "user:2"});
 }
 
-TEST_CASE("bad admin commands list the commands", "[admin]")
-{
+TEST_CASE("bad admin commands list the commands", "[admin]") {
     for (const char* line : {"", "   ", "stats", "status xml", "metrics now", "cache", "cache drop x", "STATUS"}) {
         INFO(line);
         const AdminCommand c = parse_admin_command(line);
@@ -35,8 +33,7 @@ TEST_CASE("bad admin commands list the commands", "[admin]")
     CHECK(parse_admin_command(std::string("status\0x", 8)).kind == Kind::invalid);
 }
 
-TEST_CASE("admin replies are framed", "[admin]")
-{
+TEST_CASE("admin replies are framed", "[admin]") {
     CHECK(admin_ok("a\nb") == "ok\na\nb\n");
     CHECK(admin_ok("a\n") == "ok\na\n");
     CHECK(admin_error("the cache is not implemented yet") == "error: the cache is not implemented yet\n");

@@ -42,22 +42,19 @@ struct Fixture {
     std::vector<std::string> logs;
     FakeBackend backend;
 
-    Fixture()
-    {
+    Fixture() {
         char pattern[] = "/tmp/rgd-unit-XXXXXX";
         REQUIRE(::mkdtemp(pattern) != nullptr);
         dir = pattern;
         log::set_sink([this](log::Level, std::string_view line) { logs.emplace_back(line); });
     }
-    ~Fixture()
-    {
+    ~Fixture() {
         log::set_sink({});
         std::error_code ignored;
         std::filesystem::remove_all(dir, ignored);
     }
 
-    config::Config make_config() const
-    {
+    config::Config make_config() const {
         static int counter = 0;
         config::Config c;
         c.source_path = (dir / "regiond.toml").string();
@@ -87,8 +84,7 @@ struct Fixture {
 
     std::chrono::nanoseconds handshake_timeout = 2s;
 
-    std::unique_ptr<Daemon> start(config::Config c, StartError* error_out = nullptr)
-    {
+    std::unique_ptr<Daemon> start(config::Config c, StartError* error_out = nullptr) {
         backend.endpoints.clear();
         DaemonOptions options;
         options.handshake_timeout = handshake_timeout;
@@ -110,32 +106,28 @@ struct Fixture {
     FakeEndpoint& local_replica() { return *backend.endpoints.at(1); }
     FakeEndpoint& tokyo_replica() { return *backend.endpoints.at(2); }
 
-    bool logged(const std::string& part) const
-    {
-        return std::any_of(logs.begin(), logs.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
+    bool logged(const std::string& part) const {
+        return std::any_of(logs.begin(), logs.end(),
+                           [&](const std::string& l) { return l.find(part) != std::string::npos; });
     }
 };
 
 // Turns the daemon's loop until `done()` or the deadline.
-bool run_until(Daemon& d, const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms)
-{
+bool run_until(Daemon& d, const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms) {
     const auto deadline = Clock::now() + timeout;
     while (!done()) {
-        if (Clock::now() > deadline)
-            return false;
+        if (Clock::now() > deadline) return false;
         d.run_once(1ms);
     }
     return true;
 }
 
-bool readable(int fd)
-{
+bool readable(int fd) {
     pollfd p{fd, POLLIN, 0};
     return ::poll(&p, 1, 0) == 1;
 }
 
-shm::HelloMessage hello(std::uint32_t version = shm::kProtocolVersion)
-{
+shm::HelloMessage hello(std::uint32_t version = shm::kProtocolVersion) {
     shm::HelloMessage h{};
     std::memcpy(h.magic, shm::kHelloMagic, sizeof h.magic);
     h.protocol_version = version;
@@ -144,8 +136,7 @@ shm::HelloMessage hello(std::uint32_t version = shm::kProtocolVersion)
     return h;
 }
 
-shm::UniqueFd connect_unix(const std::string& path)
-{
+shm::UniqueFd connect_unix(const std::string& path) {
     shm::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
@@ -164,15 +155,13 @@ struct TestClient {
     std::vector<std::byte> buffer = std::vector<std::byte>(kRing);
 
     static std::unique_ptr<TestClient> connect(Daemon& d, const std::string& path,
-                                               std::uint32_t version = shm::kProtocolVersion)
-    {
+                                               std::uint32_t version = shm::kProtocolVersion) {
         auto c = std::make_unique<TestClient>();
         c->socket = connect_unix(path);
         const shm::HelloMessage h = hello(version);
         REQUIRE(::send(c->socket.get(), &h, sizeof h, MSG_NOSIGNAL) == sizeof h);
         REQUIRE(run_until(d, [&] { return readable(c->socket.get()); }));
-        REQUIRE(::recv(c->socket.get(), &c->welcome, sizeof c->welcome, MSG_PEEK | MSG_WAITALL) ==
-                sizeof c->welcome);
+        REQUIRE(::recv(c->socket.get(), &c->welcome, sizeof c->welcome, MSG_PEEK | MSG_WAITALL) == sizeof c->welcome);
         if (c->welcome.status != static_cast<std::uint32_t>(shm::WelcomeStatus::ok)) {
             REQUIRE(::recv(c->socket.get(), &c->welcome, sizeof c->welcome, 0) == sizeof c->welcome);
             return c;
@@ -189,8 +178,7 @@ struct TestClient {
 
     bool ok() const { return welcome.status == static_cast<std::uint32_t>(shm::WelcomeStatus::ok); }
 
-    void push(shm::RecordKind kind, std::uint64_t id, std::span<const std::byte> payload)
-    {
+    void push(shm::RecordKind kind, std::uint64_t id, std::span<const std::byte> payload) {
         const shm::PushResult r = segment->requests().try_push(kind, shm::kRecordFlagLast, id, payload);
         REQUIRE(r.error == shm::RingError::ok);
         if (r.needs_wakeup) {
@@ -199,8 +187,7 @@ struct TestClient {
         }
     }
 
-    void send(std::uint64_t id, shm::Op op, std::string sql, std::vector<std::optional<std::string_view>> params = {})
-    {
+    void send(std::uint64_t id, shm::Op op, std::string sql, std::vector<std::optional<std::string_view>> params = {}) {
         shm::RequestView r;
         r.op = op;
         r.sql = sql;
@@ -211,8 +198,8 @@ struct TestClient {
     }
 
     // Reads response records until a whole response for `id` has arrived.
-    std::optional<shm::Response> wait_response(Daemon& d, std::uint64_t id, std::chrono::milliseconds timeout = 3000ms)
-    {
+    std::optional<shm::Response> wait_response(Daemon& d, std::uint64_t id,
+                                               std::chrono::milliseconds timeout = 3000ms) {
         shm::ResponseDecoder decoder;
         std::optional<shm::Response> result;
         const bool done = run_until(
@@ -220,8 +207,7 @@ struct TestClient {
             [&] {
                 for (;;) {
                     const shm::PopResult p = segment->responses().try_pop(buffer);
-                    if (p.error == shm::RingError::empty)
-                        return false;
+                    if (p.error == shm::RingError::empty) return false;
                     REQUIRE(p.error == shm::RingError::ok);
                     REQUIRE(p.request_id == id);
                     REQUIRE(decoder.feed(std::span(buffer.data(), p.size)) == shm::CodecError::ok);
@@ -237,8 +223,7 @@ struct TestClient {
     }
 };
 
-std::string error_of(const std::optional<shm::Response>& r)
-{
+std::string error_of(const std::optional<shm::Response>& r) {
     REQUIRE(r.has_value());
     CHECK(r->status == shm::Status::error);
     return r->error;
@@ -246,8 +231,7 @@ std::string error_of(const std::optional<shm::Response>& r)
 
 }  // namespace
 
-TEST_CASE("handshake, then a read goes to the local replica and the answer comes back", "[daemon]")
-{
+TEST_CASE("handshake, then a read goes to the local replica and the answer comes back", "[daemon]") {
     Fixture f;
     auto d = f.start();
     REQUIRE(f.backend.endpoints.size() == 3);
@@ -302,8 +286,7 @@ TEST_CASE("handshake, then a read goes to the local replica and the answer comes
     CHECK(s.counters[static_cast<std::size_t>(shm::Counter::clients_connected)].second == 1);
 }
 
-TEST_CASE("answers that need no database: not implemented, no route, too large", "[daemon]")
-{
+TEST_CASE("answers that need no database: not implemented, no route, too large", "[daemon]") {
     Fixture f;
     auto d = f.start();
     auto c = TestClient::connect(*d, d->config().daemon.socket);
@@ -331,8 +314,7 @@ TEST_CASE("answers that need no database: not implemented, no route, too large",
     CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::errors)].second == 5);
 }
 
-TEST_CASE("a read failing on its endpoint is retried once elsewhere; a write is not", "[daemon]")
-{
+TEST_CASE("a read failing on its endpoint is retried once elsewhere; a write is not", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.primary().set_health(true, 0, 200'000);
@@ -363,8 +345,7 @@ TEST_CASE("a read failing on its endpoint is retried once elsewhere; a write is 
     CHECK(f.tokyo_replica().jobs.empty());
 }
 
-TEST_CASE("a client that corrupts its ring is dropped alone", "[daemon]")
-{
+TEST_CASE("a client that corrupts its ring is dropped alone", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.local_replica().set_health(true);
@@ -398,8 +379,7 @@ TEST_CASE("a client that corrupts its ring is dropped alone", "[daemon]")
     REQUIRE(good->wait_response(*d, 1));
 }
 
-TEST_CASE("an undecodable request or a foreign record kind drops the client", "[daemon]")
-{
+TEST_CASE("an undecodable request or a foreign record kind drops the client", "[daemon]") {
     Fixture f;
     auto d = f.start();
     auto c = TestClient::connect(*d, d->config().daemon.socket);
@@ -414,8 +394,7 @@ TEST_CASE("an undecodable request or a foreign record kind drops the client", "[
     CHECK(f.logged("dropped: it sent a record of kind 2"));
 }
 
-TEST_CASE("a client that goes away with work in flight: the late answer is dropped", "[daemon]")
-{
+TEST_CASE("a client that goes away with work in flight: the late answer is dropped", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.local_replica().set_health(true);
@@ -428,13 +407,11 @@ TEST_CASE("a client that goes away with work in flight: the late answer is dropp
     CHECK(f.logged("disconnected"));
     // The completion finds nobody; nothing breaks (ASan would see a dangling use).
     f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"late"}}, kMaxChunk));
-    for (int i = 0; i < 5; ++i)
-        d->run_once(1ms);
+    for (int i = 0; i < 5; ++i) d->run_once(1ms);
     CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::clients_dropped)].second == 0);
 }
 
-TEST_CASE("cancel: the answer to a cancelled request is not sent", "[daemon]")
-{
+TEST_CASE("cancel: the answer to a cancelled request is not sent", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.local_replica().set_health(true);
@@ -442,16 +419,14 @@ TEST_CASE("cancel: the answer to a cancelled request is not sent", "[daemon]")
     c->send(1, shm::Op::read_local, "select 1");
     REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
     c->push(shm::RecordKind::cancel, 1, {});
-    for (int i = 0; i < 5; ++i)
-        d->run_once(1ms);
+    for (int i = 0; i < 5; ++i) d->run_once(1ms);
     f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"x"}}, kMaxChunk));
     // The id may be used again; only the new answer arrives.
     c->send(1, shm::Op::read_consistent, "select 1");
     CHECK(error_of(c->wait_response(*d, 1)) == "read_consistent is not implemented yet");
 }
 
-TEST_CASE("a response larger than the ring waits in the output queue until the client reads", "[daemon]")
-{
+TEST_CASE("a response larger than the ring waits in the output queue until the client reads", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.local_replica().set_health(true);
@@ -471,8 +446,7 @@ TEST_CASE("a response larger than the ring waits in the output queue until the c
     CHECK(response->value(399, 1)->size() == 1000);
 }
 
-TEST_CASE("max_clients and protocol versions are enforced at the handshake", "[daemon]")
-{
+TEST_CASE("max_clients and protocol versions are enforced at the handshake", "[daemon]") {
     Fixture f;
     auto config = f.make_config();
     config.daemon.max_clients = 1;
@@ -489,8 +463,7 @@ TEST_CASE("max_clients and protocol versions are enforced at the handshake", "[d
     CHECK_THAT(std::string(old->welcome.message), Catch::Contains("client protocol version 99"));
 }
 
-TEST_CASE("a connection that sends no hello, or a bad one, is closed", "[daemon]")
-{
+TEST_CASE("a connection that sends no hello, or a bad one, is closed", "[daemon]") {
     Fixture f;
     f.handshake_timeout = 100ms;
     auto d = f.start();
@@ -512,8 +485,7 @@ TEST_CASE("a connection that sends no hello, or a bad one, is closed", "[daemon]
     CHECK(d->client_count() == 0);
 }
 
-TEST_CASE("shutdown: in-flight work finishes, new requests are refused, then the daemon stops", "[daemon]")
-{
+TEST_CASE("shutdown: in-flight work finishes, new requests are refused, then the daemon stops", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.local_replica().set_health(true);
@@ -536,8 +508,7 @@ TEST_CASE("shutdown: in-flight work finishes, new requests are refused, then the
     CHECK(d->exit_code() == 0);
 }
 
-TEST_CASE("shutdown: what does not finish within drain_timeout is answered with an error", "[daemon]")
-{
+TEST_CASE("shutdown: what does not finish within drain_timeout is answered with an error", "[daemon]") {
     Fixture f;
     auto config = f.make_config();
     config.daemon.drain_timeout = 100ms;
@@ -547,12 +518,12 @@ TEST_CASE("shutdown: what does not finish within drain_timeout is answered with 
     c->send(1, shm::Op::read_local, "select forever");
     REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
     d->shutdown("SIGTERM received");
-    CHECK_THAT(error_of(c->wait_response(*d, 1)), Catch::Contains("did not finish within daemon.drain_timeout (100ms)"));
+    CHECK_THAT(error_of(c->wait_response(*d, 1)),
+               Catch::Contains("did not finish within daemon.drain_timeout (100ms)"));
     REQUIRE(run_until(*d, [&] { return d->finished(); }));
 }
 
-TEST_CASE("shutdown twice exits at once", "[daemon]")
-{
+TEST_CASE("shutdown twice exits at once", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.local_replica().set_health(true);
@@ -565,8 +536,7 @@ TEST_CASE("shutdown twice exits at once", "[daemon]")
     CHECK_THAT(error_of(c->wait_response(*d, 1)), Catch::Contains("abandoned"));
 }
 
-TEST_CASE("a second daemon on the same names refuses to start; stale names are taken over", "[daemon]")
-{
+TEST_CASE("a second daemon on the same names refuses to start; stale names are taken over", "[daemon]") {
     Fixture f;
     const auto config = f.make_config();
     auto first = f.start(config);
@@ -598,8 +568,7 @@ TEST_CASE("a second daemon on the same names refuses to start; stale names are t
     CHECK(f.logged("replacing the stale state segment"));
 }
 
-TEST_CASE("the state segment shows every endpoint and a fresh heartbeat", "[daemon]")
-{
+TEST_CASE("the state segment shows every endpoint and a fresh heartbeat", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.local_replica().set_health(true, 42, 700);
@@ -622,8 +591,7 @@ TEST_CASE("the state segment shows every endpoint and a fresh heartbeat", "[daem
     CHECK(s.healthy == 0);
 }
 
-TEST_CASE("lag past alert_after raises an alert once and clears it once", "[daemon]")
-{
+TEST_CASE("lag past alert_after raises an alert once and clears it once", "[daemon]") {
     Fixture f;
     auto d = f.start();
     f.local_replica().set_health(true, 6000);
@@ -632,14 +600,14 @@ TEST_CASE("lag past alert_after raises an alert once and clears it once", "[daem
     f.local_replica().set_health(true, 100);
     CHECK_FALSE(d->snapshot().endpoints[1].alert);
     const auto count = [&](const std::string& part) {
-        return std::count_if(f.logs.begin(), f.logs.end(), [&](const auto& l) { return l.find(part) != std::string::npos; });
+        return std::count_if(f.logs.begin(), f.logs.end(),
+                             [&](const auto& l) { return l.find(part) != std::string::npos; });
     };
     CHECK(count("replication lag alert: postgres eu-west-1 replica 10.1.0.1:5432 lags 6s") == 1);
     CHECK(count("replication lag alert cleared") == 1);
 }
 
-TEST_CASE("the admin socket answers one command per connection", "[daemon]")
-{
+TEST_CASE("the admin socket answers one command per connection", "[daemon]") {
     Fixture f;
     auto d = f.start();
     const auto ask = [&](const std::string& line) {
@@ -650,8 +618,7 @@ TEST_CASE("the admin socket answers one command per connection", "[daemon]")
             char buffer[4096];
             while (readable(fd.get())) {
                 const ssize_t n = ::recv(fd.get(), buffer, sizeof buffer, MSG_DONTWAIT);
-                if (n <= 0)
-                    return true;  // closed: the whole reply is in
+                if (n <= 0) return true;  // closed: the whole reply is in
                 reply.append(buffer, static_cast<std::size_t>(n));
             }
             return false;
@@ -668,8 +635,7 @@ TEST_CASE("the admin socket answers one command per connection", "[daemon]")
     CHECK_THAT(ask("bogus\n"), Catch::StartsWith("error: unknown command \"bogus\"; commands: status"));
 }
 
-TEST_CASE("reload applies thresholds live and logs what needs a restart", "[daemon]")
-{
+TEST_CASE("reload applies thresholds live and logs what needs a restart", "[daemon]") {
     Fixture f;
     auto d = f.start();
     auto next = d->config();

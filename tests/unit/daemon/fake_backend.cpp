@@ -4,13 +4,11 @@
 
 namespace regiond::daemon::test {
 
-FakeEndpoint::FakeEndpoint(EventLoop& loop, pg::EndpointOptions options) : loop_(loop), options_(std::move(options))
-{
+FakeEndpoint::FakeEndpoint(EventLoop& loop, pg::EndpointOptions options) : loop_(loop), options_(std::move(options)) {
     health_.pool_size = options_.pool_size;
 }
 
-void FakeEndpoint::submit(pg::Job job, pg::Completion done)
-{
+void FakeEndpoint::submit(pg::Job job, pg::Completion done) {
     if (draining) {
         // Like the real backend: a draining endpoint answers at once, later.
         const std::string reason = drain_reason;
@@ -21,37 +19,30 @@ void FakeEndpoint::submit(pg::Job job, pg::Completion done)
     jobs.push_back({std::move(job), std::move(done)});
 }
 
-void FakeEndpoint::drain(std::string reason, std::function<void()> drained)
-{
+void FakeEndpoint::drain(std::string reason, std::function<void()> drained) {
     draining = true;
     drain_reason = std::move(reason);
     drained_ = std::move(drained);
-    if (jobs.empty())
-        loop_.defer(std::move(drained_));
+    if (jobs.empty()) loop_.defer(std::move(drained_));
 }
 
-void FakeEndpoint::set_health(bool healthy, std::uint64_t lag_ms, std::uint32_t rtt_us)
-{
+void FakeEndpoint::set_health(bool healthy, std::uint64_t lag_ms, std::uint32_t rtt_us) {
     health_.healthy = healthy;
     health_.ever_connected = health_.ever_connected || healthy;
     health_.last_error = healthy ? "" : "connection refused";
     health_.lag_ms = lag_ms;
     health_.rtt_us = rtt_us;
-    for (auto& fn : callbacks_)
-        fn();
+    for (auto& fn : callbacks_) fn();
 }
 
-void FakeEndpoint::complete_next(pg::Outcome outcome)
-{
+void FakeEndpoint::complete_next(pg::Outcome outcome) {
     Submitted s = std::move(jobs.front());
     jobs.pop_front();
     s.done(std::move(outcome));
-    if (draining && jobs.empty() && drained_)
-        loop_.defer(std::move(drained_));
+    if (draining && jobs.empty() && drained_) loop_.defer(std::move(drained_));
 }
 
-EndpointFactory FakeBackend::factory()
-{
+EndpointFactory FakeBackend::factory() {
     return [this](EventLoop& loop, pg::EndpointOptions options) -> std::unique_ptr<pg::Endpoint> {
         auto e = std::make_unique<FakeEndpoint>(loop, std::move(options));
         endpoints.push_back(e.get());
@@ -60,8 +51,7 @@ EndpointFactory FakeBackend::factory()
 }
 
 pg::Outcome ok_outcome(const std::string& served_by, std::vector<std::string> columns,
-                       std::vector<std::vector<std::string>> rows, std::size_t max_chunk)
-{
+                       std::vector<std::vector<std::string>> rows, std::size_t max_chunk) {
     shm::Response response;
     response.status = shm::Status::ok;
     response.served_by = served_by;
@@ -75,8 +65,7 @@ pg::Outcome ok_outcome(const std::string& served_by, std::vector<std::string> co
     return outcome;
 }
 
-pg::Outcome error_outcome(const std::string& message, bool endpoint_failure, std::size_t max_chunk)
-{
+pg::Outcome error_outcome(const std::string& message, bool endpoint_failure, std::size_t max_chunk) {
     shm::Response response;
     response.status = shm::Status::error;
     response.error = message;

@@ -31,8 +31,7 @@ public:
     void drain(std::string reason, std::function<void()> drained) override;
     std::size_t in_flight() const override { return jobs.size(); }
     void update_health(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds check_interval,
-                       unsigned down_after, unsigned up_after) override
-    {
+                       unsigned down_after, unsigned up_after) override {
         options_.connect_timeout = connect_timeout;
         options_.check_interval = check_interval;
         options_.down_after = down_after;

@@ -12,8 +12,7 @@ using Clock = OutputQueue::Clock;
 
 namespace {
 
-OutgoingRecord record(std::uint64_t id, std::size_t bytes)
-{
+OutgoingRecord record(std::uint64_t id, std::size_t bytes) {
     OutgoingRecord r;
     r.request_id = id;
     r.payload.resize(bytes);
@@ -27,12 +26,9 @@ struct FakeRing {
     std::vector<std::uint64_t> received;
     bool sleeping = false;
     bool corrupt = false;
-    PushResult operator()(const OutgoingRecord& r)
-    {
-        if (corrupt)
-            return PushResult{RingError::corrupt, false};
-        if (slots == 0)
-            return PushResult{RingError::full, false};
+    PushResult operator()(const OutgoingRecord& r) {
+        if (corrupt) return PushResult{RingError::corrupt, false};
+        if (slots == 0) return PushResult{RingError::full, false};
         --slots;
         received.push_back(r.request_id);
         const bool wake = sleeping;
@@ -43,12 +39,10 @@ struct FakeRing {
 
 }  // namespace
 
-TEST_CASE("queued records leave in order as room appears", "[output]")
-{
+TEST_CASE("queued records leave in order as room appears", "[output]") {
     OutputQueue q;
     const auto t0 = Clock::now();
-    for (std::uint64_t id = 1; id <= 5; ++id)
-        q.push_back(record(id, 100), t0);
+    for (std::uint64_t id = 1; id <= 5; ++id) q.push_back(record(id, 100), t0);
     CHECK(q.size() == 5);
     CHECK(q.bytes() == 500);
 
@@ -67,8 +61,7 @@ TEST_CASE("queued records leave in order as room appears", "[output]")
     CHECK(ring.received == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
 }
 
-TEST_CASE("the retry delay backs off without progress and resets with it", "[output]")
-{
+TEST_CASE("the retry delay backs off without progress and resets with it", "[output]") {
     OutputQueue q;
     const auto t0 = Clock::now();
     q.push_back(record(1, 10), t0);
@@ -77,16 +70,14 @@ TEST_CASE("the retry delay backs off without progress and resets with it", "[out
     FakeRing full(0);
     (void)q.flush(full, t0);
     CHECK(q.retry_delay() == 2ms);
-    for (int i = 0; i < 10; ++i)
-        (void)q.flush(full, t0);
+    for (int i = 0; i < 10; ++i) (void)q.flush(full, t0);
     CHECK(q.retry_delay() == OutputQueue::kMaxRetry);
     FakeRing one(1);
     (void)q.flush(one, t0);
     CHECK(q.retry_delay() == 1ms);
 }
 
-TEST_CASE("a client that does not read is dropped: too much queued, or stalled", "[output]")
-{
+TEST_CASE("a client that does not read is dropped: too much queued, or stalled", "[output]") {
     OutputLimits limits;
     limits.max_bytes = 1000;
     limits.max_stall = 10s;
@@ -115,8 +106,7 @@ TEST_CASE("a client that does not read is dropped: too much queued, or stalled",
     CHECK(empty.verdict(t0 + 1000s) == OutputQueue::Verdict::ok);
 }
 
-TEST_CASE("a corrupt ring stops the flush and is reported", "[output]")
-{
+TEST_CASE("a corrupt ring stops the flush and is reported", "[output]") {
     OutputQueue q;
     const auto t0 = Clock::now();
     q.push_back(record(1, 10), t0);

@@ -26,8 +26,7 @@ namespace {
 // script (the last one repeats): "+PONG", "+OK", "-NOAUTH ...".
 class FakeRedis {
 public:
-    explicit FakeRedis(EventLoop& loop) : loop_(loop)
-    {
+    explicit FakeRedis(EventLoop& loop) : loop_(loop) {
         listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
         sockaddr_in address{};
         address.sin_family = AF_INET;
@@ -41,8 +40,7 @@ public:
     }
     ~FakeRedis() { stop(); }
 
-    void stop()
-    {
+    void stop() {
         for (auto& [fd, c] : connections_) {
             loop_.remove(fd);
             ::close(fd);
@@ -59,16 +57,13 @@ public:
     std::vector<std::string> commands;  // first word of each command seen
 
 private:
-    void accept()
-    {
+    void accept() {
         const int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
+        if (fd < 0) return;
         connections_[fd] = {};
         loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { read(fd); });
     }
-    void read(int fd)
-    {
+    void read(int fd) {
         char buffer[512];
         const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
         if (n <= 0) {
@@ -82,24 +77,19 @@ private:
         // Commands are "*N\r\n" then N bulk strings "$len\r\nword\r\n".
         for (;;) {
             std::size_t pos = 0;
-            if (in.empty() || in[0] != '*')
-                return;
+            if (in.empty() || in[0] != '*') return;
             auto line_end = in.find("\r\n", pos);
-            if (line_end == std::string::npos)
-                return;
+            if (line_end == std::string::npos) return;
             const int words = std::stoi(in.substr(1, line_end - 1));
             pos = line_end + 2;
             std::string first;
             for (int w = 0; w < words; ++w) {
                 line_end = in.find("\r\n", pos);
-                if (line_end == std::string::npos)
-                    return;
+                if (line_end == std::string::npos) return;
                 const std::size_t len = std::stoul(in.substr(pos + 1, line_end - pos - 1));
                 pos = line_end + 2;
-                if (in.size() < pos + len + 2)
-                    return;
-                if (w == 0)
-                    first = in.substr(pos, len);
+                if (in.size() < pos + len + 2) return;
+                if (w == 0) first = in.substr(pos, len);
                 pos += len + 2;
             }
             in.erase(0, pos);
@@ -116,8 +106,7 @@ private:
     std::size_t replied_ = 0;
 };
 
-RedisProbeSettings settings_for(std::uint16_t port)
-{
+RedisProbeSettings settings_for(std::uint16_t port) {
     RedisProbeSettings s;
     s.region = "eu-west-1";
     s.address.host = "127.0.0.1";
@@ -129,26 +118,25 @@ RedisProbeSettings settings_for(std::uint16_t port)
     return s;
 }
 
-bool run_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms)
-{
+bool run_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline)
-            return false;
+        if (std::chrono::steady_clock::now() > deadline) return false;
         loop.run_once(5ms);
     }
     return true;
 }
 
 struct QuietLog {
-    QuietLog() { log::set_sink([](log::Level, std::string_view) {}); }
+    QuietLog() {
+        log::set_sink([](log::Level, std::string_view) {});
+    }
     ~QuietLog() { log::set_sink({}); }
 };
 
 }  // namespace
 
-TEST_CASE("redis probe: PONG marks the cache up, a vanished server marks it down", "[redis]")
-{
+TEST_CASE("redis probe: PONG marks the cache up, a vanished server marks it down", "[redis]") {
     QuietLog quiet;
     EventLoop loop;
     FakeRedis redis(loop);
@@ -169,8 +157,7 @@ TEST_CASE("redis probe: PONG marks the cache up, a vanished server marks it down
     CHECK_FALSE(probe.last_error().empty());
 }
 
-TEST_CASE("redis probe: AUTH and SELECT come first on a new connection", "[redis]")
-{
+TEST_CASE("redis probe: AUTH and SELECT come first on a new connection", "[redis]") {
     QuietLog quiet;
     EventLoop loop;
     FakeRedis redis(loop);
@@ -187,8 +174,7 @@ TEST_CASE("redis probe: AUTH and SELECT come first on a new connection", "[redis
     CHECK(redis.commands[2] == "PING");
 }
 
-TEST_CASE("redis probe: an error reply is a failure that names the server's answer", "[redis]")
-{
+TEST_CASE("redis probe: an error reply is a failure that names the server's answer", "[redis]") {
     QuietLog quiet;
     EventLoop loop;
     FakeRedis redis(loop);
@@ -200,8 +186,7 @@ TEST_CASE("redis probe: an error reply is a failure that names the server's answ
     CHECK(probe.last_error() == "server answered: NOAUTH Authentication required.");
 }
 
-TEST_CASE("redis probe: nobody listening is a failure", "[redis]")
-{
+TEST_CASE("redis probe: nobody listening is a failure", "[redis]") {
     QuietLog quiet;
     EventLoop loop;
     std::uint16_t port = 0;

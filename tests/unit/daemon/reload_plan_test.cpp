@@ -8,8 +8,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-regiond::config::Config base()
-{
+regiond::config::Config base() {
     regiond::config::Config c;
     c.daemon.region = "eu-west-1";
     regiond::config::Region us;
@@ -26,15 +25,13 @@ regiond::config::Config base()
 
 }  // namespace
 
-TEST_CASE("no change, nothing to do", "[reload]")
-{
+TEST_CASE("no change, nothing to do", "[reload]") {
     const ReloadPlan plan = plan_reload(base(), base());
     CHECK(plan.applied.empty());
     CHECK(plan.need_restart.empty());
 }
 
-TEST_CASE("thresholds, timeouts and health parameters apply live", "[reload]")
-{
+TEST_CASE("thresholds, timeouts and health parameters apply live", "[reload]") {
     auto next = base();
     next.lag.max_lag = 10s;
     next.lag.alert_after = 3s;
@@ -50,8 +47,7 @@ TEST_CASE("thresholds, timeouts and health parameters apply live", "[reload]")
     CHECK(plan.notes.empty());  // health.* applies to every endpoint now
 }
 
-TEST_CASE("names, sizes and the region list need a restart and keep their running values", "[reload]")
-{
+TEST_CASE("names, sizes and the region list need a restart and keep their running values", "[reload]") {
     auto next = base();
     next.daemon.socket = "/run/other.sock";
     next.daemon.ring_size = 4u << 20;
@@ -67,8 +63,7 @@ TEST_CASE("names, sizes and the region list need a restart and keep their runnin
     CHECK(plan.effective.daemon.socket == base().daemon.socket);
     CHECK(plan.effective.regions[0].primary == base().regions[0].primary);
     // Keys only: never a conninfo value.
-    for (const auto& key : plan.need_restart)
-        CHECK(key.find("secret") == std::string::npos);
+    for (const auto& key : plan.need_restart) CHECK(key.find("secret") == std::string::npos);
 
     auto fewer = base();
     fewer.regions.pop_back();

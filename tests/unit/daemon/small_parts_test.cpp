@@ -8,8 +8,7 @@
 using namespace regiond::daemon;
 using namespace std::chrono_literals;
 
-TEST_CASE("hysteresis: the first result decides, then K failures / M successes", "[health]")
-{
+TEST_CASE("hysteresis: the first result decides, then K failures / M successes", "[health]") {
     Hysteresis h(3, 2);
     CHECK_FALSE(h.known());
     CHECK(h.record(true));  // first verdict
@@ -31,8 +30,7 @@ TEST_CASE("hysteresis: the first result decides, then K failures / M successes",
     CHECK_FALSE(down.up());
 }
 
-TEST_CASE("durations, sizes and LSNs print as people read them", "[text]")
-{
+TEST_CASE("durations, sizes and LSNs print as people read them", "[text]") {
     CHECK(format_duration(5s) == "5s");
     CHECK(format_duration(7200ms) == "7.2s");
     CHECK(format_duration(250ms) == "250ms");
@@ -51,8 +49,7 @@ TEST_CASE("durations, sizes and LSNs print as people read them", "[text]")
     CHECK(json_escape("a\"b\\c\n\x01") == "a\\\"b\\\\c\\n\\u0001");
 }
 
-TEST_CASE("conninfo display names show host and port only", "[backends]")
-{
+TEST_CASE("conninfo display names show host and port only", "[backends]") {
     CHECK(conninfo_display_name("host=10.1.0.1 port=6432 dbname=app user=app password=hunter2") == "10.1.0.1:6432");
     CHECK(conninfo_display_name("postgresql://app:hunter2@db.example:5433/app") == "db.example:5433");
     CHECK(conninfo_display_name("dbname=app") == "local:5432");

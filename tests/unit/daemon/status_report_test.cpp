@@ -11,8 +11,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-StatusSnapshot sample()
-{
+StatusSnapshot sample() {
     StatusSnapshot s;
     s.region = "eu-west-1";
     s.pid = 4242;
@@ -46,15 +45,17 @@ StatusSnapshot sample()
     replica.last_error = "a \"quoted\"\nproblem";
     s.endpoints = {primary, replica};
     s.caches = {{"us-east-1", true, 300, ""}, {"eu-west-1", false, 0, "connection refused"}};
-    s.counters = {{"requests_read_local", 10}, {"requests_write", 2}, {"errors", 1}, {"clients_connected", 5},
+    s.counters = {{"requests_read_local", 10},
+                  {"requests_write", 2},
+                  {"errors", 1},
+                  {"clients_connected", 5},
                   {"clients_dropped", 1}};
     return s;
 }
 
 }  // namespace
 
-TEST_CASE("status text: header, table and alerts", "[status]")
-{
+TEST_CASE("status text: header, table and alerts", "[status]") {
     const std::string text = format_status_text(sample());
     CHECK_THAT(text, Catch::StartsWith("region eu-west-1  pid 4242  uptime 1h2m5s  generation 77  clients 3\n"));
     CHECK_THAT(text, Catch::Contains("REGION     ENDPOINT       ROLE     HEALTHY  LAG_MS  LAG_BYTES  RTT_MS   POOL  "
@@ -63,20 +64,19 @@ TEST_CASE("status text: header, table and alerts", "[status]")
                                      "up     -\n"));
     CHECK_THAT(text, Catch::Contains("eu-west-1  10.1.0.1:5432  replica  yes      7200    123456     0.450    0/20  "
                                      "down   LAG\n"));
-    CHECK_THAT(text, Catch::Contains("alerts:\n  eu-west-1 replica 10.1.0.1:5432: replication lag 7.2s > alert_after 5s\n"));
+    CHECK_THAT(text,
+               Catch::Contains("alerts:\n  eu-west-1 replica 10.1.0.1:5432: replication lag 7.2s > alert_after 5s\n"));
     CHECK_THAT(text, Catch::Contains("  eu-west-1 redis: down (connection refused)\n"));
 }
 
-TEST_CASE("status text without problems says so", "[status]")
-{
+TEST_CASE("status text without problems says so", "[status]") {
     StatusSnapshot s = sample();
     s.endpoints.pop_back();
     s.caches.pop_back();
     CHECK_THAT(format_status_text(s), Catch::EndsWith("\nalerts: none\n"));
 }
 
-TEST_CASE("status json has the documented keys and escapes strings", "[status]")
-{
+TEST_CASE("status json has the documented keys and escapes strings", "[status]") {
     const std::string json = format_status_json(sample());
     CHECK_THAT(json, Catch::StartsWith("{\"region\":\"eu-west-1\",\"pid\":4242,\"generation\":77,\"uptime_s\":3725,"
                                        "\"clients\":3,\"draining\":false,\"endpoints\":[{"));
@@ -91,8 +91,7 @@ TEST_CASE("status json has the documented keys and escapes strings", "[status]")
     CHECK(std::count(json.begin(), json.end(), '\n') == 1);
 }
 
-TEST_CASE("metrics follow the Prometheus text format", "[metrics]")
-{
+TEST_CASE("metrics follow the Prometheus text format", "[metrics]") {
     const std::string text = format_metrics(sample());
     // Every sample line belongs to a family announced by HELP and TYPE just before.
     std::istringstream in(text);
@@ -118,13 +117,17 @@ TEST_CASE("metrics follow the Prometheus text format", "[metrics]")
         CHECK_NOTHROW(std::stod(value));
         samples[line.substr(0, space)] = value;
     }
-    CHECK(samples.at("regiond_endpoint_healthy{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") == "1");
-    CHECK(samples.at("regiond_replication_lag_seconds{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") ==
+    CHECK(samples.at("regiond_endpoint_healthy{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") ==
+          "1");
+    CHECK(samples.at(
+              "regiond_replication_lag_seconds{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") ==
           "7.200");
-    CHECK(samples.at("regiond_replication_lag_bytes{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") ==
-          "123456");
-    CHECK(samples.at("regiond_endpoint_rtt_seconds{region=\"us-east-1\",endpoint=\"10.0.0.1:5432\",role=\"primary\"}") ==
-          "0.200123");
+    CHECK(
+        samples.at("regiond_replication_lag_bytes{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") ==
+        "123456");
+    CHECK(
+        samples.at("regiond_endpoint_rtt_seconds{region=\"us-east-1\",endpoint=\"10.0.0.1:5432\",role=\"primary\"}") ==
+        "0.200123");
     CHECK(samples.at("regiond_lag_alert{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") == "1");
     CHECK(samples.at("regiond_cache_healthy{region=\"eu-west-1\"}") == "0");
     CHECK(samples.at("regiond_requests_total{op=\"read_local\"}") == "10");
@@ -133,12 +136,12 @@ TEST_CASE("metrics follow the Prometheus text format", "[metrics]")
     CHECK(samples.at("regiond_clients_connected") == "3");
     CHECK(samples.at("regiond_clients_dropped_total") == "1");
     // The primary has no lag series.
-    CHECK(samples.count("regiond_replication_lag_seconds{region=\"us-east-1\",endpoint=\"10.0.0.1:5432\",role=\"primary\"}") ==
+    CHECK(samples.count(
+              "regiond_replication_lag_seconds{region=\"us-east-1\",endpoint=\"10.0.0.1:5432\",role=\"primary\"}") ==
           0);
 }
 
-TEST_CASE("metric label values are escaped", "[metrics]")
-{
+TEST_CASE("metric label values are escaped", "[metrics]") {
     StatusSnapshot s = sample();
     s.endpoints[0].endpoint = "we\"ird\\name";
     CHECK_THAT(format_metrics(s), Catch::Contains("endpoint=\"we\\\"ird\\\\name\""));

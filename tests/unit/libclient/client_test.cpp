@@ -276,27 +276,35 @@ TEST_CASE("16 threads x 500 mixed calls on one client: every answer matches its 
                 switch (i % 4) {
                     case 0: {
                         auto r = db.read_local("select $1", {id});
-                        if (!r.ok()) ++failures;
-                        else if (text(r, "p1") != id || text(r, "op") != "read_local") ++mismatches;
+                        if (!r.ok())
+                            ++failures;
+                        else if (text(r, "p1") != id || text(r, "op") != "read_local")
+                            ++mismatches;
                         break;
                     }
                     case 1: {
                         auto r = db.write("insert $1", {id}, {id});
-                        if (!r.ok()) ++failures;
-                        else if (text(r, "keys") != id || r.affected() != 1) ++mismatches;
+                        if (!r.ok())
+                            ++failures;
+                        else if (text(r, "keys") != id || r.affected() != 1)
+                            ++mismatches;
                         break;
                     }
                     case 2: {
                         const int n = 1 + (i % 97) * 10;
                         auto r = db.read_local("rows " + std::to_string(n));
-                        if (!r.ok()) ++failures;
-                        else if (r.nrows() != n || r.value(n - 1, 0) != std::to_string(n - 1)) ++mismatches;
+                        if (!r.ok())
+                            ++failures;
+                        else if (r.nrows() != n || r.value(n - 1, 0) != std::to_string(n - 1))
+                            ++mismatches;
                         break;
                     }
                     default: {
                         auto r = db.read_primary("select $1", {id});
-                        if (!r.ok()) ++failures;
-                        else if (text(r, "p1") != id || r.served_by() != "fake/primary") ++mismatches;
+                        if (!r.ok())
+                            ++failures;
+                        else if (text(r, "p1") != id || r.served_by() != "fake/primary")
+                            ++mismatches;
                     }
                 }
             }
@@ -337,7 +345,7 @@ TEST_CASE("re-send: a read in flight moves to the restarted daemon", "[reconnect
     std::thread caller([&] { result = db.read_local("sleep 300"); });
     REQUIRE(eventually([&] { return old_daemon->requests_seen() == 1; }));
     FakeDaemon new_daemon(path);  // takes over the path first...
-    old_daemon->stop();          // ...then the old one dies with the read taken
+    old_daemon->stop();           // ...then the old one dies with the read taken
     caller.join();
     INFO(result.error());
     REQUIRE(result.ok());

@@ -125,7 +125,7 @@ struct FakeDaemon::Impl {
     std::atomic<int> connected{0};
     std::mutex stop_mu;
     ino_t socket_inode = 0;  // stop() removes the path only while it is still ours
-    bool die = false;  // loop thread only
+    bool die = false;        // loop thread only
 
     void accept_client();
     void serve(Client& c);
@@ -169,7 +169,8 @@ void FakeDaemon::Impl::serve(Client& c) {
         if (!r) return;
         if (r.kind == shm::RecordKind::cancel) {
             ++cancels;
-            std::erase_if(scheduled, [&](const Scheduled& s) { return s.client == &c && s.request_id == r.request_id; });
+            std::erase_if(scheduled,
+                          [&](const Scheduled& s) { return s.client == &c && s.request_id == r.request_id; });
             continue;
         }
         ++requests;
@@ -206,9 +207,8 @@ void FakeDaemon::Impl::accept_client() {
     welcome.protocol_version = options.protocol_version;
     welcome.daemon_generation = state->generation();
     if (options.protocol_version != shm::kProtocolVersion || options.refuse != shm::WelcomeStatus::ok) {
-        welcome.status = static_cast<std::uint32_t>(options.protocol_version != shm::kProtocolVersion
-                                                        ? shm::WelcomeStatus::version_mismatch
-                                                        : options.refuse);
+        welcome.status = static_cast<std::uint32_t>(
+            options.protocol_version != shm::kProtocolVersion ? shm::WelcomeStatus::version_mismatch : options.refuse);
         std::strncpy(welcome.message, options.refuse_message.c_str(), sizeof welcome.message - 1);
         (void)::send(sock.get(), &welcome, sizeof welcome, MSG_NOSIGNAL);
         return;
@@ -221,8 +221,8 @@ void FakeDaemon::Impl::accept_client() {
     seg_options.daemon_generation = state->generation();
     auto segment = shm::ClientSegmentOwner::create(seg_options);
     if (!segment) throw std::runtime_error(segment.error().message);
-    auto c = std::make_unique<Client>(Client{std::move(sock), UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
-                                             std::move(*segment), {}, {}, false});
+    auto c = std::make_unique<Client>(Client{
+        std::move(sock), UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), std::move(*segment), {}, {}, false});
     c->buffer.resize(c->segment.requests().max_payload());
     welcome.client_id = seg_options.client_id;
     std::strncpy(welcome.state_segment, state->name().c_str(), sizeof welcome.state_segment - 1);
@@ -331,13 +331,15 @@ FakeDaemon::FakeDaemon(std::string socket_path, FakeDaemonOptions options) : imp
     if (::bind(impl_->listener.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
         ::listen(impl_->listener.get(), 64) != 0)
         throw std::runtime_error("fake daemon: cannot listen on " + impl_->path);
-    struct stat st{};
+    struct stat st {};
     if (::stat(impl_->path.c_str(), &st) == 0) impl_->socket_inode = st.st_ino;
     impl_->wake.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
     impl_->thread = std::thread([this] { impl_->run(); });
 }
 
-FakeDaemon::~FakeDaemon() { stop(); }
+FakeDaemon::~FakeDaemon() {
+    stop();
+}
 
 void FakeDaemon::stop() {
     std::lock_guard lk(impl_->stop_mu);
@@ -345,16 +347,28 @@ void FakeDaemon::stop() {
     const std::uint64_t one = 1;
     (void)::write(impl_->wake.get(), &one, sizeof one);
     if (impl_->thread.joinable()) impl_->thread.join();
-    struct stat st{};
+    struct stat st {};
     if (::stat(impl_->path.c_str(), &st) == 0 && st.st_ino == impl_->socket_inode) ::unlink(impl_->path.c_str());
 }
 
-void FakeDaemon::pause_requests(bool paused) { impl_->paused = paused; }
-const std::string& FakeDaemon::socket_path() const { return impl_->path; }
-std::uint64_t FakeDaemon::requests_seen() const { return impl_->requests.load(); }
-std::uint64_t FakeDaemon::cancels_seen() const { return impl_->cancels.load(); }
-int FakeDaemon::clients_connected() const { return impl_->connected.load(); }
-std::uint64_t FakeDaemon::last_timeout_ms() const { return impl_->last_timeout.load(); }
+void FakeDaemon::pause_requests(bool paused) {
+    impl_->paused = paused;
+}
+const std::string& FakeDaemon::socket_path() const {
+    return impl_->path;
+}
+std::uint64_t FakeDaemon::requests_seen() const {
+    return impl_->requests.load();
+}
+std::uint64_t FakeDaemon::cancels_seen() const {
+    return impl_->cancels.load();
+}
+int FakeDaemon::clients_connected() const {
+    return impl_->connected.load();
+}
+std::uint64_t FakeDaemon::last_timeout_ms() const {
+    return impl_->last_timeout.load();
+}
 
 TempDir::TempDir() {
     char tmpl[] = "/tmp/rgd-client-test.XXXXXX";

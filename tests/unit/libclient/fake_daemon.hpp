@@ -78,7 +78,9 @@ bool eventually(Condition&& condition, std::chrono::milliseconds timeout = std::
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!condition()) {
         if (std::chrono::steady_clock::now() >= deadline) return condition();
-        struct timespec ts{0, 1'000'000};
+        struct timespec ts {
+            0, 1'000'000
+        };
         ::nanosleep(&ts, nullptr);
     }
     return true;

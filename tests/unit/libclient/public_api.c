@@ -8,19 +8,19 @@
 
 static int failures = 0;
 
-#define EXPECT(cond)                                                   \
-    do {                                                               \
-        if (!(cond)) {                                                 \
+#define EXPECT(cond)                                                           \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
             fprintf(stderr, "%s:%d: failed: %s\n", __FILE__, __LINE__, #cond); \
-            ++failures;                                                \
-        }                                                              \
+            ++failures;                                                        \
+        }                                                                      \
     } while (0)
 
 int main(void) {
     char error[256];
-    const char *params[2];
-    rgd_result *r;
-    rgd_client *c = rgd_connect("/nonexistent/regiond.sock", error, sizeof error);
+    const char* params[2];
+    rgd_result* r;
+    rgd_client* c = rgd_connect("/nonexistent/regiond.sock", error, sizeof error);
     EXPECT(c == NULL);
     EXPECT(strcmp(error, "daemon not running at /nonexistent/regiond.sock") == 0);
 

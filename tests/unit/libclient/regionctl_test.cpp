@@ -109,8 +109,8 @@ TEST_CASE("regionctl: command line", "[cli]") {
     CHECK(p.options.sql == "select $1, $2");
     REQUIRE(p.options.params.size() == 3);
     CHECK(*p.options.params[0] == "x");
-    CHECK_FALSE(p.options.params[1]);              // \N is NULL
-    CHECK(*p.options.params[2] == "--primary");    // after SQL everything is a parameter
+    CHECK_FALSE(p.options.params[1]);            // \N is NULL
+    CHECK(*p.options.params[2] == "--primary");  // after SQL everything is a parameter
 
     p = parse({"query", "--consistent", "1/0/1", "select 1"});
     REQUIRE(p.ok);
@@ -176,8 +176,8 @@ TEST_CASE("regionctl: JSON escaping", "[format]") {
     CHECK(json_string(std::string("nul\0x", 5)) == "\"nul\\u0000x\"");
     CHECK(json_string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
     CHECK(json_string("bad\xff") == "\"bad\\ufffd\"");
-    CHECK(json_string("\xc3") == "\"\\ufffd\"");                  // truncated sequence
-    CHECK(json_string("\xc0\xaf") == "\"\\ufffd\\ufffd\"");       // overlong
+    CHECK(json_string("\xc3") == "\"\\ufffd\"");                        // truncated sequence
+    CHECK(json_string("\xc0\xaf") == "\"\\ufffd\\ufffd\"");             // overlong
     CHECK(json_string("\xed\xa0\x80") == "\"\\ufffd\\ufffd\\ufffd\"");  // surrogate
     CHECK(json_string("/") == "\"/\"");
     CHECK(json_string("\x7f") == "\"\x7f\"");
@@ -195,8 +195,9 @@ TEST_CASE("regionctl: JSON output", "[format]") {
     w.served_by = "us-east-1/primary";
     w.token = "1/0/16B3748";
     w.affected = 2;
-    CHECK(format_json(w) ==
-          "{\"served_by\":\"us-east-1/primary\",\"token\":\"1/0/16B3748\",\"affected\":2,\"columns\":[],\"rows\":[]}\n");
+    CHECK(
+        format_json(w) ==
+        "{\"served_by\":\"us-east-1/primary\",\"token\":\"1/0/16B3748\",\"affected\":2,\"columns\":[],\"rows\":[]}\n");
 }
 
 TEST_CASE("regionctl: aligned output like psql", "[format]") {
@@ -303,7 +304,8 @@ TEST_CASE("regionctl: status, metrics and cache flush through the admin socket",
 TEST_CASE("regionctl: query as a libregiond client", "[query]") {
     TempDir dir;
     FakeDaemon d(dir.file("regiond.sock"));
-    const Run json = run_ctl({"--socket", d.socket_path(), "query", "--json", "--write", "--invalidate", "k", "w $1", "\\N"});
+    const Run json =
+        run_ctl({"--socket", d.socket_path(), "query", "--json", "--write", "--invalidate", "k", "w $1", "\\N"});
     CHECK(json.status == 0);
     CHECK(json.out.find("{\"served_by\":\"fake/primary\",\"token\":\"1234/0/ABC\",\"affected\":1,\"columns\":[") == 0);
     CHECK(json.out.find(",null,\"k\"]]}") != std::string::npos);

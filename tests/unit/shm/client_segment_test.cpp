@@ -58,7 +58,9 @@ UniqueFd copy_segment(const ClientSegmentOwner& owner, unsigned seals) {
     return fd;
 }
 
-std::span<const std::byte> msg(const char* s) { return std::as_bytes(std::span<const char>(s, std::strlen(s))); }
+std::span<const std::byte> msg(const char* s) {
+    return std::as_bytes(std::span<const char>(s, std::strlen(s)));
+}
 
 }  // namespace
 
@@ -137,16 +139,36 @@ TEST_CASE("client refuses malformed or unsealed segments", "[client]") {
             ClientView v(fd.get(), owner->geometry().total_size);
             std::string expect;
             switch (which) {
-                case 0: v.header().magic[0] = 'X'; expect = "bad magic"; break;
+                case 0:
+                    v.header().magic[0] = 'X';
+                    expect = "bad magic";
+                    break;
                 case 1:
                     v.header().layout_version.store(2);
-                    expect = "client segment has layout version 2, this library understands 1: upgrade libregiond or the daemon";
+                    expect =
+                        "client segment has layout version 2, this library understands 1: upgrade libregiond or the "
+                        "daemon";
                     break;
-                case 2: v.header().request_ring_capacity = 1000; expect = "ring capacity"; break;
-                case 3: v.header().response_ring_offset = v.size - 64; expect = "outside"; break;
-                case 4: v.header().response_ring_offset = v.header().request_ring_offset + 64; expect = "overlap"; break;
-                case 5: v.header().total_size += 4096; expect = "total size"; break;
-                case 6: v.header().daemon_wake = 9; expect = "wake"; break;
+                case 2:
+                    v.header().request_ring_capacity = 1000;
+                    expect = "ring capacity";
+                    break;
+                case 3:
+                    v.header().response_ring_offset = v.size - 64;
+                    expect = "outside";
+                    break;
+                case 4:
+                    v.header().response_ring_offset = v.header().request_ring_offset + 64;
+                    expect = "overlap";
+                    break;
+                case 5:
+                    v.header().total_size += 4096;
+                    expect = "total size";
+                    break;
+                case 6:
+                    v.header().daemon_wake = 9;
+                    expect = "wake";
+                    break;
                 default:
                     shared_at<RingControl>(v.base + v.header().request_ring_offset)->capacity = 8192;
                     expect = "capacity does not match";

@@ -104,8 +104,8 @@ TEST_CASE("request round trip", "[codec]") {
     RequestView back;
     REQUIRE(decode_request(bytes, back) == CodecError::ok);
     check_same(r, back);
-    REQUIRE(back.params[1] == std::nullopt);      // SQL NULL
-    REQUIRE(back.params[2] == std::optional(""sv)); // empty string, not NULL
+    REQUIRE(back.params[1] == std::nullopt);         // SQL NULL
+    REQUIRE(back.params[2] == std::optional(""sv));  // empty string, not NULL
 
     SECTION("every op, empty fields") {
         for (Op op : {Op::read_local, Op::read_primary, Op::write, Op::read_consistent, Op::cached_read}) {
@@ -124,7 +124,7 @@ TEST_CASE("request round trip", "[codec]") {
         CHECK(encode_request(r, buf) == 0);
     }
     SECTION("little-endian on the wire") {
-        CHECK(bytes[0] == std::byte{3});  // op write
+        CHECK(bytes[0] == std::byte{3});     // op write
         CHECK(bytes[4] == std::byte{0x30});  // 30000 = 0x7530
         CHECK(bytes[5] == std::byte{0x75});
     }
@@ -389,8 +389,8 @@ std::size_t fuzz_round(XorShift& rng, const std::vector<std::byte>& request,
                 break;
             case 2:  // plant a large or boundary u32 somewhere (forged length/count)
                 if (b.size() >= 4) {
-                    const std::uint32_t values[] = {0xFFFFFFFFu, 0xFFFFFFFEu, 0x7FFFFFFFu, 65535, 65536,
-                                                    static_cast<std::uint32_t>(rng.next())};
+                    const std::uint32_t values[] = {0xFFFFFFFFu, 0xFFFFFFFEu, 0x7FFFFFFFu,
+                                                    65535,       65536,       static_cast<std::uint32_t>(rng.next())};
                     const std::uint32_t v = values[rng.below(6)];
                     std::memcpy(b.data() + rng.below(static_cast<std::uint32_t>(b.size()) - 3), &v, 4);
                 }

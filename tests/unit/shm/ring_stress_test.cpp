@@ -31,9 +31,9 @@ double stress_seconds() {
 std::uint32_t size_of_record(std::uint64_t seq, std::uint32_t max_payload) {
     XorShift r(seq * 0x9E3779B97F4A7C15ull + 1);
     const std::uint32_t pick = r.below(100);
-    if (pick < 60) return r.below(64);                // mostly small
-    if (pick < 95) return r.below(max_payload / 4);   // some medium
-    return max_payload - r.below(16);                 // a few maximal ones
+    if (pick < 60) return r.below(64);               // mostly small
+    if (pick < 95) return r.below(max_payload / 4);  // some medium
+    return max_payload - r.below(16);                // a few maximal ones
 }
 
 void fill_record(std::uint64_t seq, std::span<std::byte> out) {

@@ -244,10 +244,18 @@ TEST_CASE("ring consumer rejects hostile control values and records", "[ring][ho
         std::memcpy(mem.data() + offset, &h, sizeof h);
     };
 
-    SECTION("head behind tail") { ctl.head.store(tail - 8); }
-    SECTION("head more than capacity ahead") { ctl.head.store(tail + 1024 + 8); }
-    SECTION("head far ahead (wrapped around u64)") { ctl.head.store(tail - 1024); }
-    SECTION("misaligned head") { ctl.head.store(tail + 20); }
+    SECTION("head behind tail") {
+        ctl.head.store(tail - 8);
+    }
+    SECTION("head more than capacity ahead") {
+        ctl.head.store(tail + 1024 + 8);
+    }
+    SECTION("head far ahead (wrapped around u64)") {
+        ctl.head.store(tail - 1024);
+    }
+    SECTION("misaligned head") {
+        ctl.head.store(tail + 20);
+    }
     SECTION("huge size field") {
         write_header(tail, 0xFFFFFF00u, 1, 0);
         ctl.head.store(tail + 64);
@@ -318,12 +326,17 @@ TEST_CASE("ring producer rejects a hostile tail", "[ring][hostile]") {
         REQUIRE(pop(c, out));
     }
     // Fill the ring so the producer must re-read tail.
-    while (p.try_push(RecordKind::response, 0, 1, payload_of(48, 1))) {
-    }
+    while (p.try_push(RecordKind::response, 0, 1, payload_of(48, 1))) {}
     const std::uint64_t head = mem.control().head.load();
-    SECTION("tail ahead of head") { mem.control().tail.store(head + 64); }
-    SECTION("tail more than capacity behind") { mem.control().tail.store(head - 264); }
-    SECTION("misaligned tail") { mem.control().tail.store(head - 60); }
+    SECTION("tail ahead of head") {
+        mem.control().tail.store(head + 64);
+    }
+    SECTION("tail more than capacity behind") {
+        mem.control().tail.store(head - 264);
+    }
+    SECTION("misaligned tail") {
+        mem.control().tail.store(head - 60);
+    }
     CHECK(p.try_push(RecordKind::response, 0, 1, payload_of(48, 1)).error == RingError::corrupt);
     CHECK(p.is_corrupt());
     CHECK(p.try_reserve(8).error == RingError::corrupt);
@@ -346,8 +359,8 @@ TEST_CASE("ring consumer survives random garbage without looping or overrunning"
             const std::uint64_t head = rng.below(3) == 0 ? rng.next() : 8 * rng.below(80);
             mem.control().head.store(head);
             const PopResult r = c.try_pop(out);
-            REQUIRE((r.error == RingError::ok || r.error == RingError::empty ||
-                     r.error == RingError::too_large || r.error == RingError::corrupt));
+            REQUIRE((r.error == RingError::ok || r.error == RingError::empty || r.error == RingError::too_large ||
+                     r.error == RingError::corrupt));
             if (r.error == RingError::ok) REQUIRE(r.size <= out.size());
             if (c.is_corrupt()) break;
         }
@@ -446,7 +459,10 @@ TEST_CASE("adaptive spinner grows on success and backs off on failure", "[ring][
     s.set_max(0);
     CHECK(s.budget() == 0);
     calls = 0;
-    CHECK_FALSE(s.spin([&] { ++calls; return false; }));
+    CHECK_FALSE(s.spin([&] {
+        ++calls;
+        return false;
+    }));
     CHECK(calls == 1);  // a single look, no spinning
 }
 

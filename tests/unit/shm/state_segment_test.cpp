@@ -29,7 +29,7 @@ struct RawShm {
         int fd = ::shm_open(name.c_str(), O_RDWR | (size_if_create ? O_CREAT : 0), 0600);
         REQUIRE(fd >= 0);
         if (size_if_create) REQUIRE(::ftruncate(fd, static_cast<off_t>(size_if_create)) == 0);
-        struct stat st{};
+        struct stat st {};
         REQUIRE(::fstat(fd, &st) == 0);
         size = static_cast<std::size_t>(st.st_size);
         if (size > 0) {
@@ -169,7 +169,7 @@ TEST_CASE("state segment: mode, group and RAII removal", "[state]") {
         auto seg = StateSegment::create(o);
         ::umask(old_umask);
         REQUIRE(seg);
-        struct stat st{};
+        struct stat st {};
         REQUIRE(::stat(("/dev/shm" + name).c_str(), &st) == 0);
         CHECK((st.st_mode & 0777) == 0640);
         CHECK(st.st_gid == *o.group);
@@ -212,8 +212,9 @@ TEST_CASE("state view refuses other versions, foreign and unfinished segments", 
         raw.header().layout_version.store(3);
         auto v = StateView::open(name);
         REQUIRE_FALSE(v);
-        CHECK(v.error().message == "state segment " + name +
-                                       " has layout version 3, this library understands 1: upgrade libregiond or the daemon");
+        CHECK(v.error().message ==
+              "state segment " + name +
+                  " has layout version 3, this library understands 1: upgrade libregiond or the daemon");
     }
     SECTION("not ready (version 0)") {
         raw.header().layout_version.store(0);
@@ -252,9 +253,7 @@ TEST_CASE("state view refuses other versions, foreign and unfinished segments", 
 
 TEST_CASE("state view refuses an object too small to hold a header", "[state]") {
     const std::string name = unique_shm_name("tiny");
-    {
-        RawShm raw(name, 64);
-    }
+    { RawShm raw(name, 64); }
     auto v = StateView::open(name);
     ::shm_unlink(name.c_str());
     REQUIRE_FALSE(v);

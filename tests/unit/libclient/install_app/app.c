@@ -4,9 +4,9 @@
 
 #include <stdio.h>
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     char error[256] = "";
-    rgd_client *c = rgd_connect(argc > 1 ? argv[1] : NULL, error, sizeof error);
+    rgd_client* c = rgd_connect(argc > 1 ? argv[1] : NULL, error, sizeof error);
     if (c == NULL) {
         printf("%s\n", error);
         return 2;
