@@ -99,7 +99,7 @@ void Dispatcher::complete(const Key& key, std::uint64_t ticket, pg::Outcome&& ou
     Pending& pending = it->second;
     const auto now = std::chrono::steady_clock::now();
 
-    if (!outcome.ok && outcome.endpoint_failure && pending.kind != RouteKind::write && pending.tried.size() == 1 &&
+    if (!outcome.ok && outcome.retry_elsewhere && pending.kind != RouteKind::write && pending.tried.size() == 1 &&
         now < pending.deadline && !draining_) {
         const RoutingSettings settings{config_.daemon.region, config_.lag.max_lag};
         const Route route = plan_route(pending.kind, backends_.routing_states(), settings, pending.tried);

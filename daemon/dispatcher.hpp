@@ -7,7 +7,7 @@
 //           -> Endpoint::submit(job, completion)
 //   completion -> the request still pending (client alive, not cancelled, same
 //                 ticket)? else drop it
-//              -> a read that failed on the endpoint (endpoint_failure), not
+//              -> a read that failed on the endpoint (retry_elsewhere), not
 //                 retried yet, deadline not passed, another candidate: retry
 //                 there, once; a write is never retried
 //              -> answer with the outcome's chunks

@@ -1,5 +1,6 @@
 #include "daemon/event_loop.hpp"
 
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -7,15 +8,122 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace regiond::daemon {
 
 EventLoop::EventLoop() : epoll_fd_(epoll_create1(EPOLL_CLOEXEC)) {
     if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    post_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (post_fd_ < 0) {
+        const int error = errno;
+        close(epoll_fd_);
+        throw std::system_error(error, std::generic_category(), "eventfd");
+    }
+    add(post_fd_, EPOLLIN, [this](std::uint32_t) { run_posted(); });
 }
 
 EventLoop::~EventLoop() {
+    if (post_fd_ >= 0) close(post_fd_);
     if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+void EventLoop::post(std::function<void()> fn) {
+    {
+        std::lock_guard lock(post_mu_);
+        posted_.push_back(std::move(fn));
+    }
+    const std::uint64_t one = 1;
+    // EAGAIN (counter saturated) still leaves the eventfd readable: nothing lost.
+    [[maybe_unused]] const ssize_t n = write(post_fd_, &one, sizeof one);
+}
+
+void EventLoop::run_posted() {
+    std::uint64_t count = 0;
+    [[maybe_unused]] const ssize_t n = read(post_fd_, &count, sizeof count);
+    std::vector<std::function<void()>> batch;
+    {
+        std::lock_guard lock(post_mu_);
+        batch.swap(posted_);
+    }
+    for (auto& fn : batch) fn();
+}
+
+Watch EventLoop::watch(int fd, std::uint32_t events, FdHandler handler) {
+    add(fd, events, std::move(handler));
+    return Watch(this, fd, handlers_.at(fd).serial, events);
+}
+
+TimerHandle EventLoop::timer(Clock::time_point when, std::function<void()> fn) {
+    return TimerHandle(this, add_timer(when, std::move(fn)));
+}
+
+// ---- TimerHandle ----
+
+TimerHandle::TimerHandle(TimerHandle&& other) noexcept
+    : loop_(std::exchange(other.loop_, nullptr)), id_(std::exchange(other.id_, 0)) {}
+
+TimerHandle& TimerHandle::operator=(TimerHandle&& other) noexcept {
+    if (this != &other) {
+        cancel();
+        loop_ = std::exchange(other.loop_, nullptr);
+        id_ = std::exchange(other.id_, 0);
+    }
+    return *this;
+}
+
+bool TimerHandle::pending() const noexcept {
+    return loop_ != nullptr && loop_->timer_pending(id_);
+}
+
+void TimerHandle::cancel() noexcept {
+    if (loop_ != nullptr) loop_->cancel_timer(id_);
+    loop_ = nullptr;
+    id_ = 0;
+}
+
+// ---- Watch ----
+
+Watch::Watch(Watch&& other) noexcept
+    : loop_(std::exchange(other.loop_, nullptr)),
+      fd_(std::exchange(other.fd_, -1)),
+      serial_(std::exchange(other.serial_, 0)),
+      events_(std::exchange(other.events_, 0)) {}
+
+Watch& Watch::operator=(Watch&& other) noexcept {
+    if (this != &other) {
+        reset();
+        loop_ = std::exchange(other.loop_, nullptr);
+        fd_ = std::exchange(other.fd_, -1);
+        serial_ = std::exchange(other.serial_, 0);
+        events_ = std::exchange(other.events_, 0);
+    }
+    return *this;
+}
+
+void Watch::set_events(std::uint32_t events) {
+    if (loop_ == nullptr || events == events_) return;
+    loop_->modify(fd_, events);
+    events_ = events;
+}
+
+void Watch::reset() noexcept {
+    // Only our own registration: the fd number may have been removed and
+    // registered again by someone else since (the serial tells them apart).
+    if (loop_ != nullptr && loop_->registration_serial(fd_) == serial_) loop_->remove(fd_);
+    loop_ = nullptr;
+    fd_ = -1;
+    serial_ = 0;
+    events_ = 0;
+}
+
+// ---- LoopScope ----
+
+void LoopScope::defer(std::function<void()> fn) {
+    std::weak_ptr<const bool> alive = alive_;
+    loop_.defer([alive, fn = std::move(fn)] {
+        if (!alive.expired()) fn();
+    });
 }
 
 void EventLoop::add(int fd, std::uint32_t events, FdHandler handler) {

@@ -247,6 +247,7 @@ ResponseHeadView Response::head_view(std::vector<std::string_view>& names) const
     h.served_by = served_by;
     h.token = token;
     h.affected = affected;
+    h.route_reason = route_reason;
     h.columns = names;
     return h;
 }
@@ -271,9 +272,10 @@ CodecError ResponseEncoder::begin(const ResponseHeadView& head) {
     ncols_ = 0;
     if (!head.sqlstate.empty() && head.sqlstate.size() != 5) return CodecError::arity;
     if (!fits_u32(head.error.size()) || !fits_u32(head.served_by.size()) || !fits_u32(head.token.size()) ||
-        !fits_u32(head.columns.size()))
+        !fits_u32(head.route_reason.size()) || !fits_u32(head.columns.size()))
         return CodecError::bad_value;
-    std::size_t size = 8 + 1 + 5 + 4 + head.error.size() + 4 + head.served_by.size() + 4 + head.token.size() + 8 + 4;
+    std::size_t size = 8 + 1 + 5 + 4 + head.error.size() + 4 + head.served_by.size() + 4 + head.token.size() + 8 + 4 +
+                       head.route_reason.size() + 4;
     for (const auto& c : head.columns) {
         if (!fits_u32(c.size())) return CodecError::bad_value;
         size += 4 + c.size();
@@ -294,6 +296,7 @@ CodecError ResponseEncoder::begin(const ResponseHeadView& head) {
     w.str(head.served_by);
     w.str(head.token);
     w.put(head.affected);
+    w.str(head.route_reason);
     w.put(static_cast<std::uint32_t>(head.columns.size()));
     for (const auto& c : head.columns) w.str(c);
     nrows_offset_ = static_cast<std::size_t>(w.position() - buffer_.data());
@@ -347,6 +350,34 @@ std::span<const std::byte> ResponseEncoder::take_chunk(bool last) {
     return buffer_;
 }
 
+CodecError ResponseEncoder::finish(const ResponseTrailerView& trailer, std::vector<std::vector<std::byte>>& out) {
+    if (next_index_ == 0 && !chunk_open_) return CodecError::bad_sequence;  // begin() not called
+    if (!trailer.sqlstate.empty() && trailer.sqlstate.size() != 5) return CodecError::arity;
+    if (!fits_u32(trailer.error.size()) || !fits_u32(trailer.token.size())) return CodecError::bad_value;
+    const std::size_t trailer_size = 1 + 5 + 4 + trailer.error.size() + 4 + trailer.token.size() + 8;
+    if (kChunkOverhead + trailer_size > max_chunk_) return CodecError::row_too_large;
+    if (chunk_open_ && buffer_.size() + trailer_size > max_chunk_) {
+        const auto full = take_chunk(false);
+        out.emplace_back(full.begin(), full.end());
+    }
+    if (!chunk_open_) start_chunk();
+    const std::size_t at = buffer_.size();
+    buffer_.resize(at + trailer_size);
+    Writer w(buffer_.data() + at);
+    w.put(static_cast<std::uint8_t>(trailer.status));
+    char sqlstate[5] = {};
+    if (!trailer.sqlstate.empty()) std::memcpy(sqlstate, trailer.sqlstate.data(), 5);
+    w.raw(sqlstate, 5);
+    w.str(trailer.error);
+    w.str(trailer.token);
+    w.put(trailer.affected);
+    const auto last = take_chunk(true);
+    out.emplace_back(last.begin(), last.end());
+    const std::uint16_t flags = to_little<std::uint16_t>(kChunkFlagLast | kChunkFlagTrailer);
+    std::memcpy(out.back().data(), &flags, sizeof flags);
+    return CodecError::ok;
+}
+
 CodecError encode_response(const Response& response, std::size_t max_chunk_bytes,
                            std::vector<std::vector<std::byte>>& chunks) {
     chunks.clear();
@@ -372,6 +403,31 @@ CodecError encode_response(const Response& response, std::size_t max_chunk_bytes
 // ---------------------------------------------------------------------------
 // Decoder
 
+namespace {
+
+// u8 status | char sqlstate[5], as in the head and the trailer.
+CodecError read_status(Reader& r, Response& out) {
+    std::uint8_t status = 0;
+    const std::byte* sqlstate = nullptr;
+    if (!r.get(status) || !r.bytes(5, sqlstate)) return CodecError::truncated;
+    if (status > static_cast<std::uint8_t>(Status::error)) return CodecError::bad_value;
+    // sqlstate: five zero bytes (none) or five characters [0-9A-Z].
+    bool none = true, valid = true;
+    for (int i = 0; i < 5; ++i) {
+        const auto ch = static_cast<unsigned char>(sqlstate[i]);
+        none = none && ch == 0;
+        valid = valid && ((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z'));
+    }
+    if (!none && !valid) return CodecError::bad_value;
+    out.status = static_cast<Status>(status);
+    std::memcpy(out.sqlstate, sqlstate, 5);
+    out.sqlstate[5] = '\0';
+    if (none) out.sqlstate[0] = '\0';
+    return CodecError::ok;
+}
+
+}  // namespace
+
 void ResponseDecoder::reset() {
     response_ = Response{};
     total_bytes_ = 0;
@@ -396,33 +452,21 @@ CodecError ResponseDecoder::feed(std::span<const std::byte> chunk) {
     std::uint16_t flags = 0, reserved = 0;
     std::uint32_t index = 0;
     if (!r.get(flags) || !r.get(reserved) || !r.get(index)) return fail(CodecError::truncated);
-    if ((flags & ~kChunkFlagLast) != 0 || reserved != 0) return fail(CodecError::bad_value);
+    if ((flags & ~(kChunkFlagLast | kChunkFlagTrailer)) != 0 || reserved != 0) return fail(CodecError::bad_value);
+    const bool has_trailer = (flags & kChunkFlagTrailer) != 0;
+    if (has_trailer && (flags & kChunkFlagLast) == 0) return fail(CodecError::bad_value);
     if (index != next_index_) return fail(CodecError::bad_sequence);
 
     Response& out = response_;
     if (index == 0) {
-        std::uint8_t status = 0;
-        const std::byte* sqlstate = nullptr;
-        if (!r.get(status) || !r.bytes(5, sqlstate)) return fail(CodecError::truncated);
-        if (status > static_cast<std::uint8_t>(Status::error)) return fail(CodecError::bad_value);
-        out.status = static_cast<Status>(status);
-        // sqlstate: five zero bytes (none) or five characters [0-9A-Z].
-        bool none = true, valid = true;
-        for (int i = 0; i < 5; ++i) {
-            const auto ch = static_cast<unsigned char>(sqlstate[i]);
-            none = none && ch == 0;
-            valid = valid && ((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z'));
-        }
-        if (!none && !valid) return fail(CodecError::bad_value);
-        std::memcpy(out.sqlstate, sqlstate, 5);
-        out.sqlstate[5] = '\0';
-        if (none) out.sqlstate[0] = '\0';
-        std::string_view error, served_by, token;
-        if (!r.str(error) || !r.str(served_by) || !r.str(token) || !r.get(out.affected))
+        if (const CodecError e = read_status(r, out); e != CodecError::ok) return fail(e);
+        std::string_view error, served_by, token, route_reason;
+        if (!r.str(error) || !r.str(served_by) || !r.str(token) || !r.get(out.affected) || !r.str(route_reason))
             return fail(CodecError::truncated);
         out.error.assign(error);
         out.served_by.assign(served_by);
         out.token.assign(token);
+        out.route_reason.assign(route_reason);
         std::uint32_t ncols = 0;
         if (!r.get(ncols)) return fail(CodecError::truncated);
         if (ncols > limits_.max_columns) return fail(CodecError::limit_exceeded);
@@ -462,6 +506,18 @@ CodecError ResponseDecoder::feed(std::span<const std::byte> chunk) {
     }
     // With zero columns a row has no bytes; only the count grows (no allocation).
     out.nrows_ += nrows;
+    if (has_trailer) {
+        if (const CodecError e = read_status(r, out); e != CodecError::ok) return fail(e);
+        std::string_view error, token;
+        if (!r.str(error) || !r.str(token) || !r.get(out.affected)) return fail(CodecError::truncated);
+        out.error.assign(error);
+        out.token.assign(token);
+        if (out.status == Status::error) {
+            // A failed result never shows the rows streamed before the failure.
+            out.clear_rows();
+            out.columns.clear();
+        }
+    }
     if (r.remaining() != 0) return fail(CodecError::trailing_bytes);
     ++next_index_;
     if (flags & kChunkFlagLast) complete_ = true;

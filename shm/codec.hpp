@@ -14,14 +14,22 @@
 //
 // Response (one or more records, RecordKind::response, same request_id; the ring
 // record of the last one carries kRecordFlagLast). Each record is one chunk:
-//   u16 chunk_flags (bit 0: last) | u16 0 | u32 chunk_index (0, 1, 2, ...)
+//   u16 chunk_flags (bit 0: last, bit 1: trailer) | u16 0 | u32 chunk_index (0, 1, 2, ...)
 //   only in chunk 0, the head:
 //     u8 status | char sqlstate[5] | str error | str served_by | str token
-//     i64 affected | u32 ncols | ncols x str column name
+//     i64 affected | str route_reason | u32 ncols | ncols x str column name
 //   u32 nrows | nrows x ncols x nullable           (rows of this chunk)
+//   only in the last chunk, and only with flag bit 1, the trailer:
+//     u8 status | char sqlstate[5] | str error | str token | i64 affected
 // Rows stream: the encoder fills a chunk of at most max_chunk bytes and starts the
 // next; the decoder appends chunk after chunk until the last. A single row must
 // fit in one chunk (max_chunk - 12 bytes).
+//
+// The trailer exists for streamed results: the daemon sends the head and rows as
+// they arrive from PostgreSQL, before it knows how the statement ends (an error
+// after some rows, a write's commit LSN). When present, the trailer's fields
+// replace the head's; an error trailer also discards the rows and columns, so a
+// failed result never shows partial data.
 #pragma once
 
 #include <cstddef>
@@ -38,6 +46,7 @@ inline constexpr std::uint32_t kNullLength = 0xFFFFFFFFu;
 inline constexpr std::uint32_t kMaxParams = 65535;  ///< PostgreSQL's limit
 inline constexpr std::uint32_t kMaxInvalidateKeys = 65535;
 inline constexpr std::uint16_t kChunkFlagLast = 0x0001;
+inline constexpr std::uint16_t kChunkFlagTrailer = 0x0002;  ///< only together with kChunkFlagLast
 /// Bytes of a continuation chunk before its rows: chunk header (8) + nrows (4).
 inline constexpr std::size_t kChunkOverhead = 12;
 inline constexpr std::size_t kMinChunkBytes = 64;
@@ -96,7 +105,18 @@ struct ResponseHeadView {
     std::string_view served_by;
     std::string_view token;
     std::int64_t affected = -1;
+    std::string_view route_reason;  ///< one line for people: where the request went and why
     std::span<const std::string_view> columns;
+};
+
+/// What a streamed response ends with (see "trailer" above): the final status,
+/// error, token and affected count, which replace the head's.
+struct ResponseTrailerView {
+    Status status = Status::ok;
+    std::string_view sqlstate;  ///< "" or exactly 5 characters
+    std::string_view error;
+    std::string_view token;
+    std::int64_t affected = -1;
 };
 
 /// A decoded (owning) response. Values are stored NUL-terminated in one arena so
@@ -109,6 +129,7 @@ public:
     std::string served_by;
     std::string token;
     std::int64_t affected = -1;
+    std::string route_reason;
     std::vector<std::string> columns;
 
     std::size_t nrows() const noexcept { return nrows_; }
@@ -161,7 +182,16 @@ public:
     /// Closes the current chunk and returns its bytes, valid until the next call
     /// on this encoder. The next add_row starts chunk index + 1.
     std::span<const std::byte> take_chunk(bool last);
+    /// Ends a streamed response: the current chunk (possibly empty) becomes the
+    /// last one and carries `trailer`; when the trailer does not fit beside the
+    /// rows already in it, that chunk is closed as not-last and an empty last
+    /// chunk carries the trailer. Appends the 1 or 2 chunks to `out`. arity for a
+    /// bad sqlstate; row_too_large if the trailer alone exceeds a chunk.
+    CodecError finish(const ResponseTrailerView& trailer, std::vector<std::vector<std::byte>>& out);
 
+    /// Bytes in the chunk being filled (0 when none is open): a streaming caller
+    /// takes the chunk early once this passes its preferred size.
+    std::size_t chunk_bytes() const noexcept { return chunk_open_ ? buffer_.size() : 0; }
     std::size_t max_chunk() const noexcept { return max_chunk_; }
     std::uint32_t chunks_taken() const noexcept { return next_index_; }
 

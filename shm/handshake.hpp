@@ -29,7 +29,7 @@ inline constexpr char kHelloMagic[8] = {'R', 'G', 'D', 'H', 'E', 'L', 'O', '\0'}
 inline constexpr char kWelcomeMagic[8] = {'R', 'G', 'D', 'W', 'E', 'L', 'C', '\0'};
 /// Bumped whenever the handshake, the client segment or the codec changes in a
 /// way an older peer would misread.
-inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kProtocolVersion = 2;  // 2: response trailer, route_reason
 
 struct HelloMessage {
     char magic[8];                   ///< kHelloMagic

@@ -183,7 +183,23 @@ public:
         probe_tick();
     }
 
-    void submit(Job job, Completion done) override {
+    JobId submit(Job job, JobCallbacks callbacks) override {
+        Completion done = std::move(callbacks.done);
+        const JobId id = next_job_id_;
+        submit_job(std::move(job), std::move(done));
+        return id;
+    }
+
+    void resume(JobId) override {}
+
+    void cancel(JobId id) override {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        cancel_job(*it->second, "cancelled");
+    }
+
+    void submit_job(Job job, Completion done) {
+        ++next_job_id_;  // ids of refused jobs are used up too: never reused
         const auto now = Clock::now();
         if (job.deadline == Clock::time_point{}) job.deadline = now + kDefaultTimeout;
         const std::int64_t total_ms = round_ms(job.deadline - now);
@@ -219,7 +235,7 @@ public:
                                           "22021", false));
             }
         }
-        auto state = std::make_unique<JobState>(*this, next_job_id_++, std::move(job), std::move(done));
+        auto state = std::make_unique<JobState>(*this, next_job_id_ - 1, std::move(job), std::move(done));
         state->total_ms = total_ms;
         if (state->is_write()) {
             if (std::string problem = prepare_write(*state); !problem.empty()) {
@@ -530,8 +546,8 @@ public:
 private:
     // ---- jobs ----
 
-    Outcome error(const std::string& message, std::string_view sqlstate, bool endpoint_failure) const {
-        return error_outcome(served_by_, message, sqlstate, endpoint_failure, options_.max_chunk_bytes);
+    Outcome error(const std::string& message, std::string_view sqlstate, bool retry_elsewhere) const {
+        return error_outcome(served_by_, message, sqlstate, retry_elsewhere, options_.max_chunk_bytes);
     }
 
     void answer_later(Completion done, Outcome outcome) {
@@ -620,7 +636,13 @@ private:
         if (it == jobs_.end()) return;
         JobState& job = *it->second;
         job.timer = 0;
-        std::string message = "timed out after " + std::to_string(job.total_ms) + " ms";
+        cancel_job(job, "timed out after " + std::to_string(job.total_ms) + " ms");
+    }
+
+    // Stops a job (deadline or cancel()): a queued one is taken off the queue, a
+    // sent one is abandoned or its connection closed (see below).
+    void cancel_job(JobState& job, std::string message) {
+        const bool cancelled = message == "cancelled";
         if (job.where == JobState::Where::queued) {
             if (auto q = std::find(queue_.begin(), queue_.end(), &job); q != queue_.end()) queue_.erase(q);
         } else if (Slot* slot = job.slot) {
@@ -638,7 +660,9 @@ private:
             }
             if (job.is_write()) message += "; the write may or may not have committed";
         }
-        complete(job, error(message, "", true));
+        Outcome outcome = error(message, "", false);
+        outcome.cancelled = cancelled;
+        complete(job, std::move(outcome));
     }
 
     void detach_from_slot(JobState& job) {
@@ -829,7 +853,7 @@ private:
     // While the endpoint is down (called when it is marked down and at every
     // probe tick after): jobs queued or sent on it would wait for their
     // deadlines, and on a stalled link (packets vanish, no RST) nothing else
-    // ever ends them. The queue is answered with endpoint_failure. When the
+    // ever ends them. The queue is answered with retry_elsewhere. When the
     // server itself has gone silent (the health probe has had no answer for a
     // check interval plus its round trip), so is every job on a connection that
     // owes an answer and has been silent for a whole check interval (since its

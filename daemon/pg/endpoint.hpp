@@ -48,10 +48,21 @@ struct Job {
     std::string sql;
     std::vector<std::optional<std::string>> params;  ///< nullopt = SQL NULL
     std::chrono::steady_clock::time_point deadline;  ///< past it: error "timed out after N ms"
+    /// Encoded response bytes (rows) beyond which the job fails with "... exceeds
+    /// daemon.max_result (N)" and is cancelled on the server. 0: no limit.
+    std::uint64_t max_result = 0;
+    /// The request's one re-send (docs/design.md, "Retries") is still unused. The
+    /// endpoint may spend it itself (the same read again on another connection
+    /// when its connection was lost while the probe still answers); a job
+    /// submitted with false is never sent twice once it may have executed.
+    bool may_retry = true;
 };
 
-/// The outcome: the response as chunks ready to push into a response ring (the
-/// head chunk first; the last chunk is flagged last), encoded with
+/// Identifies a submitted job for resume() and cancel(); never reused.
+using JobId = std::uint64_t;
+
+/// The end of a job: the chunks of the response not yet handed out through
+/// JobCallbacks::partial (at least the last one, flagged last), encoded with
 /// shm::ResponseEncoder(max_chunk_bytes). served_by is "<region>/<primary|replica>".
 /// For a write: affected rows and the token "SYSTEMID/LSN" (LSN read after the
 /// commit, in the same round trip). Errors: status error, SQLSTATE for SQL
@@ -59,12 +70,32 @@ struct Job {
 struct Outcome {
     std::vector<std::vector<std::byte>> chunks;
     bool ok = false;
-    /// true when the failure was the endpoint (connection lost, unreachable,
-    /// timed out), not the SQL: the router may retry elsewhere for reads.
-    bool endpoint_failure = false;
+    /// The job failed because of its endpoint (marked down, unreachable, its
+    /// connection lost and the probe confirmed it, queue full), it streamed
+    /// nothing, and it is a read whose re-send was not spent: the dispatcher may
+    /// send it to the next endpoint of its route. Never set for a write, a SQL
+    /// error, a timeout, or a statement that ended its own backend.
+    bool retry_elsewhere = false;
+    /// The job ended because cancel() was called (its chunks hold an error).
+    bool cancelled = false;
 };
 
 using Completion = std::function<void(Outcome&&)>;
+
+/// How a job's answer leaves the endpoint.
+struct JobCallbacks {
+    /// Rows streamed while the result is still arriving (single-row mode):
+    /// chunks not flagged last, in order, head chunk first. Once it has been
+    /// called, the job is never sent again. Returns false when the receiver
+    /// cannot take more now (the client's window is full): the endpoint stops
+    /// reading that job's result (PostgreSQL waits, the job keeps its
+    /// connection) until resume(id). Empty: the response is buffered whole and
+    /// delivered by `done` (tests; bounded by Job::max_result).
+    std::function<bool(std::vector<std::byte>&&)> partial;
+    /// Exactly once, on the loop, never from inside submit(): the job has ended
+    /// on the server (answered, failed, or cancelled and stopped there).
+    Completion done;
+};
 
 /// A snapshot for the router, the state segment and regionctl.
 struct Health {
@@ -87,8 +118,19 @@ public:
 
     /// Opens the pool's connections and starts the health probe.
     virtual void start() = 0;
-    /// Queues a job. `done` runs exactly once (on the loop, later).
-    virtual void submit(Job job, Completion done) = 0;
+    /// Queues a job. `callbacks.done` runs exactly once (on the loop, later).
+    virtual JobId submit(Job job, JobCallbacks callbacks) = 0;
+    JobId submit(Job job, Completion done) { return submit(std::move(job), JobCallbacks{{}, std::move(done)}); }
+    /// The receiver of a paused job's partial chunks has room again.
+    /// No-op for an unknown or finished job.
+    virtual void resume(JobId id) = 0;
+    /// Stops a job whose answer nobody wants any more (the client cancelled it,
+    /// went away, or its deadline passed on the client's side). A queued job is
+    /// answered at once; a job sent to the server is cancelled there, and
+    /// `done` runs (with Outcome::cancelled) when the server has stopped
+    /// working on it, so whoever counts in-flight work counts it until then.
+    /// No-op for an unknown or finished job.
+    virtual void cancel(JobId id) = 0;
     virtual const Health& health() const = 0;
     virtual const EndpointOptions& options() const = 0;
     /// Called after each probe or state change (the core republishes the state segment).

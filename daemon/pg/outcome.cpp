@@ -33,10 +33,10 @@ SqlError sql_error_of(const PGresult& result) {
 }
 
 Outcome error_outcome(std::string_view served_by, std::string_view message, std::string_view sqlstate,
-                      bool endpoint_failure, std::size_t max_chunk_bytes) {
+                      bool retry_elsewhere, std::size_t max_chunk_bytes) {
     Outcome out;
     out.ok = false;
-    out.endpoint_failure = endpoint_failure;
+    out.retry_elsewhere = retry_elsewhere;
     shm::ResponseEncoder enc(max_chunk_bytes);
     shm::ResponseHeadView head;
     head.status = shm::Status::error;

@@ -22,7 +22,7 @@ SqlError sql_error_of(const PGresult& result);
 
 /// An error response. `sqlstate` must be "" or 5 characters.
 Outcome error_outcome(std::string_view served_by, std::string_view message, std::string_view sqlstate,
-                      bool endpoint_failure, std::size_t max_chunk_bytes);
+                      bool retry_elsewhere, std::size_t max_chunk_bytes);
 
 /// A successful response with the rows and column names of `rows` (null: no
 /// columns, no rows). A row too large for one chunk turns it into an error.

@@ -193,7 +193,7 @@ TEST_CASE("a read on a replica returns rows, columns and served_by", "[pg][read]
     auto ep = local_replica(loop);
     auto r = run_job(loop, *ep, read("select 1 as one, 'two' as two, pg_is_in_recovery() as standby"));
     REQUIRE(r.outcome.ok);
-    CHECK_FALSE(r.outcome.endpoint_failure);
+    CHECK_FALSE(r.outcome.retry_elsewhere);
     CHECK(r.response.status == regiond::shm::Status::ok);
     CHECK(r.response.served_by == "eu-west-1/replica");
     CHECK(r.response.affected == -1);
@@ -224,7 +224,7 @@ TEST_CASE("an SQL error carries its SQLSTATE and the server's message", "[pg][er
     auto ep = local_replica(loop);
     auto r = run_job(loop, *ep, read("select * from no_such_table_here"));
     CHECK_FALSE(r.outcome.ok);
-    CHECK_FALSE(r.outcome.endpoint_failure);
+    CHECK_FALSE(r.outcome.retry_elsewhere);
     CHECK(r.response.status == regiond::shm::Status::error);
     CHECK(std::string(r.response.sqlstate) == "42P01");
     CHECK(r.response.error.find("no_such_table_here") != std::string::npos);
@@ -321,7 +321,7 @@ TEST_CASE("a multi-statement write is one transaction", "[pg][write]") {
             write(std::string("insert into ") + kTable + " (v) values ($1); insert into no_such_table values (1)",
                   {v}));
         CHECK_FALSE(r.outcome.ok);
-        CHECK_FALSE(r.outcome.endpoint_failure);
+        CHECK_FALSE(r.outcome.retry_elsewhere);
         CHECK(std::string(r.response.sqlstate) == "42P01");
         CHECK(r.response.error.find("statement 2 of 2") != std::string::npos);
         CHECK(r.response.token.empty());
@@ -427,7 +427,7 @@ TEST_CASE("a job past its deadline times out, is cancelled, and leaks nothing", 
     REQUIRE(run_until(
         loop, [&] { return slow && behind; }, 10s));
     REQUIRE_FALSE(slow->ok);
-    CHECK(slow->endpoint_failure);
+    CHECK_FALSE(slow->retry_elsewhere);  // a timeout is never re-sent elsewhere
     auto resp = decode(*slow);
     CHECK(resp.error == "timed out after 200 ms");
     INFO("answered after " << slow_ms << " ms");
@@ -520,7 +520,7 @@ TEST_CASE("a connection killed under a job: a read is sent again, a write says i
     REQUIRE(run_until(
         loop, [&] { return w.has_value(); }, 10s));
     CHECK_FALSE(w->ok);
-    CHECK(w->endpoint_failure);
+    CHECK(w->retry_elsewhere);
     CHECK(decode(*w).error.find("may or may not have committed") != std::string::npos);
     CHECK(count_of(primary, v) == "0");
     // The pool recovers.
@@ -584,7 +584,7 @@ TEST_CASE("reads batched on a replica: a failing read fails alone, the others ar
             const Response r = decode(*got[i]);
             if (i == 5 || i == 9) {
                 CHECK_FALSE(got[i]->ok);
-                CHECK_FALSE(got[i]->endpoint_failure);
+                CHECK_FALSE(got[i]->retry_elsewhere);
                 CHECK(std::string(r.sqlstate) == (i == 5 ? "42P01" : "22012"));
             } else {
                 REQUIRE(got[i]->ok);
@@ -639,7 +639,7 @@ TEST_CASE("a full queue, a drain and an unreachable server answer at once", "[pg
         ep->start();
         auto r = run_job(loop, *ep, read("select 1"), 10s);
         CHECK_FALSE(r.outcome.ok);
-        CHECK(r.outcome.endpoint_failure);
+        CHECK(r.outcome.retry_elsewhere);
         CHECK(r.response.error.find("127.0.0.1:1") != std::string::npos);
         CHECK(r.response.error.find("sekrit") == std::string::npos);
         REQUIRE(run_until(
@@ -729,7 +729,7 @@ TEST_CASE("a stalled link: the endpoint goes down within down_after checks and a
         loop, [&] { return got[0] && got[1] && got[2]; }, 5s));
     for (auto& out : got) {
         CHECK_FALSE(out->ok);
-        CHECK(out->endpoint_failure);
+        CHECK(out->retry_elsewhere);
         const Response r = decode(*out);
         CHECK(r.error.find("was marked down") != std::string::npos);
     }
@@ -790,7 +790,7 @@ TEST_CASE("down because new connections are refused: a long read on an open conn
         loop, [&] { return waiting[0] && waiting[1] && waiting[2]; }, 10s));
     for (auto& w : waiting) {
         // Either sent on the freed connection, or answered as the endpoint went down.
-        if (!w->ok) CHECK(w->endpoint_failure);
+        if (!w->ok) CHECK(w->retry_elsewhere);
     }
 }
 

@@ -8,15 +8,18 @@ FakeEndpoint::FakeEndpoint(EventLoop& loop, pg::EndpointOptions options) : loop_
     health_.pool_size = options_.pool_size;
 }
 
-void FakeEndpoint::submit(pg::Job job, pg::Completion done) {
+pg::JobId FakeEndpoint::submit(pg::Job job, pg::JobCallbacks callbacks) {
+    const pg::JobId id = next_id_++;
+    pg::Completion done = std::move(callbacks.done);
     if (draining) {
         // Like the real backend: a draining endpoint answers at once, later.
         const std::string reason = drain_reason;
         const std::size_t max = options_.max_chunk_bytes;
         loop_.defer([done = std::move(done), reason, max] { done(error_outcome(reason, false, max)); });
-        return;
+        return id;
     }
-    jobs.push_back({std::move(job), std::move(done)});
+    jobs.push_back({std::move(job), std::move(done), id});
+    return id;
 }
 
 void FakeEndpoint::drain(std::string reason, std::function<void()> drained) {
@@ -65,13 +68,13 @@ pg::Outcome ok_outcome(const std::string& served_by, std::vector<std::string> co
     return outcome;
 }
 
-pg::Outcome error_outcome(const std::string& message, bool endpoint_failure, std::size_t max_chunk) {
+pg::Outcome error_outcome(const std::string& message, bool retry_elsewhere, std::size_t max_chunk) {
     shm::Response response;
     response.status = shm::Status::error;
     response.error = message;
     pg::Outcome outcome;
     (void)shm::encode_response(response, max_chunk, outcome.chunks);
-    outcome.endpoint_failure = endpoint_failure;
+    outcome.retry_elsewhere = retry_elsewhere;
     return outcome;
 }
 

@@ -18,12 +18,17 @@ public:
     struct Submitted {
         pg::Job job;
         pg::Completion done;
+        pg::JobId id = 0;
     };
 
     FakeEndpoint(EventLoop& loop, pg::EndpointOptions options);
 
     void start() override { started = true; }
-    void submit(pg::Job job, pg::Completion done) override;
+    using pg::Endpoint::submit;
+    pg::JobId submit(pg::Job job, pg::JobCallbacks callbacks) override;
+    void resume(pg::JobId) override {}
+    /// Records the id; the job stays until the test completes it.
+    void cancel(pg::JobId id) override { cancelled.push_back(id); }
     const pg::Health& health() const override { return health_; }
     const pg::EndpointOptions& options() const override { return options_; }
     void on_health_change(std::function<void()> fn) override { callbacks_.push_back(std::move(fn)); }
@@ -44,6 +49,7 @@ public:
     void complete_next(pg::Outcome outcome);
 
     std::deque<Submitted> jobs;
+    std::vector<pg::JobId> cancelled;
     bool started = false;
     bool draining = false;
     std::string drain_reason;
@@ -54,6 +60,7 @@ private:
     pg::Health health_;
     std::vector<std::function<void()>> callbacks_;
     std::function<void()> drained_;
+    pg::JobId next_id_ = 1;
 };
 
 /// Collects the endpoints a Backends creates, in creation order (the primary of
@@ -66,7 +73,7 @@ struct FakeBackend {
 /// A successful outcome: columns and rows of text, chunked at max_chunk.
 pg::Outcome ok_outcome(const std::string& served_by, std::vector<std::string> columns,
                        std::vector<std::vector<std::string>> rows, std::size_t max_chunk);
-/// A failed outcome (endpoint_failure as given).
-pg::Outcome error_outcome(const std::string& message, bool endpoint_failure, std::size_t max_chunk);
+/// A failed outcome (retry_elsewhere as given).
+pg::Outcome error_outcome(const std::string& message, bool retry_elsewhere, std::size_t max_chunk);
 
 }  // namespace regiond::daemon::test

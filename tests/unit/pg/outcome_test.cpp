@@ -59,7 +59,7 @@ TEST_CASE("200 000 rows stream into many chunks and decode whole", "[outcome]") 
     }
     auto out = rows_outcome(h.r, "eu-west-1/replica", "", -1, 64 * 1024);
     REQUIRE(out.ok);
-    CHECK_FALSE(out.endpoint_failure);
+    CHECK_FALSE(out.retry_elsewhere);
     CHECK(out.chunks.size() > 10);
     for (const auto& c : out.chunks) CHECK(c.size() <= 64 * 1024);
     auto resp = decode(out);
@@ -98,7 +98,7 @@ TEST_CASE("a row larger than a chunk is an error, not a crash", "[outcome]") {
 TEST_CASE("errors carry SQLSTATE, message and served_by", "[outcome]") {
     auto out = error_outcome("eu-west-1/replica", "relation \"nope\" does not exist", "42P01", false, 4096);
     CHECK_FALSE(out.ok);
-    CHECK_FALSE(out.endpoint_failure);
+    CHECK_FALSE(out.retry_elsewhere);
     auto resp = decode(out);
     CHECK(resp.status == shm::Status::error);
     CHECK(std::string(resp.sqlstate) == "42P01");
@@ -106,7 +106,7 @@ TEST_CASE("errors carry SQLSTATE, message and served_by", "[outcome]") {
     CHECK(resp.served_by == "eu-west-1/replica");
 
     auto failure = error_outcome("eu-west-1/replica", "timed out after 200 ms", "", true, 4096);
-    CHECK(failure.endpoint_failure);
+    CHECK(failure.retry_elsewhere);
     CHECK(std::string(decode(failure).sqlstate).empty());
 }
 

@@ -73,6 +73,7 @@ void check_same(const Response& a, const Response& b) {
     CHECK(a.served_by == b.served_by);
     CHECK(a.token == b.token);
     CHECK(a.affected == b.affected);
+    CHECK(a.route_reason == b.route_reason);
     CHECK(a.columns == b.columns);
     REQUIRE(a.nrows() == b.nrows());
     std::size_t mismatches = 0;
@@ -225,6 +226,101 @@ TEST_CASE("response round trips", "[codec]") {
     }
 }
 
+TEST_CASE("route_reason travels in the head", "[codec]") {
+    std::vector<std::vector<std::byte>> chunks;
+    Response r = sample_response(2);
+    r.route_reason = "local replica at 0/5A3F10 >= token 0/59F000";
+    REQUIRE(encode_response(r, 1024, chunks) == CodecError::ok);
+    check_same(r, decode_all(chunks));
+}
+
+TEST_CASE("a streamed response ends with a trailer that decides its status", "[codec]") {
+    std::vector<std::vector<std::byte>> chunks;
+    ResponseEncoder enc(256);
+    ResponseHeadView head;
+    head.served_by = "us-east-1/primary";
+    const std::string_view names[] = {"id"};
+    head.columns = names;
+    REQUIRE(enc.begin(head) == CodecError::ok);
+    // Rows as they arrive, chunks taken as they fill.
+    for (int i = 0; i < 80; ++i) {
+        const std::string v = "row-" + std::to_string(i);
+        const Row row{v};
+        CodecError e = enc.add_row(row);
+        if (e == CodecError::chunk_full) {
+            const auto c = enc.take_chunk(false);
+            chunks.emplace_back(c.begin(), c.end());
+            e = enc.add_row(row);
+        }
+        REQUIRE(e == CodecError::ok);
+    }
+    REQUIRE(chunks.size() >= 2);
+
+    SECTION("success: rows kept, the trailer's token and affected count win") {
+        ResponseTrailerView t;
+        t.token = "7291392183/0/16B3748";
+        t.affected = 40;
+        REQUIRE(enc.finish(t, chunks) == CodecError::ok);
+        const Response back = decode_all(chunks);
+        CHECK(back.status == Status::ok);
+        CHECK(back.nrows() == 80);
+        CHECK(back.token == "7291392183/0/16B3748");
+        CHECK(back.affected == 40);
+        CHECK(back.served_by == "us-east-1/primary");
+        CHECK(std::string(back.value_cstr(79, 0)) == "row-79");
+    }
+    SECTION("an error after rows: the rows and columns are discarded") {
+        ResponseTrailerView t;
+        t.status = Status::error;
+        t.sqlstate = "22012";
+        t.error = "division by zero";
+        REQUIRE(enc.finish(t, chunks) == CodecError::ok);
+        const Response back = decode_all(chunks);
+        CHECK(back.status == Status::error);
+        CHECK(std::string(back.sqlstate) == "22012");
+        CHECK(back.error == "division by zero");
+        CHECK(back.nrows() == 0);
+        CHECK(back.ncols() == 0);
+    }
+    SECTION("a trailer that does not fit beside the rows gets an empty last chunk of its own") {
+        const std::size_t before = chunks.size();
+        ResponseTrailerView t;
+        t.status = Status::error;
+        const std::string long_error(200, 'e');
+        t.error = long_error;
+        REQUIRE(enc.finish(t, chunks) == CodecError::ok);
+        CHECK(chunks.size() == before + 2);
+        CHECK(decode_all(chunks).error == long_error);
+    }
+}
+
+TEST_CASE("trailer flags are validated", "[codec]") {
+    std::vector<std::vector<std::byte>> chunks;
+    ResponseEncoder enc(256);
+    REQUIRE(enc.begin(ResponseHeadView{}) == CodecError::ok);
+    REQUIRE(enc.finish(ResponseTrailerView{}, chunks) == CodecError::ok);
+    REQUIRE(chunks.size() == 1);
+    SECTION("a trailer flag without the last flag") {
+        std::uint16_t flags = kChunkFlagTrailer;
+        std::memcpy(chunks[0].data(), &flags, sizeof flags);
+        ResponseDecoder d;
+        CHECK(d.feed(chunks[0]) == CodecError::bad_value);
+    }
+    SECTION("a trailer with a bad sqlstate") {
+        ResponseTrailerView t;
+        t.sqlstate = "2201";
+        std::vector<std::vector<std::byte>> more;
+        ResponseEncoder e2(256);
+        REQUIRE(e2.begin(ResponseHeadView{}) == CodecError::ok);
+        CHECK(e2.finish(t, more) == CodecError::arity);
+    }
+    SECTION("the trailer cut short") {
+        chunks[0].resize(chunks[0].size() - 3);
+        ResponseDecoder d;
+        CHECK(d.feed(chunks[0]) == CodecError::truncated);
+    }
+}
+
 TEST_CASE("chunked 200000-row result through a ring", "[codec]") {
     const Response r = sample_response(200000);
     constexpr std::uint32_t kCapacity = 1 << 17;  // max payload 64 KiB - 16
@@ -340,8 +436,9 @@ TEST_CASE("response decoder rejects malformed sequences", "[codec]") {
         r.columns = {"a"};
         std::vector<std::vector<std::byte>> one;
         REQUIRE(encode_response(r, 1024, one) == CodecError::ok);
-        // ncols sits after 8 (chunk) + 6 (status, sqlstate) + 3 x 4 (empty strings) + 8 (affected).
-        const std::size_t at = 8 + 6 + 12 + 8;
+        // ncols sits after 8 (chunk) + 6 (status, sqlstate) + 3 x 4 (empty strings) + 8 (affected)
+        // + 4 (empty route_reason).
+        const std::size_t at = 8 + 6 + 12 + 8 + 4;
         std::uint32_t n = 0;
         std::memcpy(&n, one[0].data() + at, 4);
         REQUIRE(n == 1);

@@ -1,0 +1,88 @@
+// What each statement of a request is, as far as session isolation cares
+// (docs/design.md, "Session isolation"): which statements are refused before
+// anything is sent, which leave session state behind (the connection is reset
+// with DISCARD ALL after the job), and which reads are plain queries that may
+// share a batch on a replica. Classification uses libpg_query (PostgreSQL's own
+// parser), never regular expressions, and is cached by SQL text so the hot path
+// parses each distinct statement text once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace regiond::daemon::pg {
+
+/// The operation a request runs as. Reads are read-only (on the primary inside
+/// a read-only transaction, on a replica by nature) and one statement; a write
+/// may hold several statements that run as one transaction.
+enum class Operation : std::uint8_t { read, write };
+
+/// One statement of a request.
+struct StatementClass {
+    std::string sql;               ///< the statement's text, trimmed
+    std::vector<bool> referenced;  ///< referenced[n-1]: the statement uses $n; size() = highest $n
+    std::string tag;               ///< the command for messages: "SELECT", "INSERT", "SET", "BEGIN", ...
+    /// "" or why regiond refuses the statement: names it and says what to do
+    /// instead (e.g. "BEGIN is transaction control: regiond runs every request
+    /// as its own transaction; send the statements without BEGIN/COMMIT").
+    std::string refusal;
+    /// Leaves session state behind (a session advisory lock, set_config(...,
+    /// false), a temp table, a DO block): the connection is reset after the job.
+    bool changes_session = false;
+    /// A query whose only effect is its result: SELECT/VALUES/TABLE/WITH without
+    /// data-modifying CTEs, locking clauses, INTO, or calls that set
+    /// transaction or session state. Only such reads may share a batch (one
+    /// implicit transaction) with other clients' reads on a replica.
+    bool plain_query = false;
+
+    std::size_t max_param() const { return referenced.size(); }
+};
+
+struct Classification {
+    /// false when the parser rejected the text (a syntax error): `parse_error`
+    /// says why and `statements` is empty. The text is then sent whole (as one
+    /// statement, not batched, no session state assumed) so that the server
+    /// reports the error with its SQLSTATE and position.
+    bool parsed = false;
+    std::string parse_error;
+    std::vector<StatementClass> statements;
+    /// "" or the request's refusal: the first refused statement, with its
+    /// position when there are several ("statement 2 of 3: BEGIN is ..."), or a
+    /// read of several statements. Nothing is sent when it is set.
+    std::string refusal;
+    bool changes_session = false;  ///< any statement does
+    bool batchable = false;        ///< one statement, and it is a plain query
+};
+
+/// Classifies `sql` as `op`. Pure; never throws for any input (std::bad_alloc
+/// aside); a text the parser rejects gives parsed == false.
+Classification classify(std::string_view sql, Operation op);
+
+/// classify() behind an LRU cache keyed by (op, sql), shared by every endpoint
+/// of a daemon. Entries are immutable and shared: a caller may keep one after
+/// it has been evicted.
+class StatementClassifier {
+public:
+    explicit StatementClassifier(std::size_t capacity = 4096);
+    StatementClassifier(const StatementClassifier&) = delete;
+    StatementClassifier& operator=(const StatementClassifier&) = delete;
+
+    std::shared_ptr<const Classification> classify(std::string_view sql, Operation op);
+
+    std::size_t size() const noexcept { return index_.size(); }
+    std::size_t capacity() const noexcept { return capacity_; }
+
+private:
+    using Entry = std::pair<std::string, std::shared_ptr<const Classification>>;  // key, value
+    std::size_t capacity_;
+    std::list<Entry> lru_;                                                    ///< most recently used first
+    std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;  ///< views into lru_ keys
+};
+
+}  // namespace regiond::daemon::pg
