@@ -316,8 +316,10 @@ private:
                 }
             }
         }
+        // SET LOCAL search_path = pg_temp, ...: CREATE then makes temp objects.
         if (parent != nullptr && parent->kind == NodeKind::variable_set_stmt && n.field == Field::args &&
-            n.kind == NodeKind::a_const && lower(n.text).find("pg_temp") != std::string::npos)
+            n.kind == NodeKind::a_const && f.name == "search_path" &&
+            lower(n.text).find("pg_temp") != std::string::npos)
             f.flags |= kSearchPathTemp;
         if (n.kind == NodeKind::func_call && !calls_.empty()) {
             judge_call(calls_.back(), f);

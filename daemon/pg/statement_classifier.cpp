@@ -37,7 +37,7 @@ std::string set_refusal(const StatementFacts& f, Operation op) {
         return "SET SESSION CHARACTERISTICS would change every later transaction of the pooled connection: use SET "
                "TRANSACTION in a write for its own transaction";
     }
-    if (f.kind == "VAR_SET_MULTI" && name == "transaction") {
+    if (f.kind == "VAR_SET_MULTI" && (name == "transaction" || name == "transaction snapshot")) {
         if (op == Operation::read)
             return "SET TRANSACTION in a read could lift its read-only mode: a read always runs read-only; send it "
                    "as a write to choose the transaction's characteristics";

@@ -125,6 +125,8 @@ TEST_CASE("transaction characteristics: SET TRANSACTION only in writes, never fo
     CHECK(contains(refusal("set transaction read write", kRead), "read-only"));
 
     check("set transaction isolation level serializable", kWrite, Expect::allowed);
+    check("set transaction snapshot '00000003-0000001B-1'", kWrite, Expect::allowed);
+    check("set transaction snapshot '00000003-0000001B-1'", kRead, Expect::refused);
     check("set local transaction_isolation = 'repeatable read'", kWrite, Expect::allowed);
 
     both("set session characteristics as transaction read write", Expect::refused);
@@ -184,6 +186,7 @@ TEST_CASE("temp objects reset the connection unless they are dropped at commit",
 
     // search_path that puts pg_temp first makes CREATE create a temp object.
     check("set local search_path = pg_temp, public", kWrite, Expect::reset_after);
+    check("set local application_name = 'pg_temp'", kWrite, Expect::allowed);
     check("select set_config('search_path', 'pg_temp', true)", kWrite, Expect::reset_after);
     check("select set_config('search_path', $1, true)", kWrite, Expect::reset_after);
     check("select set_config('search_path', 'app, public', true)", kWrite, Expect::allowed);
