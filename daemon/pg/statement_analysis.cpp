@@ -304,6 +304,12 @@ private:
     void end_node(const Node& n) {
         StatementFacts& f = facts();
         Node* parent = nodes_.empty() ? nullptr : &nodes_.back();
+        // A call is judged, and its Call popped, before it is reported to its
+        // parent: calls_.back() must then be the parent's (a call as an argument).
+        if (n.kind == NodeKind::func_call && !calls_.empty()) {
+            judge_call(calls_.back(), f);
+            calls_.pop_back();
+        }
         if (n.kind == NodeKind::string && n.index == 0 && is_pg_temp(n.text)) f.flags |= kPgTempName;
         if (parent != nullptr && parent->kind == NodeKind::func_call && !calls_.empty()) {
             Call& call = calls_.back();
@@ -321,10 +327,6 @@ private:
             n.kind == NodeKind::a_const && f.name == "search_path" &&
             lower(n.text).find("pg_temp") != std::string::npos)
             f.flags |= kSearchPathTemp;
-        if (n.kind == NodeKind::func_call && !calls_.empty()) {
-            judge_call(calls_.back(), f);
-            calls_.pop_back();
-        }
     }
 
     static void judge_call(const Call& call, StatementFacts& f) {

@@ -210,6 +210,10 @@ TEST_CASE("set_config: only a literal true is transaction-scoped", "[classifier]
                             "select set_config(setting_name => 'app.x', new_value => 'y', is_local => true)"}) {
         both(sql, Expect::reset_after);
     }
+    // Calls as arguments of calls: each is judged by its own arguments.
+    check("select concat(1, 2, 3, set_config('a.b', 'c', true))", kWrite, Expect::allowed);
+    check("select set_config('a.b', lower('C'), true)", kWrite, Expect::allowed);
+    check("select set_config('a.b', 'c', (select true))", kWrite, Expect::reset_after);
     // A read cannot lift its read-only mode through set_config either.
     CHECK(contains(refusal("select set_config('transaction_read_only', 'off', true)", kRead), "read-only"));
     check("select set_config('transaction_isolation', 'serializable', true)", kWrite, Expect::allowed);
