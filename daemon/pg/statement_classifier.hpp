@@ -68,6 +68,9 @@ struct Classification {
 /// $n such as $0 or $70000, a tree nested deeper than PostgreSQL would analyse)
 /// gives parsed == true and a refusal; so does a text with no statement.
 /// Needs sql::kInlineStack (2 MiB) of free stack on the calling thread.
+/// Thread-safe (libpg_query keeps its state per thread). Its cost grows with the
+/// text: ~10 us for a one-table SELECT, ~100 ns per byte for a large multi-row
+/// INSERT, up to ~2 us per byte for a deeply nested expression (bench/).
 Classification classify(std::string_view sql, Operation op);
 
 /// classify() behind an LRU cache keyed by (op, sql), shared by every endpoint
