@@ -81,7 +81,8 @@ struct Analysis {
 
 /// Parse trees nested deeper than this (JSON containers) are not walked:
 /// Analysis::Status::bad_input. About 30k expression levels; PostgreSQL's own
-/// analysis stops far earlier (max_stack_depth).
+/// analysis stops far earlier (`select 1+1+...` of 5000 levels: "stack depth
+/// limit exceeded" with the default max_stack_depth of 2 MB, measured).
 inline constexpr std::size_t kMaxJsonDepth = 60000;
 
 /// The highest $n the protocol allows.
