@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   1. install what is missing (apt-get), 2. build (plain and sanitizer),
-#   3. unit tests in both builds, 4. a fresh local cluster (fast WAN profile) in
-#   its own run directory and ports, 5. integration tests against it,
-#   6. tear the cluster down, also when a test failed.
+#   3. unit tests in both builds, 4. the libFuzzer targets (clang build in
+#   build-fuzz/), each for FUZZ_SECONDS (default 15) from its seed corpus,
+#   5. a fresh local cluster (fast WAN profile) in its own run directory and
+#   ports, 6. integration tests against it, 7. tear the cluster down, also when
+#   a test failed.
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -45,6 +47,65 @@ failed=0
 run_suite "unit tests" build unit || failed=1
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite "unit tests under address+undefined sanitizers" build-asan unit || failed=1
+
+# Each fuzz target counts as one test (a line in the testlog format the summary
+# reads): OK when it ran FUZZ_SECONDS without a crash, a leak, a timeout or a
+# broken invariant. JOBS targets run at a time (each is one process). New
+# corpus entries go to build-fuzz/fuzz-corpus/<target> (kept between runs),
+# crashing inputs to build-fuzz/fuzz-crashes/ (docs/fuzzing.md).
+step "fuzz targets (build-fuzz/, ${FUZZ_SECONDS:-15} s each, $JOBS at a time)"
+fuzz_seconds=${FUZZ_SECONDS:-15}
+fuzz_build=0
+fuzz_options=(-Dfuzz=enabled -Dtests=disabled -Dbench=disabled -Dintegration_tests=false --buildtype=plain)
+if [[ -f build-fuzz/build.ninja ]]; then
+  CC=clang CXX=clang++ meson setup --reconfigure build-fuzz "${fuzz_options[@]}" || fuzz_build=1
+else
+  CC=clang CXX=clang++ meson setup build-fuzz "${fuzz_options[@]}" || fuzz_build=1
+fi
+[[ $fuzz_build == 0 ]] && { meson compile -C build-fuzz -j "$JOBS" || fuzz_build=1; }
+mkdir -p build-fuzz/fuzz-crashes build-fuzz/fuzz-results
+rm -f build-fuzz/fuzz-results/*
+
+run_fuzz_target() { # TARGET: runs it, writes build-fuzz/fuzz-results/TARGET as a testlog line
+  local target=$1 exe=build-fuzz/tests/fuzz/fuzz_$1 result=FAIL started elapsed_ms dict=()
+  started=$(date +%s%N)
+  mkdir -p "build-fuzz/fuzz-corpus/$target"
+  [[ -f tests/fuzz/$target.dict ]] && dict=(-dict="tests/fuzz/$target.dict")
+  if [[ -x $exe ]] && "$exe" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
+      -artifact_prefix="build-fuzz/fuzz-crashes/$target-" \
+      "build-fuzz/fuzz-corpus/$target" "tests/fuzz/corpus/$target" >"build-fuzz/fuzz-$target.log" 2>&1; then
+    result=OK
+  fi
+  elapsed_ms=$((($(date +%s%N) - started) / 1000000))
+  printf '{"name": "fuzz/%s", "result": "%s", "duration": %d.%03d}\n' "$target" "$result" \
+    $((elapsed_ms / 1000)) $((elapsed_ms % 1000)) >"build-fuzz/fuzz-results/$target"
+}
+
+fuzz_targets=()
+for corpus in tests/fuzz/corpus/*/; do fuzz_targets+=("$(basename "$corpus")"); done
+if [[ $fuzz_build == 0 ]]; then
+  for target in "${fuzz_targets[@]}"; do
+    while (($(jobs -rp | wc -l) >= JOBS)); do wait -n || true; done
+    run_fuzz_target "$target" &
+  done
+  wait || true
+fi
+: >build-fuzz/testlog-fuzz.json
+for target in "${fuzz_targets[@]}"; do
+  if [[ -f build-fuzz/fuzz-results/$target ]]; then
+    cat "build-fuzz/fuzz-results/$target" >>build-fuzz/testlog-fuzz.json
+  else
+    printf '{"name": "fuzz/%s", "result": "FAIL", "duration": 0}\n' "$target" >>build-fuzz/testlog-fuzz.json
+  fi
+  if grep -q '"result": "OK"' "build-fuzz/fuzz-results/$target" 2>/dev/null; then
+    echo "fuzz/$target: OK"
+  else
+    failed=1
+    echo "fuzz/$target: FAILED (build-fuzz/fuzz-$target.log, build-fuzz/fuzz-crashes/)"
+    tail -n 30 "build-fuzz/fuzz-$target.log" 2>/dev/null || echo "  (not built)"
+  fi
+done
+results+=("build-fuzz/testlog-fuzz.json")
 
 step "local cluster (fast profile)"
 export REGIOND_CLUSTER_DIR

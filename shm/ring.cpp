@@ -227,20 +227,23 @@ PopResult RingConsumer::try_pop(std::span<std::byte> out) noexcept {
         const std::uint64_t offset = tail_ & mask;
         const std::uint64_t to_end = capacity_ - offset;  // >= 8, multiple of 8
 
-        // Copy the header out once and validate the copy: the peer may be changing
-        // the bytes under us, so they are never read twice.
-        RecordPrefix prefix;
-        std::memcpy(&prefix, data_ + offset, sizeof prefix);
-        if (prefix.kind == static_cast<std::uint16_t>(RecordKind::padding)) {
+        // Copy the header out once and validate only the copy: the peer may be
+        // changing the bytes under us, so each header byte is read exactly once.
+        // Only 8 bytes may be left before the end, where just a padding record
+        // (its 8-byte prefix) fits, so that is all that is copied there.
+        static_assert(offsetof(RecordHeader, size) == offsetof(RecordPrefix, size) &&
+                      offsetof(RecordHeader, kind) == offsetof(RecordPrefix, kind) &&
+                      offsetof(RecordHeader, flags) == offsetof(RecordPrefix, flags));
+        RecordHeader header{};
+        std::memcpy(&header, data_ + offset, to_end < sizeof header ? sizeof(RecordPrefix) : sizeof header);
+        if (header.kind == static_cast<std::uint16_t>(RecordKind::padding)) {
             // Legal only away from offset 0, with size/flags 0, and fully published.
-            if (offset == 0 || prefix.size != 0 || prefix.flags != 0 || available < to_end) return fail();
+            if (offset == 0 || header.size != 0 || header.flags != 0 || available < to_end) return fail();
             tail_ += to_end;
             publish_tail();
             continue;
         }
         if (to_end < sizeof(RecordHeader)) return fail();  // only padding fits there
-        RecordHeader header;
-        std::memcpy(&header, data_ + offset, sizeof header);
         if (header.kind > kMaxRecordKind || header.size > max_payload()) return fail();
         const std::uint64_t footprint = record_footprint(header.size);
         if (footprint > to_end || footprint > available) return fail();

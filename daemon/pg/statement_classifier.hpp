@@ -54,35 +54,65 @@ struct Classification {
     std::vector<StatementClass> statements;
     /// "" or the request's refusal: the first refused statement, with its
     /// position when there are several ("statement 2 of 3: BEGIN is ..."), or a
-    /// read of several statements. Nothing is sent when it is set.
+    /// read of several statements. Nothing is sent when it is set (it is never
+    /// set together with parsed == false).
     std::string refusal;
     bool changes_session = false;  ///< any statement does
     bool batchable = false;        ///< one statement, and it is a plain query
 };
 
 /// Classifies `sql` as `op`. Pure; never throws for any input (std::bad_alloc
-/// aside); a text the parser rejects gives parsed == false.
+/// aside) and never crashes on any (a parse of a deep text runs on a helper
+/// thread with a stack big enough; see sql_parser.hpp); a text the parser
+/// rejects gives parsed == false. Text regiond cannot check (a NUL byte, a bad
+/// $n such as $0 or $70000, a tree nested deeper than PostgreSQL would analyse)
+/// gives parsed == true and a refusal; so does a text with no statement.
+/// Needs sql::kInlineStack (2 MiB) of free stack on the calling thread.
+/// Thread-safe (libpg_query keeps its state per thread). Its cost grows with the
+/// text: ~10 us for a one-table SELECT, ~100 ns per byte for a large multi-row
+/// INSERT, up to ~2 us per byte for a deeply nested expression (bench/).
 Classification classify(std::string_view sql, Operation op);
 
 /// classify() behind an LRU cache keyed by (op, sql), shared by every endpoint
 /// of a daemon. Entries are immutable and shared: a caller may keep one after
 /// it has been evicted.
+///
+/// Not thread-safe, by design: the daemon's loop thread is its only user, so it
+/// takes no lock. Memory is bounded twice: at most `capacity` entries and about
+/// `max_bytes` of texts and classifications (a few large texts evict many small
+/// ones); a text longer than kMaxCachedText is classified on every call and never
+/// cached (such texts are rarely repeated, and one would cost as much as 500
+/// typical entries).
 class StatementClassifier {
 public:
-    explicit StatementClassifier(std::size_t capacity = 4096);
+    static constexpr std::size_t kMaxCachedText = std::size_t{64} << 10;
+
+    explicit StatementClassifier(std::size_t capacity = 4096, std::size_t max_bytes = std::size_t{32} << 20);
     StatementClassifier(const StatementClassifier&) = delete;
     StatementClassifier& operator=(const StatementClassifier&) = delete;
 
     std::shared_ptr<const Classification> classify(std::string_view sql, Operation op);
 
-    std::size_t size() const noexcept { return index_.size(); }
+    std::size_t size() const noexcept { return lru_.size(); }
     std::size_t capacity() const noexcept { return capacity_; }
+    std::size_t bytes() const noexcept { return bytes_; }  ///< what the entries cost, as counted against max_bytes
 
 private:
-    using Entry = std::pair<std::string, std::shared_ptr<const Classification>>;  // key, value
+    struct Entry {
+        std::string sql;
+        Operation op;
+        std::shared_ptr<const Classification> value;
+        std::size_t bytes;
+    };
+    static std::size_t cost(const Entry& e);
+
     std::size_t capacity_;
-    std::list<Entry> lru_;                                                    ///< most recently used first
-    std::unordered_map<std::string_view, std::list<Entry>::iterator> index_;  ///< views into lru_ keys
+    std::size_t max_bytes_;
+    std::size_t bytes_ = 0;
+    std::list<Entry> lru_;  ///< most recently used first
+    /// Per operation (read, write): views of the lru_ entries' texts (list nodes
+    /// never move), so a lookup hashes the caller's text without copying it.
+    std::unordered_map<std::string_view, std::list<Entry>::iterator> index_[2];
 };
 
 }  // namespace regiond::daemon::pg

@@ -98,9 +98,9 @@ TEST_CASE("explicit transaction control is recognised", "[statements][txn]") {
         {"abort", "ABORT"},
         {"savepoint s1", "SAVEPOINT"},
         {"release savepoint s1", "RELEASE SAVEPOINT"},
-        {"rollback to savepoint s1", "ROLLBACK"},
+        {"rollback to savepoint s1", "ROLLBACK TO SAVEPOINT"},
         {"prepare transaction 'x'", "PREPARE TRANSACTION"},
-        {"commit prepared 'x'", "COMMIT"},
+        {"commit prepared 'x'", "COMMIT PREPARED"},
         {"/* why */ commit", "COMMIT"},
     };
     for (const auto& [sql, expected] : cases) {

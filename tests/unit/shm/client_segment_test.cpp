@@ -183,20 +183,64 @@ TEST_CASE("client refuses malformed or unsealed segments", "[client]") {
     }
 }
 
-TEST_CASE("daemon side ignores what the client writes into the header", "[client][hostile]") {
-    auto owner = ClientSegmentOwner::create(small_options());
+TEST_CASE("what a client writes into the header cannot change the rings the daemon uses", "[client][hostile]") {
+    auto owner = ClientSegmentOwner::create(small_options());  // requests 4096, responses 8192
     REQUIRE(owner);
-    ClientView hostile(owner->fd(), owner->geometry().total_size);
-    // The client scribbles over the header: the daemon never reads it back.
-    std::memset(hostile.base, 0xFF, sizeof(ClientHeader));
-    REQUIRE(owner->responses().try_push(RecordKind::response, kRecordFlagLast, 1, bytes_of("still fine")));
-    CHECK(owner->geometry().request_ring_capacity == 4096);
+    const ClientGeometry real = owner->geometry();
+    ClientView hostile(owner->fd(), real.total_size);
+    auto* request_control = shared_at<RingControl>(hostile.base + real.request_ring_offset);
+    auto* response_control = shared_at<RingControl>(hostile.base + real.response_ring_offset);
 
-    // Garbage counters in the request ring are caught by the ring's validation.
-    auto* ctl = shared_at<RingControl>(hostile.base + owner->geometry().request_ring_offset);
-    ctl->head.store(0xFFFFFFFFFFFFFF00ull);
-    std::vector<std::byte> buf(4096);
+    // The client rewrites every geometry field it can reach: the header points the
+    // request ring at the response ring and claims 1 GiB rings, and the rings'
+    // own (informational) capacity words claim the same.
+    ClientHeader& h = hostile.header();
+    h.request_ring_offset = real.response_ring_offset;
+    h.response_ring_offset = real.request_ring_offset;
+    h.request_ring_capacity = kMaxRingCapacity;
+    h.response_ring_capacity = kMaxRingCapacity;
+    h.total_size = std::uint64_t{1} << 40;
+    request_control->capacity = kMaxRingCapacity;
+    response_control->capacity = kMaxRingCapacity;
+
+    // Responses: the daemon still limits records to its own 8192-byte ring. With
+    // the claimed 1 GiB it would accept the larger record and write past the ring.
+    const std::uint32_t max_response = ring_max_payload(real.response_ring_capacity);
+    CHECK(owner->responses().max_payload() == max_response);
+    const std::vector<std::byte> big(max_response + 1, std::byte{'r'});
+    CHECK(owner->responses().try_push(RecordKind::response, kRecordFlagLast, 1, big).error == RingError::too_large);
+    REQUIRE(owner->responses().try_push(RecordKind::response, kRecordFlagLast, 2,
+                                        std::span<const std::byte>(big).first(max_response)));
+
+    // Requests: a well-behaved producer at the real request ring. The daemon reads
+    // this record, not the response ring the header now points to.
+    const std::span<std::byte> request_region(hostile.base + real.request_ring_offset,
+                                              ring_region_size(real.request_ring_capacity));
+    RingProducer client_requests(request_region, real.request_ring_capacity);
+    REQUIRE(client_requests.try_push(RecordKind::request, kRecordFlagLast, 7, bytes_of("select 1")));
+    std::vector<std::byte> buf(real.total_size);
+    PopResult r = owner->requests().try_pop(buf);
+    REQUIRE(r);
+    CHECK(r.request_id == 7);
+    CHECK(r.kind == RecordKind::request);
+    CHECK(string_of({buf.data(), r.size}) == "select 1");
+
+    // A record larger than the real ring allows (but small for the claimed 1 GiB)
+    // is corruption to the daemon: it validates against its own capacity.
+    const std::uint32_t too_big = ring_max_payload(real.request_ring_capacity) + 8;
+    const std::uint64_t tail = request_control->tail.load();
+    const RecordHeader forged{too_big, static_cast<std::uint16_t>(RecordKind::request), kRecordFlagLast, 8};
+    std::memcpy(hostile.base + real.request_ring_offset + sizeof(RingControl) + (tail % real.request_ring_capacity),
+                &forged, sizeof forged);
+    request_control->head.store(tail + record_footprint(too_big));
     CHECK(owner->requests().try_pop(buf).error == RingError::corrupt);
+
+    // Garbage counters are caught by the ring's validation as well.
+    auto fresh = ClientSegmentOwner::create(small_options());
+    REQUIRE(fresh);
+    ClientView other(fresh->fd(), fresh->geometry().total_size);
+    shared_at<RingControl>(other.base + fresh->geometry().request_ring_offset)->head.store(0xFFFFFFFFFFFFFF00ull);
+    CHECK(fresh->requests().try_pop(buf).error == RingError::corrupt);
 }
 
 TEST_CASE("fd passing over a socketpair", "[fd]") {

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -407,14 +408,32 @@ TEST_CASE("need-wake-up flag protocol", "[ring][wakeup]") {
     }
     SECTION("a sleeping consumer is woken by another thread's push") {
         REQUIRE(pop(c, out));
+        // The producer pushes once the consumer has asked for a wake-up (its flag
+        // is up, and nothing is in the ring, so it stays up until a push or the
+        // consumer's timeout): that push must report needs_wakeup, and only the
+        // wake it triggers gets the consumer out of its 5 s wait.
+        std::atomic<bool> saw_flag{false};
+        std::atomic<bool> needs_wakeup{false};
         std::thread producer([&] {
-            std::this_thread::sleep_for(20ms);
+            const auto deadline = std::chrono::steady_clock::now() + 5s;
+            while (mem.control().consumer_sleeping.load(std::memory_order_acquire) == 0 &&
+                   std::chrono::steady_clock::now() < deadline)
+                std::this_thread::yield();
+            saw_flag = mem.control().consumer_sleeping.load(std::memory_order_acquire) == 1;
             const PushResult r = p.try_push(RecordKind::request, 0, 9, payload_of(8, 1));
+            needs_wakeup = r.needs_wakeup;
             if (r.needs_wakeup) p.futex_waker().wake();
         });
         AdaptiveSpinner no_spin(0);
-        CHECK(c.wait(&no_spin, 5s) == WaitResult::ready);
+        const auto start = std::chrono::steady_clock::now();
+        const WaitResult waited = c.wait(&no_spin, 5s);
+        const auto waited_for = std::chrono::steady_clock::now() - start;
         producer.join();
+        CHECK(saw_flag);
+        CHECK(needs_wakeup);
+        CHECK(waited == WaitResult::ready);
+        CHECK(waited_for < 5s);  // woken, not timed out (5 s is the lost-wake-up bound, not a timing)
+        CHECK(mem.control().consumer_sleeping.load() == 0);
         REQUIRE(pop(c, out).request_id == 9);
     }
 }
