@@ -20,6 +20,7 @@ namespace {
 constexpr auto kHeartbeatPeriod = std::chrono::milliseconds(50);  // StateHeader: every <= 100 ms
 constexpr unsigned kPublishEvery = 4;                             // heartbeats between table refreshes
 constexpr auto kStatusPeriod = std::chrono::seconds(1);
+constexpr auto kStatusCoalesce = std::chrono::milliseconds(100);
 constexpr auto kStaleHeartbeat = std::chrono::seconds(2);
 
 void copy_name(char (&out)[shm::kNameCapacity], const std::string& text) {
@@ -128,7 +129,11 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
         std::make_unique<Dispatcher>(loop_, DispatchSettings::from(config_), *backends_, *client_server_, stats_);
     client_server_->set_handler(dispatcher_.get());
     client_server_->set_spin_allowed([this] { return dispatcher_->pending() == 0; });
-    client_server_->on_clients_changed([this] { tick_status(); });
+    // STATUS follows the client count soon, but at most every 100 ms however
+    // fast clients come and go.
+    client_server_->on_clients_changed([this] {
+        if (!status_soon_.pending()) status_soon_ = loop_.timer(kStatusCoalesce, [this] { tick_status(); });
+    });
     if (auto listening = client_server_->listen(); !listening) return fail(1, listening.error().message);
 
     admin_ = std::make_unique<AdminServer>(loop_, UnixListenerOptions{d.admin_socket, "admin socket", 0660, group},

@@ -117,6 +117,7 @@ private:
     TimerHandle drain_timer_;
     TimerHandle heartbeat_timer_;
     TimerHandle status_timer_;
+    TimerHandle status_soon_;  ///< a STATUS after the client count changed
     TimerHandle watchdog_timer_;
 };
 
