@@ -52,10 +52,10 @@ void ClientServer::update(std::uint32_t max_clients, AccessPolicy access, Client
     for (const auto& [id, message] : refused) drop_client(id, "it is no longer admitted after the reload: " + message);
 
     // A wider cap: no release marks the crossing, so look at every waiting client.
-    for (auto it = uids_waiting_logged_.begin(); it != uids_waiting_logged_.end();) {
-        const uid_t uid = *it++;
-        if (!ledger_.uid_blocked(uid)) resume_uid(uid);
-    }
+    std::vector<uid_t> unblocked;
+    for (const auto& [uid, wait] : uid_waits_)
+        if (wait.waiting && !ledger_.uid_blocked(uid)) unblocked.push_back(uid);
+    for (uid_t uid : unblocked) resume_uid(uid);
     for (auto& [id, session] : sessions_) maybe_resume(*session);
     enforce_backlog_cap();
 }
@@ -121,12 +121,28 @@ void ClientServer::mark_hot(ClientSession& s) {
 bool ClientServer::may_take(ClientSession& s) {
     if (ledger_.client_full(s.id()) || s.output().bytes() > window_) return false;
     if (!ledger_.uid_blocked(s.uid())) return true;
-    if (uids_waiting_logged_.insert(s.uid()).second)
-        log::warning("uid " + std::to_string(s.uid()) + " has " + std::to_string(ledger_.orphans(s.uid())) +
-                     " requests of disconnected clients still running on the servers "
-                     "(daemon.max_in_flight_per_client " +
-                     std::to_string(ledger_.cap()) + "): its clients' new requests wait until they end");
+    note_uid_waits(s.uid());
     return false;
+}
+
+void ClientServer::note_uid_waits(uid_t uid) {
+    UidWait& w = uid_waits_[uid];
+    if (w.waiting) return;
+    w.waiting = true;
+    const auto now = EventLoop::Clock::now();
+    if (w.logged != EventLoop::Clock::time_point{} && now - w.logged < std::chrono::minutes(1)) {
+        ++w.unlogged;
+        return;
+    }
+    std::string line = "uid " + std::to_string(uid) + " has " + std::to_string(ledger_.orphans(uid)) +
+                       " requests of disconnected clients still running on the servers "
+                       "(daemon.max_in_flight_per_client " +
+                       std::to_string(ledger_.cap()) + "): its clients' new requests wait until they end";
+    if (w.unlogged != 0) line += " (it had to wait " + std::to_string(w.unlogged) + " more times in the last minute)";
+    log::warning(line);
+    w.logged = now;
+    w.unlogged = 0;
+    w.announce_end = true;
 }
 
 bool ClientServer::take(ClientSession& s, std::uint64_t request_id, std::span<const std::byte> bytes) {
@@ -366,10 +382,14 @@ void ClientServer::release(ClientId client) {
 }
 
 void ClientServer::resume_uid(uid_t uid) {
-    if (uids_waiting_logged_.erase(uid) != 0)
-        log::notice("uid " + std::to_string(uid) +
-                    ": fewer requests of its disconnected clients are running than "
-                    "daemon.max_in_flight_per_client now; its clients are served again");
+    if (auto it = uid_waits_.find(uid); it != uid_waits_.end() && it->second.waiting) {
+        it->second.waiting = false;
+        if (it->second.announce_end)
+            log::notice("uid " + std::to_string(uid) +
+                        ": fewer requests of its disconnected clients are running than "
+                        "daemon.max_in_flight_per_client now; its clients are served again");
+        it->second.announce_end = false;
+    }
     for (auto& [id, session] : sessions_)
         if (session->uid() == uid) maybe_resume(*session);
 }

@@ -52,7 +52,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -130,9 +129,10 @@ private:
 
     ClientSession* find(ClientId id);
     void service(ClientSession& session);
-    /// Whether the client may have one more request in flight now; logs (once
-    /// per episode) why a uid's clients wait for its orphans.
+    /// Whether the client may have one more request in flight now; notes (and
+    /// logs, see UidWait) why a uid's clients wait for its orphans.
     bool may_take(ClientSession& session);
+    void note_uid_waits(uid_t uid);
     /// Counts, decodes and hands over one request; false when the client was dropped.
     bool take(ClientSession& session, std::uint64_t request_id, std::span<const std::byte> bytes);
     /// Spins (spinner_'s budget) until a hot, unpaused ring has data.
@@ -163,9 +163,17 @@ private:
     Acceptor acceptor_;
     std::unordered_map<ClientId, std::shared_ptr<ClientSession>> sessions_;
     InFlightLedger ledger_;
-    std::set<uid_t> uids_waiting_logged_;  ///< uids whose wait for their orphans was logged
-    std::size_t backlog_total_ = 0;        ///< sum of every session's output().bytes()
-    std::size_t window_;                   ///< stream_window(ring_size)
+    /// A uid whose sessions wait for its orphans. Logged at most once a minute
+    /// per uid, however often a flood makes it wait and go on again.
+    struct UidWait {
+        bool waiting = false;
+        bool announce_end = false;  ///< this wait was logged: log its end too
+        std::size_t unlogged = 0;   ///< waits since the last log line
+        EventLoop::Clock::time_point logged{};
+    };
+    std::unordered_map<uid_t, UidWait> uid_waits_;
+    std::size_t backlog_total_ = 0;  ///< sum of every session's output().bytes()
+    std::size_t window_;             ///< stream_window(ring_size)
     std::vector<ClientId> hot_;
     std::vector<shm::RingConsumer*> spin_rings_;  // scratch for before_block()
     shm::AdaptiveSpinner spinner_;

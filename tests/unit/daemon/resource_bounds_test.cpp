@@ -171,11 +171,25 @@ TEST_CASE("orphans: the jobs of a client that went away count against its uid", 
     f.local_replica().complete(job_of(f.local_replica(), "select next").id,
                                ok_outcome("eu-west-1/replica", {"v"}, {{"x"}}, kMaxChunk));
     REQUIRE(next->wait_response(*d, 1));
-    const auto count = std::count_if(f.logs.begin(), f.logs.end(), [](const std::string& l) {
-        return l.find("disconnected clients still running") != l.npos;
-    });
-    CHECK(count == 1);  // logged once, not per attempt
+    const auto warnings = [&] {
+        return std::count_if(f.logs.begin(), f.logs.end(), [](const std::string& l) {
+            return l.find("disconnected clients still running") != l.npos;
+        });
+    };
+    CHECK(warnings() == 1);  // logged once, not per attempt
     CHECK(f.logged("its clients are served again"));
+
+    // A flood makes the uid wait again and again: not a log line each time.
+    auto again = TestClient::connect(*d, d->config().daemon.socket);
+    again->send(1, shm::Op::read_local, "select again 1");
+    again->send(2, shm::Op::read_local, "select again 2");
+    REQUIRE(run_until(*d, [&] { return has_job(f.local_replica(), "select again 2"); }));
+    again.reset();
+    REQUIRE(run_until(*d, [&] { return d->orphaned_requests() == 3; }));  // one of the first two still runs
+    next->send(2, shm::Op::read_local, "select next 2");
+    turn(*d);
+    CHECK_FALSE(has_job(f.local_replica(), "select next 2"));
+    CHECK(warnings() == 1);
 }
 
 TEST_CASE("streaming: chunks reach the client as they come; a full window pauses the job until it drains",
