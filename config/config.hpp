@@ -37,11 +37,26 @@ struct DaemonSection {
 
     // Extensions to the contract in API.md.
     std::uint32_t max_clients = 256;
-    std::uint64_t max_request = 8 * MiB;
+    // At most one record of the request ring: ring_size / 2 - 16 bytes.
+    std::uint64_t max_request = 256 * KiB;
     std::chrono::nanoseconds request_timeout = std::chrono::seconds{30};
     std::chrono::nanoseconds drain_timeout = std::chrono::seconds{10};
     std::uint64_t ring_size = 1 * MiB;  // a power of two
+
+    // Resource bounds per client and in total (docs/configuration.md).
+    // Requests of one client counted from when the daemon takes them until the
+    // server has finished them; also the cap on a uid's orphaned requests.
+    std::uint32_t max_in_flight_per_client = 256;
+    std::uint64_t max_result = 256 * MiB;   // encoded bytes of one result
+    std::uint64_t max_backlog = 256 * MiB;  // response bytes queued beyond the rings, all clients
+    std::chrono::nanoseconds max_request_timeout = std::chrono::minutes{5};  // >= request_timeout
 };
+
+// The largest request payload one record of a ring of `ring_size` carries
+// (shm::ring_max_payload; repeated here so config/ does not depend on shm/).
+constexpr std::uint64_t ring_record_limit(std::uint64_t ring_size) noexcept {
+    return ring_size / 2 - 16;
+}
 
 struct CacheSection {
     std::uint64_t memory = 64 * MiB;

@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "config/duration.hpp"
 #include "config/key_path.hpp"
 #include "config/local_names.hpp"
 #include "config/quote.hpp"
@@ -68,6 +69,55 @@ void resolve_client_group(TableReader& daemon, DaemonSection& out, bool group_ok
                             "the default " + gid.error() + advice);
 }
 
+// True when `key` is absent (its default is valid) or `read` stored a valid value.
+template <class Read>
+bool read_or_default(TableReader& table, std::string_view key, Read&& read) {
+    return table.find(key) == nullptr || read();
+}
+
+// Reports a problem that involves two keys at the first of them the file sets
+// (at the table when it sets neither).
+void error_at_either(TableReader& table, std::string_view first, std::string_view second, const std::string& message) {
+    const toml::node* node = table.find(first);
+    std::string_view key = first;
+    if (node == nullptr) {
+        node = table.find(second);
+        key = second;
+    }
+    if (node == nullptr) {
+        table.sink().error(table.place().where, table.path_of(first), message);
+        return;
+    }
+    table.sink().error(node->source(), table.path_of(key), message);
+}
+
+std::string set_or_default(TableReader& table, std::string_view key) {
+    return table.find(key) == nullptr ? " (the default)" : "";
+}
+
+// A request travels in one record of the client's request ring: a larger
+// max_request could never be sent.
+void check_request_fits_ring(TableReader& daemon, const DaemonSection& out) {
+    const std::uint64_t limit = ring_record_limit(out.ring_size);
+    if (out.max_request <= limit) return;
+    error_at_either(daemon, "max_request", "ring_size",
+                    "daemon.max_request " + format_size(out.max_request) + set_or_default(daemon, "max_request") +
+                        " does not fit one record of the request ring: with daemon.ring_size " +
+                        format_size(out.ring_size) + set_or_default(daemon, "ring_size") +
+                        " the largest allowed value is \"" + format_size(limit) +
+                        "\" (ring_size / 2 - 16 bytes); lower max_request or raise ring_size");
+}
+
+// The default timeout is one a client could ask for, so the cap must allow it.
+void check_timeout_within_cap(TableReader& daemon, const DaemonSection& out) {
+    if (out.request_timeout <= out.max_request_timeout) return;
+    error_at_either(daemon, "max_request_timeout", "request_timeout",
+                    "daemon.request_timeout " + format_duration(out.request_timeout) +
+                        set_or_default(daemon, "request_timeout") + " is above daemon.max_request_timeout " +
+                        format_duration(out.max_request_timeout) + set_or_default(daemon, "max_request_timeout") +
+                        "; max_request_timeout must be at least request_timeout");
+}
+
 void read_allowed_uids(TableReader& daemon, DaemonSection& out) {
     const toml::node* node = daemon.find("allowed_uids");
     if (node == nullptr) return;
@@ -112,10 +162,23 @@ const toml::node* read_daemon(TableReader& top, DaemonSection& out) {
     read_allowed_uids(daemon, out);
 
     daemon.integer("max_clients", out.max_clients, 1, 65536);
-    daemon.size("max_request", out.max_request, 4 * KiB, 1 * GiB);
-    daemon.duration("request_timeout", out.request_timeout, milliseconds(1), hours(1));
+    const bool request_ok = read_or_default(
+        daemon, "max_request", [&] { return daemon.size("max_request", out.max_request, 4 * KiB, 1 * GiB); });
+    const bool timeout_ok = read_or_default(daemon, "request_timeout", [&] {
+        return daemon.duration("request_timeout", out.request_timeout, milliseconds(1), hours(1));
+    });
     daemon.duration("drain_timeout", out.drain_timeout, seconds(0), minutes(10));
-    daemon.size("ring_size", out.ring_size, 64 * KiB, 256 * MiB, power_of_two_problem);
+    const bool ring_ok = read_or_default(daemon, "ring_size", [&] {
+        return daemon.size("ring_size", out.ring_size, 64 * KiB, 256 * MiB, power_of_two_problem);
+    });
+    daemon.integer("max_in_flight_per_client", out.max_in_flight_per_client, 1, 65536);
+    daemon.size("max_result", out.max_result, 64 * KiB, 16 * GiB);
+    daemon.size("max_backlog", out.max_backlog, 1 * MiB, 64 * GiB);
+    const bool max_timeout_ok = read_or_default(daemon, "max_request_timeout", [&] {
+        return daemon.duration("max_request_timeout", out.max_request_timeout, milliseconds(1), hours(24));
+    });
+    if (request_ok && ring_ok) check_request_fits_ring(daemon, out);
+    if (timeout_ok && max_timeout_ok) check_timeout_within_cap(daemon, out);
 
     daemon.finish();
     return region_ok ? daemon.find("region") : nullptr;

@@ -14,7 +14,7 @@
 #include "daemon/access_policy.hpp"
 #include "daemon/admin_command.hpp"
 #include "daemon/event_loop.hpp"
-#include "daemon/instance_guard.hpp"
+#include "daemon/unix_listener.hpp"
 #include "shm/unique_fd.hpp"
 
 namespace regiond::daemon {

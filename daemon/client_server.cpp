@@ -1,260 +1,75 @@
 #include "daemon/client_server.hpp"
 
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
+#include "config/config.hpp"
+#include "daemon/backlog.hpp"
 #include "daemon/log.hpp"
 #include "daemon/text.hpp"
-#include "shm/fd_passing.hpp"
-#include "shm/handshake.hpp"
+#include "shm/base/size_text.hpp"
 
 namespace regiond::daemon {
-namespace {
 
-std::string sanitized_name(const char (&raw)[48]) {
-    std::string name;
-    for (char c : raw) {
-        if (c == '\0') break;
-        name += (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) ? '?' : c;
-    }
-    return name;
-}
-
-void copy_text(char* out, std::size_t capacity, std::string_view text) {
-    const std::size_t n = std::min(text.size(), capacity - 1);
-    std::memcpy(out, text.data(), n);
-    out[n] = '\0';
-}
-
-shm::WelcomeMessage make_welcome(shm::WelcomeStatus status, std::string_view message) {
-    shm::WelcomeMessage welcome{};
-    std::memcpy(welcome.magic, shm::kWelcomeMagic, sizeof welcome.magic);
-    welcome.protocol_version = shm::kProtocolVersion;
-    welcome.status = static_cast<std::uint32_t>(status);
-    copy_text(welcome.message, sizeof welcome.message, message);
-    return welcome;
-}
-
-}  // namespace
+// config/ checks max_request against the ring with its own copy of the rule.
+static_assert(config::ring_record_limit(1u << 20) == shm::ring_max_payload(1u << 20));
 
 ClientServer::ClientServer(EventLoop& loop, ClientServerSettings settings, Stats& stats)
-    : loop_(loop), settings_(std::move(settings)), stats_(stats), spinner_(settings_.spin_max) {
-    request_buffer_.resize(std::min<std::uint64_t>(settings_.max_request, max_payload()));
+    : loop_(loop),
+      settings_(std::move(settings)),
+      stats_(stats),
+      acceptor_(
+          loop, settings_.acceptor, [this] { return sessions_.size(); },
+          [this](NewClient&& client) { add_session(std::move(client)); }),
+      ledger_(settings_.limits.max_in_flight_per_client),
+      window_(stream_window(settings_.acceptor.ring_size)),
+      spinner_(settings_.spin_max),
+      scope_(loop) {
+    request_buffer_.resize(effective_max_request());
 }
 
-ClientServer::~ClientServer() {
-    for (auto& [id, session] : sessions_) {
-        loop_.remove(session->socket_fd());
-        loop_.remove(session->eventfd());
-        if (session->retry_timer != 0) loop_.cancel_timer(session->retry_timer);
-    }
-    for (auto& [fd, handshake] : handshakes_) {
-        loop_.remove(fd);
-        loop_.cancel_timer(handshake.timer);
-    }
-    if (listener_.fd) loop_.remove(listener_.fd.get());
-    listener_.close_and_unlink();
+ClientServer::~ClientServer() = default;
+
+std::uint64_t ClientServer::effective_max_request() const noexcept {
+    return std::min<std::uint64_t>(settings_.limits.max_request, shm::ring_max_payload(settings_.acceptor.ring_size));
 }
 
-std::uint32_t ClientServer::max_payload() const noexcept {
-    return shm::ring_max_payload(settings_.ring_size);
+void ClientServer::update(std::uint32_t max_clients, AccessPolicy access, ClientLimits limits) {
+    acceptor_.update(max_clients, std::move(access));
+    settings_.limits = limits;
+    ledger_.set_cap(limits.max_in_flight_per_client);
+    request_buffer_.resize(effective_max_request());
+    for (auto& [id, session] : sessions_) session->output().set_limits(OutputLimits{limits.max_stall});
+
+    // A narrower policy applies to those already connected too.
+    std::vector<std::pair<ClientId, std::string>> refused;
+    for (const auto& [id, session] : sessions_)
+        if (const AccessDecision d = check_access(session->credentials(), acceptor_.access()); !d.allowed)
+            refused.emplace_back(id, d.message);
+    for (const auto& [id, message] : refused) drop_client(id, "it is no longer admitted after the reload: " + message);
+
+    // A wider cap: no release marks the crossing, so look at every waiting client.
+    std::vector<uid_t> unblocked;
+    for (const auto& [uid, wait] : uid_waits_)
+        if (wait.waiting && !ledger_.uid_blocked(uid)) unblocked.push_back(uid);
+    for (uid_t uid : unblocked) resume_uid(uid);
+    for (auto& [id, session] : sessions_) maybe_resume(*session);
+    enforce_backlog_cap();
 }
 
-shm::Expected<void> ClientServer::listen() {
-    auto listener = listen_unix({settings_.socket_path, "client socket", settings_.mode, settings_.group});
-    if (!listener) return listener.error();
-    listener_ = std::move(*listener);
-    loop_.add(listener_.fd.get(), EPOLLIN, [this](std::uint32_t) { on_listener_readable(); });
-    accepting_ = true;
-    return {};
-}
-
-void ClientServer::stop_accepting() {
-    if (!accepting_) return;
-    accepting_ = false;
-    if (listener_.fd) loop_.remove(listener_.fd.get());
-    listener_.close_and_unlink();
-}
-
-void ClientServer::update(std::uint32_t max_clients, std::uint64_t max_request, AccessPolicy access,
-                          std::chrono::nanoseconds output_stall) {
-    settings_.max_clients = max_clients;
-    settings_.max_request = max_request;
-    settings_.access = std::move(access);
-    settings_.output_limits.max_stall = output_stall;
-    request_buffer_.resize(std::min<std::uint64_t>(settings_.max_request, max_payload()));
-}
-
-void ClientServer::pause_listener() {
-    // Out of descriptors: a level-triggered listener would spin the loop. Look
-    // again in 100 ms.
-    loop_.remove(listener_.fd.get());
-    loop_.add_timer(std::chrono::milliseconds(100), [this] {
-        if (accepting_ && listener_.fd)
-            loop_.add(listener_.fd.get(), EPOLLIN, [this](std::uint32_t) { on_listener_readable(); });
-    });
-}
-
-void ClientServer::on_listener_readable() {
-    for (int accepted = 0; accepted < 64; ++accepted) {
-        const int fd = ::accept4(listener_.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log::error(std::string("cannot accept clients: ") + std::strerror(errno) +
-                           " (raise LimitNOFILE or daemon.max_clients accordingly)");
-                pause_listener();
-            }
-            return;  // EAGAIN, or a connection that died in the backlog
-        }
-        shm::UniqueFd owned(fd);
-        if (handshakes_.size() >= settings_.max_pending_handshakes) {
-            const auto now = EventLoop::Clock::now();
-            if (now - last_refusal_log_ > std::chrono::seconds(10)) {
-                last_refusal_log_ = now;
-                log::warning("more than " + std::to_string(settings_.max_pending_handshakes) +
-                             " connections without a hello: closing new ones until they finish");
-            }
-            continue;
-        }
-        Handshake& h = handshakes_[fd];
-        h.fd = std::move(owned);
-        h.timer = loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(settings_.handshake_timeout),
-                                  [this, fd] {
-                                      if (auto found = handshakes_.find(fd); found != handshakes_.end())
-                                          found->second.timer = 0;
-                                      log::info("closed a connection that sent no hello within " +
-                                                format_duration(settings_.handshake_timeout));
-                                      end_handshake(fd);
-                                  });
-        loop_.add(fd, EPOLLIN | EPOLLRDHUP, [this, fd](std::uint32_t) { on_handshake_readable(fd); });
-    }
-}
-
-void ClientServer::end_handshake(int fd) {
-    auto it = handshakes_.find(fd);
-    if (it == handshakes_.end()) return;
-    if (it->second.timer != 0) loop_.cancel_timer(it->second.timer);
-    loop_.remove(fd);
-    handshakes_.erase(it);  // closes the socket unless it was moved into a session
-}
-
-void ClientServer::on_handshake_readable(int fd) {
-    auto it = handshakes_.find(fd);
-    if (it == handshakes_.end()) return;
-    Handshake& h = it->second;
-    const ssize_t n = ::recv(fd, h.buffer.data() + h.received, h.buffer.size() - h.received, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    if (n <= 0) {
-        end_handshake(fd);  // gone before saying hello: nothing worth a log line
-        return;
-    }
-    h.received += static_cast<std::size_t>(n);
-    if (h.received == h.buffer.size()) finish_handshake(fd);
-}
-
-void ClientServer::send_refusal(int fd, std::uint32_t status, const std::string& message) {
-    const shm::WelcomeMessage welcome = make_welcome(static_cast<shm::WelcomeStatus>(status), message);
-    // Best effort: a fresh socket's buffer takes 512 bytes; a peer that is gone
-    // does not need the answer.
-    [[maybe_unused]] const ssize_t sent = ::send(fd, &welcome, sizeof welcome, MSG_NOSIGNAL | MSG_DONTWAIT);
-    end_handshake(fd);
-}
-
-void ClientServer::finish_handshake(int fd) {
-    Handshake& h = handshakes_[fd];
-    shm::HelloMessage hello;
-    static_assert(sizeof hello == std::tuple_size_v<decltype(h.buffer)>);
-    std::memcpy(&hello, h.buffer.data(), sizeof hello);
-
-    if (std::memcmp(hello.magic, shm::kHelloMagic, sizeof hello.magic) != 0) {
-        log::info("closed a connection that is not a regiond client (bad hello)");
-        end_handshake(fd);
-        return;
-    }
-    const auto credentials = read_peer_credentials(fd);
-    if (!credentials) {
-        log::warning("closed a client connection: its credentials (SO_PEERCRED) are unavailable");
-        end_handshake(fd);
-        return;
-    }
-    const PeerCredentials& peer = *credentials;
-    using shm::WelcomeStatus;
-    if (hello.protocol_version != shm::kProtocolVersion) {
-        const std::string message = "client protocol version " + std::to_string(hello.protocol_version) +
-                                    ", this regiond speaks version " + std::to_string(shm::kProtocolVersion) +
-                                    ": use a libregiond that matches the daemon";
-        log::warning("refused pid " + std::to_string(peer.pid) + " uid " + std::to_string(peer.uid) + ": " + message);
-        send_refusal(fd, static_cast<std::uint32_t>(WelcomeStatus::version_mismatch), message);
-        return;
-    }
-    if (const AccessDecision decision = check_access(peer, settings_.access); !decision.allowed) {
-        log::warning("refused pid " + std::to_string(peer.pid) + ": " + decision.message);
-        send_refusal(fd, static_cast<std::uint32_t>(WelcomeStatus::permission_denied), decision.message);
-        return;
-    }
-    if (!accepting_) {
-        send_refusal(fd, static_cast<std::uint32_t>(WelcomeStatus::shutting_down), "regiond is shutting down");
-        return;
-    }
-    if (sessions_.size() >= settings_.max_clients) {
-        const std::string message = "regiond serves at most " + std::to_string(settings_.max_clients) +
-                                    " clients (daemon.max_clients): try again later or raise the limit";
-        log::warning("refused pid " + std::to_string(peer.pid) + " uid " + std::to_string(peer.uid) + ": " + message);
-        send_refusal(fd, static_cast<std::uint32_t>(WelcomeStatus::too_many_clients), message);
-        return;
-    }
-
-    const ClientId id = next_id_++;
-    shm::ClientSegmentOptions options;
-    options.request_capacity = settings_.ring_size;
-    options.response_capacity = settings_.ring_size;
-    options.client_id = id;
-    options.daemon_generation = settings_.generation;
-    options.daemon_wake = shm::DaemonWake::eventfd;
-    auto segment = shm::ClientSegmentOwner::create(options);
-    if (!segment) {
-        log::error("cannot serve pid " + std::to_string(peer.pid) + ": " + segment.error().message);
-        send_refusal(fd, static_cast<std::uint32_t>(WelcomeStatus::internal_error),
-                     "regiond cannot create the client segment: " + segment.error().message);
-        return;
-    }
-    shm::UniqueFd event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-    if (!event) {
-        const std::string message = std::string("regiond cannot create an eventfd: ") + std::strerror(errno);
-        log::error("cannot serve pid " + std::to_string(peer.pid) + ": " + message);
-        send_refusal(fd, static_cast<std::uint32_t>(WelcomeStatus::internal_error), message);
-        return;
-    }
-    // The daemon starts asleep on this ring: the client's first request must
-    // wake it (the ring is empty, so this always grants the sleep).
-    (void)segment->requests().prepare_sleep();
-
-    shm::WelcomeMessage welcome = make_welcome(WelcomeStatus::ok, "");
-    welcome.client_id = id;
-    welcome.daemon_generation = settings_.generation;
-    copy_text(welcome.state_segment, sizeof welcome.state_segment, settings_.state_segment);
-    const int fds[shm::kWelcomeFds] = {segment->fd(), event.get()};
-    const auto sent = shm::send_fds(fd, fds, std::as_bytes(std::span(&welcome, 1)));
-    if (!sent) {
-        log::info("client pid " + std::to_string(peer.pid) +
-                  " went away during the handshake: " + sent.error().message);
-        end_handshake(fd);
-        return;
-    }
-
-    ClientInfo info{id, peer.pid, peer.uid, sanitized_name(hello.client_name)};
-    shm::UniqueFd socket = std::move(h.fd);
-    end_handshake(fd);  // the socket was moved out: this only unregisters it
-    auto session = std::make_shared<ClientSession>(std::move(info), std::move(socket), std::move(event),
-                                                   std::move(*segment), settings_.output_limits);
+void ClientServer::add_session(NewClient&& client) {
+    auto session = std::make_shared<ClientSession>(std::move(client.info), std::move(client.credentials),
+                                                   std::move(client.socket), std::move(client.eventfd),
+                                                   std::move(client.segment), OutputLimits{settings_.limits.max_stall});
+    const ClientId id = session->id();
+    session->socket_watch =
+        loop_.watch(session->socket_fd(), EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t) { on_socket_event(id); });
+    session->eventfd_watch = loop_.watch(session->eventfd(), EPOLLIN, [this, id](std::uint32_t) { on_eventfd(id); });
+    ledger_.open(id, session->uid());
     sessions_.emplace(id, session);
-    loop_.add(session->socket_fd(), EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t) { on_socket_event(id); });
-    loop_.add(session->eventfd(), EPOLLIN, [this, id](std::uint32_t) { on_eventfd(id); });
     stats_.add(shm::Counter::clients_connected);
     log::info(session->describe() + " connected");
     if (clients_changed_) clients_changed_();
@@ -290,16 +105,8 @@ void ClientServer::on_eventfd(ClientId id) {
     std::uint64_t count = 0;
     [[maybe_unused]] const ssize_t n = ::read(s->eventfd(), &count, sizeof count);  // resets it; EAGAIN is fine
     mark_hot(*s);
-    if (!s->output().empty()) {
-        bool wake = false;
-        if (!s->flush(EventLoop::Clock::now(), wake)) {
-            drop_client(id, "its response ring is corrupt");
-            return;
-        }
-        after_output(*s, wake);
-        maybe_resume(*s);
-    }
-    service(*s);
+    flush(*s);
+    if (!s->closing && !s->paused) service(*s);
 }
 
 void ClientServer::mark_hot(ClientSession& s) {
@@ -311,15 +118,60 @@ void ClientServer::mark_hot(ClientSession& s) {
     hot_.push_back(s.id());
 }
 
+bool ClientServer::may_take(ClientSession& s) {
+    if (ledger_.client_full(s.id()) || s.output().bytes() > window_) return false;
+    if (!ledger_.uid_blocked(s.uid())) return true;
+    note_uid_waits(s.uid());
+    return false;
+}
+
+void ClientServer::note_uid_waits(uid_t uid) {
+    UidWait& w = uid_waits_[uid];
+    if (w.waiting) return;
+    w.waiting = true;
+    const auto now = EventLoop::Clock::now();
+    if (w.logged != EventLoop::Clock::time_point{} && now - w.logged < std::chrono::minutes(1)) {
+        ++w.unlogged;
+        return;
+    }
+    std::string line = "uid " + std::to_string(uid) + " has " + std::to_string(ledger_.orphans(uid)) +
+                       " requests of disconnected clients still running on the servers "
+                       "(daemon.max_in_flight_per_client " +
+                       std::to_string(ledger_.cap()) + "): its clients' new requests wait until they end";
+    if (w.unlogged != 0) line += " (it had to wait " + std::to_string(w.unlogged) + " more times in the last minute)";
+    log::warning(line);
+    w.logged = now;
+    w.unlogged = 0;
+    w.announce_end = true;
+}
+
+bool ClientServer::take(ClientSession& s, std::uint64_t request_id, std::span<const std::byte> bytes) {
+    shm::RequestView request;
+    const shm::CodecError e = shm::decode_request(bytes, request);
+    if (e != shm::CodecError::ok) {
+        drop_client(s.id(), std::string("it sent an undecodable request (") + shm::to_string(e) + ")");
+        return false;
+    }
+    ledger_.take(s.id());
+    handler_->on_request(s.id(), request_id, request);
+    return !s.closing;
+}
+
 void ClientServer::service(ClientSession& s) {
     // A batch per turn keeps one busy client from starving the others; what is
     // left is found by the next before_block() (the client stays hot).
     constexpr int kBatch = 64;
     const ClientId id = s.id();
     for (int i = 0; i < kBatch && !s.closing; ++i) {
-        if (s.in_flight >= settings_.max_in_flight_per_client || s.output().bytes() > settings_.ring_size) {
-            s.paused = true;
-            return;
+        if (s.parked) {
+            if (!may_take(s)) {
+                s.paused = true;
+                return;
+            }
+            const ParkedRequest parked = std::move(*s.parked);
+            s.parked.reset();
+            if (!take(s, parked.request_id, parked.bytes)) return;
+            continue;
         }
         const shm::PopResult r = s.requests().try_pop(request_buffer_);
         if (r.error == shm::RingError::empty) return;
@@ -332,29 +184,28 @@ void ClientServer::service(ClientSession& s) {
                 drop_client(id, "it sent an oversized record of kind " + std::to_string(static_cast<int>(r.kind)));
                 return;
             }
-            ++s.in_flight;
-            respond_error(id, r.request_id,
-                          "request of " + format_size(r.size) + " exceeds max_request (" +
-                              format_size(settings_.max_request) + ")");
+            // Consumed unread; answered without counting (no job).
+            respond_error(id, r.request_id, base::request_exceeds_max_request(r.size, effective_max_request()));
             continue;
         }
+        const std::span<const std::byte> bytes(request_buffer_.data(), r.size);
         switch (r.kind) {
-            case shm::RecordKind::request: {
-                shm::RequestView request;
-                const shm::CodecError e = shm::decode_request(std::span(request_buffer_.data(), r.size), request);
-                if (e != shm::CodecError::ok) {
-                    drop_client(id, std::string("it sent an undecodable request (") + shm::to_string(e) + ")");
+            case shm::RecordKind::request:
+                if (handler_ == nullptr) {
+                    respond_error(id, r.request_id, "regiond is not ready");
+                    break;
+                }
+                if (!may_take(s)) {
+                    // It cannot start now: keep it aside (the cancels ahead of
+                    // it were read) and read no further until it can.
+                    s.parked = ParkedRequest{r.request_id, std::vector<std::byte>(bytes.begin(), bytes.end())};
+                    s.paused = true;
                     return;
                 }
-                ++s.in_flight;
-                if (handler_ != nullptr)
-                    handler_->on_request(id, r.request_id, request);
-                else
-                    respond_error(id, r.request_id, "regiond is not ready");
+                if (!take(s, r.request_id, bytes)) return;
                 break;
-            }
             case shm::RecordKind::cancel:
-                if (handler_ != nullptr && handler_->on_cancel(id, r.request_id) && s.in_flight > 0) --s.in_flight;
+                if (handler_ != nullptr) handler_->on_cancel(id, r.request_id);
                 break;
             default:
                 drop_client(id, "it sent a record of kind " + std::to_string(static_cast<int>(r.kind)) +
@@ -418,10 +269,41 @@ bool ClientServer::spin_on_hot_rings() {
     });
 }
 
+bool ClientServer::send(ClientSession& s, OutgoingRecord record, bool& wake) {
+    const std::size_t before = s.output().bytes();
+    if (!s.send(std::move(record), EventLoop::Clock::now(), wake)) {
+        drop_client(s.id(), "its response ring is corrupt");
+        return false;
+    }
+    backlog_total_ += s.output().bytes() - before;
+    return true;
+}
+
+void ClientServer::flush(ClientSession& s) {
+    if (s.output().empty()) return;
+    const std::size_t before = s.output().bytes();
+    bool wake = false;
+    bool progress = false;
+    if (!s.flush(EventLoop::Clock::now(), wake, progress)) {
+        drop_client(s.id(), "its response ring is corrupt");
+        return;
+    }
+    backlog_total_ -= before - s.output().bytes();
+    after_output(s, wake);
+    if (s.closing || !progress) return;
+    if (s.window_full && s.output().bytes() < window_ / 2) {
+        s.window_full = false;
+        const ClientId id = s.id();
+        scope_.defer([this, id] {
+            if (handler_ != nullptr) handler_->on_window_open(id);
+        });
+    }
+    maybe_resume(s);
+}
+
 void ClientServer::respond(ClientId client, std::uint64_t request_id, std::vector<std::vector<std::byte>> chunks) {
     ClientSession* s = find(client);
     if (s == nullptr || s->closing) return;
-    if (s->in_flight > 0) --s->in_flight;
 
     const std::uint32_t limit = s->responses().max_payload();
     const bool bad = chunks.empty() ||
@@ -438,19 +320,17 @@ void ClientServer::respond(ClientId client, std::uint64_t request_id, std::vecto
         chunks.assign(1, std::vector<std::byte>(chunk.begin(), chunk.end()));
     }
 
-    const auto now = EventLoop::Clock::now();
     bool wake = false;
     const std::size_t n = chunks.size();
     for (std::size_t i = 0; i < n; ++i) {
         OutgoingRecord record{shm::RecordKind::response,
                               static_cast<std::uint16_t>(i + 1 == n ? shm::kRecordFlagLast : 0), request_id,
                               std::move(chunks[i])};
-        if (!s->send(std::move(record), now, wake)) {
-            drop_client(client, "its response ring is corrupt");
-            return;
-        }
+        if (!send(*s, std::move(record), wake)) return;
     }
     after_output(*s, wake);
+    if (s->closing) return;
+    enforce_backlog_cap();
     if (s->closing) return;
     mark_hot(*s);  // an answered client is likely to send its next request soon
     maybe_resume(*s);
@@ -459,7 +339,7 @@ void ClientServer::respond(ClientId client, std::uint64_t request_id, std::vecto
 void ClientServer::respond_error(ClientId client, std::uint64_t request_id, std::string_view message) {
     stats_.add(shm::Counter::errors);
     if (find(client) == nullptr) return;
-    shm::ResponseEncoder encoder(max_payload());
+    shm::ResponseEncoder encoder(shm::ring_max_payload(settings_.acceptor.ring_size));
     shm::ResponseHeadView head;
     head.status = shm::Status::error;
     head.error = message;
@@ -473,52 +353,95 @@ void ClientServer::respond_error(ClientId client, std::uint64_t request_id, std:
     respond(client, request_id, std::move(chunks));
 }
 
-void ClientServer::after_output(ClientSession& s, bool wake) {
-    if (wake) s.responses().wake_consumer_futex();
-    if (s.output().empty()) return;
-    switch (s.output().verdict(EventLoop::Clock::now())) {
-        case OutputQueue::Verdict::too_large:
-            drop_client(s.id(), "it does not read its responses (" + format_size(s.output().bytes()) +
-                                    " queued, limit " + format_size(settings_.output_limits.max_bytes) + ")");
-            return;
-        case OutputQueue::Verdict::stalled:
-            drop_client(s.id(),
-                        "it has not read its responses for " + format_duration(settings_.output_limits.max_stall));
-            return;
-        case OutputQueue::Verdict::ok: break;
+bool ClientServer::stream(ClientId client, std::uint64_t request_id, std::vector<std::byte>&& chunk) {
+    ClientSession* s = find(client);
+    if (s == nullptr || s->closing) return true;  // nobody to pause for: the chunk is dropped
+    if (chunk.size() > s->responses().max_payload()) {
+        log::error("internal error: a streamed chunk of " + base::format_size(chunk.size()) + " for " + s->describe() +
+                   " does not fit its ring");
+        drop_client(client, "internal error: a streamed response did not fit its ring");
+        return true;
     }
-    arm_retry(s);
+    bool wake = false;
+    if (!send(*s, OutgoingRecord{shm::RecordKind::response, 0, request_id, std::move(chunk)}, wake)) return true;
+    after_output(*s, wake);
+    if (s->closing) return true;
+    enforce_backlog_cap();
+    if (s->closing) return true;
+    if (s->output().bytes() <= window_) return true;
+    s->window_full = true;
+    return false;
 }
 
-void ClientServer::arm_retry(ClientSession& s) {
-    if (s.retry_timer != 0 || s.closing) return;
+void ClientServer::release(ClientId client) {
+    const InFlightLedger::Released r = ledger_.release(client);
+    if (!r.known) return;
+    if (r.client_below_cap)
+        if (ClientSession* s = find(client)) maybe_resume(*s);
+    if (r.uid_below_cap) resume_uid(r.uid);
+}
+
+void ClientServer::resume_uid(uid_t uid) {
+    if (auto it = uid_waits_.find(uid); it != uid_waits_.end() && it->second.waiting) {
+        it->second.waiting = false;
+        if (it->second.announce_end)
+            log::notice("uid " + std::to_string(uid) +
+                        ": fewer requests of its disconnected clients are running than "
+                        "daemon.max_in_flight_per_client now; its clients are served again");
+        it->second.announce_end = false;
+    }
+    for (auto& [id, session] : sessions_)
+        if (session->uid() == uid) maybe_resume(*session);
+}
+
+void ClientServer::after_output(ClientSession& s, bool wake) {
+    if (wake) s.responses().wake_consumer_futex();
+    if (s.output().empty()) {
+        s.retry_timer.cancel();
+        return;
+    }
+    if (s.output().verdict(EventLoop::Clock::now()) == OutputQueue::Verdict::stalled) {
+        drop_client(s.id(), "it has not read its responses for " + format_duration(settings_.limits.max_stall) + " (" +
+                                base::format_size(s.output().bytes()) + " queued)");
+        return;
+    }
+    if (s.retry_timer.pending()) return;
     const ClientId id = s.id();
-    s.retry_timer = loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(s.output().retry_delay()),
-                                    [this, id] { on_retry(id); });
+    s.retry_timer = loop_.timer(std::chrono::duration_cast<EventLoop::Clock::duration>(s.output().retry_delay()),
+                                [this, id] { on_retry(id); });
+}
+
+void ClientServer::enforce_backlog_cap() {
+    const std::size_t max = settings_.limits.max_backlog;
+    while (backlog_total_ > max) {
+        std::vector<ClientBacklog> backlogs;
+        backlogs.reserve(sessions_.size());
+        for (const auto& [id, session] : sessions_)
+            if (!session->closing) backlogs.push_back({id, session->output().bytes()});
+        const auto victim = backlog_victim(backlogs, max);
+        if (!victim) return;
+        drop_client(victim->client, "it does not read its responses: its backlog of " +
+                                        base::format_size(victim->bytes) + " is the largest and over its share (" +
+                                        base::format_size(victim->share) + ") of daemon.max_backlog (" +
+                                        base::format_size(max) + "), with " + base::format_size(victim->total) +
+                                        " queued for " + std::to_string(victim->clients) +
+                                        (victim->clients == 1 ? " client" : " clients"));
+    }
 }
 
 void ClientServer::on_retry(ClientId id) {
-    ClientSession* s = find(id);
-    if (s == nullptr) return;
-    s->retry_timer = 0;
-    bool wake = false;
-    if (!s->flush(EventLoop::Clock::now(), wake)) {
-        drop_client(id, "its response ring is corrupt");
-        return;
-    }
-    after_output(*s, wake);
-    if (!s->closing) maybe_resume(*s);
+    if (ClientSession* s = find(id)) flush(*s);
 }
 
 void ClientServer::maybe_resume(ClientSession& s) {
-    if (!s.paused || s.closing || s.in_flight >= settings_.max_in_flight_per_client ||
-        s.output().bytes() > settings_.ring_size)
-        return;
+    if (!s.paused || s.closing || !may_take(s)) return;
     s.paused = false;
     mark_hot(s);
+    // Deferred: release() and flushes run inside the handler's and the
+    // endpoint's calls, which service() must not re-enter.
     const ClientId id = s.id();
-    loop_.defer([this, id] {
-        if (ClientSession* again = find(id); again != nullptr && !again->closing) service(*again);
+    scope_.defer([this, id] {
+        if (ClientSession* again = find(id); again != nullptr && !again->closing && !again->paused) service(*again);
     });
 }
 
@@ -536,16 +459,22 @@ void ClientServer::remove(ClientSession& s, std::string_view reason, bool droppe
     } else {
         log::info(s.describe() + " " + std::string(reason));
     }
-    loop_.remove(s.socket_fd());
-    loop_.remove(s.eventfd());
-    if (s.retry_timer != 0) {
-        loop_.cancel_timer(s.retry_timer);
-        s.retry_timer = 0;
-    }
+    s.socket_watch.reset();
+    s.eventfd_watch.reset();
+    s.retry_timer.cancel();
+    backlog_total_ -= s.output().bytes();
+    s.output().clear();
+    s.parked.reset();
+    ledger_.close(id);  // what it has in flight becomes orphans of its uid
+
     auto it = sessions_.find(id);
     std::shared_ptr<ClientSession> holder = std::move(it->second);
     sessions_.erase(it);
-    if (handler_ != nullptr) handler_->on_client_gone(id);
+    // The handler cancels the client's jobs; deferred, since this may run
+    // inside one of its own calls.
+    scope_.defer([this, id] {
+        if (handler_ != nullptr) handler_->on_client_gone(id);
+    });
     // Callers up the stack may still hold a reference to the session: destroy it
     // (unmap the segment, close the eventfd and socket) after this dispatch.
     loop_.defer([holder] {});
@@ -556,7 +485,10 @@ void ClientServer::flush_all() {
     const auto now = EventLoop::Clock::now();
     for (auto& [id, session] : sessions_) {
         bool wake = false;
-        if (session->flush(now, wake) && wake) session->responses().wake_consumer_futex();
+        bool progress = false;
+        const std::size_t before = session->output().bytes();
+        if (session->flush(now, wake, progress) && wake) session->responses().wake_consumer_futex();
+        backlog_total_ -= before - session->output().bytes();
     }
 }
 
@@ -565,9 +497,7 @@ void ClientServer::close_all() {
     for (const auto& [id, session] : sessions_) ids.push_back(id);
     for (ClientId id : ids)
         if (ClientSession* s = find(id)) remove(*s, "closed: regiond is exiting", false);
-    std::vector<int> fds;
-    for (const auto& [fd, handshake] : handshakes_) fds.push_back(fd);
-    for (int fd : fds) end_handshake(fd);
+    acceptor_.close_handshakes();
 }
 
 }  // namespace regiond::daemon

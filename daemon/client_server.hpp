@@ -1,13 +1,27 @@
-// The client side of the daemon: the listening socket, the handshake, and the
-// servicing of every client's rings.
+// The servicing of every client's rings (the handshake is the Acceptor's):
+// taking requests out under the client's limits, sending answers and streamed
+// chunks back with backpressure, spinning on hot rings, and dropping clients
+// that break the protocol, stop reading, or are no longer admitted.
 //
 // Request flow. A client pushes a request record into its request ring and, only
 // if the ring's need-wake-up flag is set, writes its eventfd. The eventfd wakes
 // the loop; service() copies records out (never parsing in place), decodes them
 // with shm::decode_request and hands each to the RequestHandler (the dispatcher).
-// Answers come back through respond(): chunks go straight into the response ring,
-// or into the client's OutputQueue when the ring is full; the client is woken
-// (futex) only when its consumer_sleeping flag says it sleeps.
+// Answers come back through respond() and stream(): chunks go straight into the
+// response ring, or into the client's OutputQueue when the ring is full; the
+// client is woken (futex) only when its consumer_sleeping flag says it sleeps.
+//
+// Limits on what a client can make the daemon hold (request_flow.hpp,
+// in_flight.hpp, backlog.hpp). A request is taken only while the client has
+// fewer than max_in_flight_per_client in flight (counted until the dispatcher's
+// release(), i.e. until the server finished the job), its uid has fewer orphans
+// than that, and its queued output is within its window. Otherwise the request
+// is parked (copied out, at most one per client) and the ring is not read
+// further until a release or a drained queue lets it go; cancel records ahead
+// of it are read, so a client at its cap can still cancel. A request record
+// larger than max_request is answered with "request of N exceeds max_request
+// (M)" and the client stays. Streamed chunks pause their job while the client's
+// queue exceeds its window; all queues together are capped by max_backlog.
 //
 // Wake-ups and spinning. A client that was just serviced or answered is "hot":
 // its need-wake-up flag is clear, so its next request costs it no system call,
@@ -19,77 +33,51 @@
 // spinning while PostgreSQL works steals its CPU, so under load the budget is 0.
 //
 // A dead client. The socket stays registered for EPOLLRDHUP/EPOLLHUP; when it
-// closes, the session is removed from the table, the handler discards its
-// in-flight work (on_client_gone), and the session object (segment, eventfd,
-// socket) is destroyed after the current dispatch. Completions that arrive later
-// look the client up by id (ids are never reused), find nothing and are dropped.
+// closes, the session is removed from the table, its in-flight count becomes
+// orphans of its uid, the handler is told (deferred: it cancels the jobs), and
+// the session object (segment, eventfd, socket) is destroyed after the current
+// dispatch. Completions that arrive later look the client up by id (ids are
+// never reused), find nothing and are dropped.
 //
 // Hostile clients. A corrupt ring, an undecodable request, an unknown record
 // kind, a request id reused while in flight, data on the socket after the
-// handshake, or responses not read (OutputQueue limits) drop that client alone,
-// with one log line naming its pid and uid and the reason.
+// handshake, responses not read for max_stall, or the largest backlog when all
+// of them pass max_backlog drop that client alone, with one log line naming its
+// pid and uid and the reason.
 #pragma once
 
 #include <sys/types.h>
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
-#include "daemon/access_policy.hpp"
+#include "daemon/acceptor.hpp"
 #include "daemon/client_session.hpp"
 #include "daemon/event_loop.hpp"
-#include "daemon/instance_guard.hpp"
+#include "daemon/in_flight.hpp"
+#include "daemon/request_flow.hpp"
 #include "daemon/stats.hpp"
-#include "shm/codec.hpp"
 #include "shm/wakeup.hpp"
 
 namespace regiond::daemon {
 
-/// Receives decoded requests (the dispatcher).
-class RequestHandler {
-public:
-    virtual ~RequestHandler() = default;
-    /// The request's strings point into a buffer valid only during the call.
-    virtual void on_request(ClientId client, std::uint64_t request_id, const shm::RequestView& request) = 0;
-    /// True if the request was still pending (the handler forgot it).
-    virtual bool on_cancel(ClientId client, std::uint64_t request_id) = 0;
-    virtual void on_client_gone(ClientId client) = 0;
-};
-
-/// Sends answers back (implemented by ClientServer).
-class Responder {
-public:
-    virtual ~Responder() = default;
-    /// The final answer to a request: encoded chunks, head first.
-    virtual void respond(ClientId client, std::uint64_t request_id, std::vector<std::vector<std::byte>> chunks) = 0;
-    virtual void respond_error(ClientId client, std::uint64_t request_id, std::string_view message) = 0;
-    /// Drops a client that broke the protocol (deferred destruction: safe from
-    /// inside any callback).
-    virtual void drop_client(ClientId client, std::string_view reason) = 0;
+/// What a client may make the daemon hold; every field is live (SIGHUP).
+struct ClientLimits {
+    std::uint64_t max_request = 256u << 10;  ///< capped by the ring's record limit
+    std::size_t max_in_flight_per_client = 256;
+    std::uint64_t max_backlog = 256u << 20;
+    std::chrono::nanoseconds max_stall = std::chrono::seconds(30);
 };
 
 struct ClientServerSettings {
-    std::string socket_path;
-    std::optional<gid_t> group;
-    mode_t mode = 0660;
-    std::uint32_t ring_size = 1u << 20;  ///< both rings of every client; fixed for the daemon's life
-    std::uint32_t max_clients = 256;
-    std::uint64_t max_request = 8u << 20;
-    std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(2);
-    OutputLimits output_limits;
-    std::string state_segment;
-    std::uint64_t generation = 0;
-    AccessPolicy access;
-    std::size_t max_in_flight_per_client = 256;
-    std::size_t max_pending_handshakes = 64;
+    AcceptorSettings acceptor;
+    ClientLimits limits;
     std::uint32_t spin_max = 2048;  ///< AdaptiveSpinner ceiling when spinning is allowed
 };
 
@@ -106,58 +94,64 @@ public:
     void on_clients_changed(std::function<void()> fn) { clients_changed_ = std::move(fn); }
 
     /// Binds and listens (the path was cleared of a stale socket by the caller).
-    shm::Expected<void> listen();
-    /// SIGTERM: close the listener and unlink the socket; handshakes still in
-    /// progress are answered shutting_down.
-    void stop_accepting();
-    /// Live-changeable settings (SIGHUP).
-    void update(std::uint32_t max_clients, std::uint64_t max_request, AccessPolicy access,
-                std::chrono::nanoseconds output_stall);
+    shm::Expected<void> listen() { return acceptor_.listen(); }
+    /// SIGTERM: close the listener and unlink the socket.
+    void stop_accepting() { acceptor_.stop_accepting(); }
+    /// SIGHUP. Connected clients that `access` no longer admits are dropped.
+    void update(std::uint32_t max_clients, AccessPolicy access, ClientLimits limits);
 
     /// The EventLoop::before_block hook: spin on hot clients, then let them sleep.
     bool before_block();
 
     /// Pushes what can be pushed of every queued output (at shutdown).
     void flush_all();
-    /// Closes every client (at exit).
+    /// Closes every client and pending handshake (at exit).
     void close_all();
 
     std::size_t client_count() const noexcept { return sessions_.size(); }
     std::vector<ClientInfo> clients() const;
+    /// Requests of clients that went away whose jobs have not ended yet.
+    std::size_t orphaned_requests() const noexcept { return ledger_.orphans_total(); }
+    /// Response bytes queued beyond the rings, all clients.
+    std::size_t backlog_bytes() const noexcept { return backlog_total_; }
 
     // Responder
     void respond(ClientId client, std::uint64_t request_id, std::vector<std::vector<std::byte>> chunks) override;
     void respond_error(ClientId client, std::uint64_t request_id, std::string_view message) override;
+    bool stream(ClientId client, std::uint64_t request_id, std::vector<std::byte>&& chunk) override;
+    void release(ClientId client) override;
     void drop_client(ClientId client, std::string_view reason) override;
 
 private:
-    struct Handshake {
-        shm::UniqueFd fd;
-        std::array<std::byte, 64> buffer{};
-        std::size_t received = 0;
-        EventLoop::TimerId timer = 0;
-    };
-
-    void on_listener_readable();
-    void on_handshake_readable(int fd);
-    void finish_handshake(int fd);
-    void end_handshake(int fd);
-    void send_refusal(int fd, std::uint32_t status, const std::string& message);
+    void add_session(NewClient&& client);
     void on_socket_event(ClientId id);
     void on_eventfd(ClientId id);
 
     ClientSession* find(ClientId id);
     void service(ClientSession& session);
+    /// Whether the client may have one more request in flight now; notes (and
+    /// logs, see UidWait) why a uid's clients wait for its orphans.
+    bool may_take(ClientSession& session);
+    void note_uid_waits(uid_t uid);
+    /// Counts, decodes and hands over one request; false when the client was dropped.
+    bool take(ClientSession& session, std::uint64_t request_id, std::span<const std::byte> bytes);
     /// Spins (spinner_'s budget) until a hot, unpaused ring has data.
     bool spin_on_hot_rings();
     void mark_hot(ClientSession& session);
+
+    /// Sends one record (ring or queue); false when the client was dropped.
+    bool send(ClientSession& session, OutgoingRecord record, bool& wake);
+    /// Moves queued records into the ring (and reacts to a drained queue).
+    void flush(ClientSession& session);
+    /// After records were sent or flushed: wake the client, apply the stall
+    /// rule and the total cap, schedule the next flush.
     void after_output(ClientSession& session, bool wake);
-    void arm_retry(ClientSession& session);
+    void enforce_backlog_cap();
     void on_retry(ClientId id);
     void maybe_resume(ClientSession& session);
+    void resume_uid(uid_t uid);
     void remove(ClientSession& session, std::string_view reason, bool dropped);
-    void pause_listener();
-    std::uint32_t max_payload() const noexcept;
+    std::uint64_t effective_max_request() const noexcept;
 
     EventLoop& loop_;
     ClientServerSettings settings_;
@@ -166,16 +160,25 @@ private:
     std::function<bool()> spin_allowed_;
     std::function<void()> clients_changed_;
 
-    UnixListener listener_;
-    bool accepting_ = false;
-    std::unordered_map<int, Handshake> handshakes_;
+    Acceptor acceptor_;
     std::unordered_map<ClientId, std::shared_ptr<ClientSession>> sessions_;
+    InFlightLedger ledger_;
+    /// A uid whose sessions wait for its orphans. Logged at most once a minute
+    /// per uid, however often a flood makes it wait and go on again.
+    struct UidWait {
+        bool waiting = false;
+        bool announce_end = false;  ///< this wait was logged: log its end too
+        std::size_t unlogged = 0;   ///< waits since the last log line
+        EventLoop::Clock::time_point logged{};
+    };
+    std::unordered_map<uid_t, UidWait> uid_waits_;
+    std::size_t backlog_total_ = 0;  ///< sum of every session's output().bytes()
+    std::size_t window_;             ///< stream_window(ring_size)
     std::vector<ClientId> hot_;
     std::vector<shm::RingConsumer*> spin_rings_;  // scratch for before_block()
-    ClientId next_id_ = 1;
     shm::AdaptiveSpinner spinner_;
-    std::vector<std::byte> request_buffer_;
-    EventLoop::Clock::time_point last_refusal_log_{};
+    std::vector<std::byte> request_buffer_;  ///< effective_max_request() bytes
+    LoopScope scope_;                        ///< deferred calls die with this object
 };
 
 }  // namespace regiond::daemon

@@ -23,12 +23,14 @@ bool ClientSession::send(OutgoingRecord record, OutputQueue::Clock::time_point n
     return true;
 }
 
-bool ClientSession::flush(OutputQueue::Clock::time_point now, bool& wake) {
+bool ClientSession::flush(OutputQueue::Clock::time_point now, bool& wake, bool& progress) {
+    progress = false;
     if (output_.empty()) return true;
     const FlushResult result = output_.flush(
         [this](const OutgoingRecord& r) { return responses().try_push(r.kind, r.flags, r.request_id, r.payload); },
         now);
     wake = wake || result.needs_wakeup;
+    progress = result.pushed != 0;
     return !result.corrupt;
 }
 

@@ -1,14 +1,17 @@
 // One connected client: its socket (kept only to learn when the process goes
 // away), its segment with the two rings, the eventfd it wakes the daemon with,
-// and the responses waiting for room in its response ring.
+// the responses waiting for room in its response ring, and the credentials it
+// connected with (re-checked when a reload narrows the access policy).
 #pragma once
 
 #include <sys/types.h>
 
-#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "daemon/access_policy.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/output_queue.hpp"
 #include "shm/client_segment.hpp"
@@ -25,23 +28,36 @@ struct ClientInfo {
     std::string name;  ///< the program name from the hello, sanitized
 };
 
+/// A request taken from the ring while the client could not have another in
+/// flight: the daemon copies it out (so that cancel records behind it are still
+/// read) and stops reading the ring until it can start it. At most one per
+/// client, at most max_request bytes.
+struct ParkedRequest {
+    std::uint64_t request_id = 0;
+    std::vector<std::byte> bytes;
+};
+
 class ClientSession {
 public:
-    ClientSession(ClientInfo info, shm::UniqueFd socket, shm::UniqueFd eventfd, shm::ClientSegmentOwner segment,
-                  OutputLimits limits)
+    ClientSession(ClientInfo info, PeerCredentials credentials, shm::UniqueFd socket, shm::UniqueFd eventfd,
+                  shm::ClientSegmentOwner segment, OutputLimits limits)
         : info_(std::move(info)),
+          credentials_(std::move(credentials)),
           socket_(std::move(socket)),
           eventfd_(std::move(eventfd)),
           segment_(std::move(segment)),
           output_(limits) {}
 
     const ClientInfo& info() const noexcept { return info_; }
+    const PeerCredentials& credentials() const noexcept { return credentials_; }
     ClientId id() const noexcept { return info_.id; }
+    uid_t uid() const noexcept { return info_.uid; }
     int socket_fd() const noexcept { return socket_.get(); }
     int eventfd() const noexcept { return eventfd_.get(); }
     shm::RingConsumer& requests() noexcept { return segment_.requests(); }
     shm::RingProducer& responses() noexcept { return segment_.responses(); }
     OutputQueue& output() noexcept { return output_; }
+    const OutputQueue& output() const noexcept { return output_; }
 
     /// "client 7 (pid 1234 uid 1000 myapp)": for log lines.
     std::string describe() const;
@@ -52,21 +68,30 @@ public:
     /// asked for a wake-up.
     bool send(OutgoingRecord record, OutputQueue::Clock::time_point now, bool& wake);
     /// Moves queued records into the ring; false when the ring is corrupt.
-    bool flush(OutputQueue::Clock::time_point now, bool& wake);
+    /// `progress` tells whether anything moved.
+    bool flush(OutputQueue::Clock::time_point now, bool& wake, bool& progress);
 
     // Bookkeeping owned by ClientServer.
-    bool hot = false;           ///< serviced recently: its need-wake-up flag is clear, the loop polls it
-    bool paused = false;        ///< not consuming: too much in flight or too much output queued
-    bool closing = false;       ///< removed; destroyed after the current dispatch
-    std::size_t in_flight = 0;  ///< requests taken from the ring and not answered yet
-    EventLoop::TimerId retry_timer = 0;
+    bool hot = false;          ///< serviced recently: its need-wake-up flag is clear, the loop polls it
+    bool paused = false;       ///< not reading its ring: a request is parked until a limit allows it
+    bool closing = false;      ///< removed; destroyed after the current dispatch
+    bool window_full = false;  ///< a stream() found the queue over the window; tell the handler when it drains
+    std::optional<ParkedRequest> parked;
 
 private:
     ClientInfo info_;
+    PeerCredentials credentials_;
     shm::UniqueFd socket_;
     shm::UniqueFd eventfd_;
     shm::ClientSegmentOwner segment_;
     OutputQueue output_;
+
+public:
+    // Declared after the descriptors they watch, so they are removed from the
+    // loop before those close.
+    Watch socket_watch;
+    Watch eventfd_watch;
+    TimerHandle retry_timer;  ///< the next flush of the output queue
 };
 
 }  // namespace regiond::daemon

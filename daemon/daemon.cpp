@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "config/parse.hpp"
+#include "daemon/instance_guard.hpp"
 #include "daemon/log.hpp"
 #include "daemon/reload_plan.hpp"
 #include "daemon/text.hpp"
@@ -19,6 +20,7 @@ namespace {
 constexpr auto kHeartbeatPeriod = std::chrono::milliseconds(50);  // StateHeader: every <= 100 ms
 constexpr unsigned kPublishEvery = 4;                             // heartbeats between table refreshes
 constexpr auto kStatusPeriod = std::chrono::seconds(1);
+constexpr auto kStatusCoalesce = std::chrono::milliseconds(100);
 constexpr auto kStaleHeartbeat = std::chrono::seconds(2);
 
 void copy_name(char (&out)[shm::kNameCapacity], const std::string& text) {
@@ -54,6 +56,17 @@ AccessPolicy Daemon::access_policy() const {
     policy.client_group = config_.daemon.client_group;
     policy.config_path = config_.source_path;
     return policy;
+}
+
+ClientLimits Daemon::client_limits() const {
+    const config::DaemonSection& d = config_.daemon;
+    ClientLimits limits;
+    limits.max_request = d.max_request;
+    limits.max_in_flight_per_client = d.max_in_flight_per_client;
+    limits.max_backlog = d.max_backlog;
+    // A client that reads nothing for as long as a request may take is gone.
+    limits.max_stall = std::max<std::chrono::nanoseconds>(d.request_timeout, std::chrono::seconds(5));
+    return limits;
 }
 
 bool Daemon::start(DaemonOptions& options, StartError& error) {
@@ -102,21 +115,25 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     backends_ = std::move(*backends);
 
     ClientServerSettings settings;
-    settings.socket_path = d.socket;
-    settings.group = group;
-    settings.ring_size = ring_size;
-    settings.max_clients = d.max_clients;
-    settings.max_request = d.max_request;
-    settings.output_limits.max_stall = std::max<std::chrono::nanoseconds>(d.request_timeout, std::chrono::seconds(5));
-    settings.state_segment = state_->name();
-    settings.generation = state_->generation();
-    settings.access = access_policy();
-    settings.handshake_timeout = options.handshake_timeout;
+    settings.acceptor.socket_path = d.socket;
+    settings.acceptor.group = group;
+    settings.acceptor.ring_size = ring_size;
+    settings.acceptor.max_clients = d.max_clients;
+    settings.acceptor.state_segment = state_->name();
+    settings.acceptor.generation = state_->generation();
+    settings.acceptor.access = access_policy();
+    settings.acceptor.handshake_timeout = options.handshake_timeout;
+    settings.limits = client_limits();
     client_server_ = std::make_unique<ClientServer>(loop_, std::move(settings), stats_);
-    dispatcher_ = std::make_unique<Dispatcher>(config_, *backends_, *client_server_, stats_);
+    dispatcher_ =
+        std::make_unique<Dispatcher>(loop_, DispatchSettings::from(config_), *backends_, *client_server_, stats_);
     client_server_->set_handler(dispatcher_.get());
     client_server_->set_spin_allowed([this] { return dispatcher_->pending() == 0; });
-    client_server_->on_clients_changed([this] { tick_status(); });
+    // STATUS follows the client count soon, but at most every 100 ms however
+    // fast clients come and go.
+    client_server_->on_clients_changed([this] {
+        if (!status_soon_.pending()) status_soon_ = loop_.timer(kStatusCoalesce, [this] { tick_status(); });
+    });
     if (auto listening = client_server_->listen(); !listening) return fail(1, listening.error().message);
 
     admin_ = std::make_unique<AdminServer>(loop_, UnixListenerOptions{d.admin_socket, "admin socket", 0660, group},
@@ -129,7 +146,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     backends_->start();
     publish_all();
 
-    loop_.add_timer(kHeartbeatPeriod, [this] { tick_heartbeat(); });
+    heartbeat_timer_ = loop_.timer(kHeartbeatPeriod, [this] { tick_heartbeat(); });
     if (const auto interval = Notifier::watchdog_interval()) tick_watchdog(*interval);
 
     log::notice("regiond " REGIOND_VERSION " serving region " + d.region + " (pid " + std::to_string(::getpid()) +
@@ -195,11 +212,8 @@ void Daemon::shutdown(const std::string& why) {
     client_server_->stop_accepting();
     dispatcher_->begin_drain();
     tick_status();
-    drain_timer_ =
-        loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(config_.daemon.drain_timeout), [this] {
-            drain_timer_ = 0;
-            on_drain_timeout();
-        });
+    drain_timer_ = loop_.timer(std::chrono::duration_cast<EventLoop::Clock::duration>(config_.daemon.drain_timeout),
+                               [this] { on_drain_timeout(); });
     backends_->drain("regiond is shutting down", [this] {
         if (!tearing_down_) loop_.defer([this] { on_drained(); });
     });
@@ -224,10 +238,7 @@ void Daemon::on_drain_timeout() {
 
 void Daemon::finish() {
     finishing_ = true;
-    if (drain_timer_ != 0) {
-        loop_.cancel_timer(drain_timer_);
-        drain_timer_ = 0;
-    }
+    drain_timer_.cancel();
     client_server_->flush_all();
     exit_code_ = 0;
     finished_ = true;
@@ -250,10 +261,9 @@ void Daemon::reload() {
 
 void Daemon::apply_config(config::Config next) {
     ReloadPlan plan = plan_reload(config_, next);
-    // In place: the dispatcher holds a reference to config_.
     config_ = std::move(plan.effective);
-    client_server_->update(config_.daemon.max_clients, config_.daemon.max_request, access_policy(),
-                           std::max<std::chrono::nanoseconds>(config_.daemon.request_timeout, std::chrono::seconds(5)));
+    dispatcher_->update(DispatchSettings::from(config_));
+    client_server_->update(config_.daemon.max_clients, access_policy(), client_limits());
     admin_->set_access(access_policy());
     backends_->update_health(config_.health);
     backends_->observe(config_.lag.alert_after);
@@ -312,13 +322,13 @@ void Daemon::tick_heartbeat() {
         backends_->observe(config_.lag.alert_after);
         publish_all();
     }
-    loop_.add_timer(kHeartbeatPeriod, [this] { tick_heartbeat(); });
+    heartbeat_timer_ = loop_.timer(kHeartbeatPeriod, [this] { tick_heartbeat(); });
 }
 
 void Daemon::tick_watchdog(std::chrono::microseconds interval) {
     notifier_.watchdog();
-    loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(interval / 2),
-                    [this, interval] { tick_watchdog(interval); });
+    watchdog_timer_ = loop_.timer(std::chrono::duration_cast<EventLoop::Clock::duration>(interval / 2),
+                                  [this, interval] { tick_watchdog(interval); });
 }
 
 std::string Daemon::status_line() {
@@ -341,7 +351,7 @@ std::string Daemon::status_line() {
 }
 
 void Daemon::schedule_status() {
-    loop_.add_timer(kStatusPeriod, [this] {
+    status_timer_ = loop_.timer(kStatusPeriod, [this] {
         tick_status();
         schedule_status();
     });

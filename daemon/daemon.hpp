@@ -72,11 +72,14 @@ public:
     EventLoop& loop() noexcept { return loop_; }
     const config::Config& config() const noexcept { return config_; }
     std::size_t client_count() const noexcept { return client_server_ ? client_server_->client_count() : 0; }
+    /// Requests of clients that went away whose jobs have not ended on the server yet.
+    std::size_t orphaned_requests() const noexcept { return client_server_ ? client_server_->orphaned_requests() : 0; }
 
 private:
     explicit Daemon(DaemonOptions& options);
     bool start(DaemonOptions& options, StartError& error);
     AccessPolicy access_policy() const;
+    ClientLimits client_limits() const;
     void on_signal(int signal);
     void publish_all();
     void publish_endpoint(std::size_t index);
@@ -110,7 +113,12 @@ private:
     bool cleaned_up_ = false;
     bool tearing_down_ = false;
     int exit_code_ = 0;
-    EventLoop::TimerId drain_timer_ = 0;
+    // Last: cancelled before anything their callbacks use is destroyed.
+    TimerHandle drain_timer_;
+    TimerHandle heartbeat_timer_;
+    TimerHandle status_timer_;
+    TimerHandle status_soon_;  ///< a STATUS after the client count changed
+    TimerHandle watchdog_timer_;
 };
 
 }  // namespace regiond::daemon

@@ -1,6 +1,9 @@
 #include "daemon/dispatcher.hpp"
 
-#include "daemon/log.hpp"
+#include <algorithm>
+
+#include "daemon/read_handler.hpp"
+#include "daemon/write_handler.hpp"
 
 namespace regiond::daemon {
 namespace {
@@ -18,126 +21,187 @@ shm::Counter request_counter(shm::Op op) {
 
 }  // namespace
 
-Dispatcher::Dispatcher(const config::Config& config, Backends& backends, Responder& responder, Stats& stats)
-    : config_(config),
-      backends_(backends),
-      responder_(responder),
-      stats_(stats),
-      self_(std::make_shared<Dispatcher*>(this)) {}
+Dispatcher::Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& backends, Responder& responder,
+                       Stats& stats)
+    : settings_(std::move(settings)), backends_(backends), responder_(responder), stats_(stats), scope_(loop) {
+    handlers_[static_cast<std::size_t>(shm::Op::read_local)] = std::make_unique<ReadHandler>(RouteKind::read_local);
+    handlers_[static_cast<std::size_t>(shm::Op::read_primary)] = std::make_unique<ReadHandler>(RouteKind::read_primary);
+    handlers_[static_cast<std::size_t>(shm::Op::write)] = std::make_unique<WriteHandler>();
+    handlers_[static_cast<std::size_t>(shm::Op::read_consistent)] =
+        std::make_unique<NotImplementedHandler>("read_consistent");
+    handlers_[static_cast<std::size_t>(shm::Op::cached_read)] = std::make_unique<NotImplementedHandler>("cached_read");
+}
 
 Dispatcher::~Dispatcher() = default;
 
-void Dispatcher::answer_error(ClientId client, std::uint64_t request_id, std::string_view message) {
-    responder_.respond_error(client, request_id, message);  // counts the error
+OperationHandler& Dispatcher::handler(shm::Op op) {
+    // decode_request() admits only the ops of shm::Op, each of which has one.
+    return *handlers_.at(static_cast<std::size_t>(op));
+}
+
+Route Dispatcher::route(RouteKind kind, std::span<const std::size_t> exclude) {
+    return plan_route(kind, backends_.routing_states(), settings_.routing, exclude);
 }
 
 void Dispatcher::on_request(ClientId client, std::uint64_t request_id, const shm::RequestView& request) {
     stats_.add(request_counter(request.op));
     const Key key{client, request_id};
-    if (pending_.count(key) != 0) {
+    if (waiting_.count(key) != 0) {
+        responder_.release(client);
         responder_.drop_client(client,
                                "it reused request id " + std::to_string(request_id) + " while it was in flight");
         return;
     }
-
-    RouteKind kind = RouteKind::read_local;
-    switch (request.op) {
-        case shm::Op::read_consistent:
-            answer_error(client, request_id, "read_consistent is not implemented yet");
-            return;
-        case shm::Op::cached_read: answer_error(client, request_id, "cached_read is not implemented yet"); return;
-        case shm::Op::read_local: kind = RouteKind::read_local; break;
-        case shm::Op::read_primary: kind = RouteKind::read_primary; break;
-        case shm::Op::write: kind = RouteKind::write; break;
-    }
     if (draining_) {
-        answer_error(client, request_id, "regiond is shutting down");
+        responder_.respond_error(client, request_id, "regiond is shutting down");
+        responder_.release(client);
         return;
     }
 
-    const RoutingSettings settings{config_.daemon.region, config_.lag.max_lag};
-    const Route route = plan_route(kind, backends_.routing_states(), settings);
-    if (!route.ok()) {
-        answer_error(client, request_id, route.error);
-        return;
-    }
-
-    Pending pending;
-    pending.ticket = next_ticket_++;
-    pending.kind = kind;
-    const auto timeout =
-        request.timeout_ms != 0
-            ? std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::milliseconds(request.timeout_ms))
-            : config_.daemon.request_timeout;
-    pending.deadline = std::chrono::steady_clock::now() + timeout;
-    pending.job.kind = kind == RouteKind::write ? pg::Job::Kind::write : pg::Job::Kind::read;
-    pending.job.sql.assign(request.sql);
-    pending.job.params.reserve(request.params.size());
+    PendingRequest r;
+    r.ticket = next_ticket_++;
+    r.client = client;
+    r.request_id = request_id;
+    r.op = request.op;
+    std::chrono::nanoseconds timeout =
+        request.timeout_ms != 0 ? std::chrono::milliseconds(request.timeout_ms) : settings_.request_timeout;
+    timeout = std::min(timeout, settings_.max_request_timeout);
+    r.deadline = std::chrono::steady_clock::now() + timeout;
+    r.job.sql.assign(request.sql);
+    r.job.params.reserve(request.params.size());
     for (const auto& p : request.params)
-        pending.job.params.push_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
-    pending.job.deadline = pending.deadline;
+        r.job.params.push_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
+    r.job.deadline = r.deadline;
+    r.job.max_result = settings_.max_result;
 
-    auto [it, inserted] = pending_.emplace(key, std::move(pending));
-    submit(key, it->second, route.candidates.front());
+    const auto [it, inserted] = requests_.emplace(r.ticket, std::move(r));
+    waiting_.emplace(key, it->first);
+    PendingRequest& pending = it->second;
+    handler(pending.op).start(pending, *this);
+    if (!pending.job_running && !pending.answered) answer_error(pending, "internal error: no handler took the request");
+    finish_if_idle(it);
 }
 
-void Dispatcher::submit(const Key& key, Pending& pending, std::size_t endpoint) {
-    pending.tried.push_back(endpoint);
-    // Only a read may run again elsewhere; a write's job is handed over.
-    pg::Job job = pending.kind == RouteKind::write ? std::move(pending.job) : pending.job;
-    std::weak_ptr<Dispatcher*> weak = self_;
-    const std::uint64_t ticket = pending.ticket;
-    backends_.at(endpoint).endpoint->submit(std::move(job), [weak, key, ticket](pg::Outcome&& outcome) {
-        if (auto self = weak.lock()) (*self)->complete(key, ticket, std::move(outcome));
-    });
+void Dispatcher::submit(PendingRequest& request, std::size_t index, bool keep_job) {
+    request.tried.push_back(index);
+    request.endpoint = index;
+    request.job_running = true;
+    request.paused = false;
+    pg::Job job = keep_job ? request.job : std::move(request.job);
+    const std::weak_ptr<const bool> alive = scope_.token();
+    const std::uint64_t ticket = request.ticket;
+    pg::JobCallbacks callbacks;
+    callbacks.partial = [this, alive, ticket](std::vector<std::byte>&& chunk) {
+        return alive.expired() || on_partial(ticket, std::move(chunk));
+    };
+    callbacks.done = [this, alive, ticket](pg::Outcome&& outcome) {
+        if (!alive.expired()) on_done(ticket, std::move(outcome));
+    };
+    request.job_id = backends_.at(index).endpoint->submit(std::move(job), std::move(callbacks));
 }
 
-void Dispatcher::complete(const Key& key, std::uint64_t ticket, pg::Outcome&& outcome) {
-    auto it = pending_.find(key);
-    if (it == pending_.end() || it->second.ticket != ticket)
-        return;  // the client went away or cancelled: nobody to answer
-    Pending& pending = it->second;
-    const auto now = std::chrono::steady_clock::now();
+void Dispatcher::answer_error(PendingRequest& request, std::string_view message) {
+    forget(request);
+    responder_.respond_error(request.client, request.request_id, message);  // counts the error
+}
 
-    if (!outcome.ok && outcome.retry_elsewhere && pending.kind != RouteKind::write && pending.tried.size() == 1 &&
-        now < pending.deadline && !draining_) {
-        const RoutingSettings settings{config_.daemon.region, config_.lag.max_lag};
-        const Route route = plan_route(pending.kind, backends_.routing_states(), settings, pending.tried);
-        if (route.ok()) {
-            const auto& failed = backends_.at(pending.tried.front());
-            const auto& next = backends_.at(route.candidates.front());
-            log::info("retrying a read on " + next.region + " " + next.display_name + " after an endpoint failure on " +
-                      failed.region + " " + failed.display_name);
-            submit(key, pending, route.candidates.front());
-            return;
+void Dispatcher::forget(PendingRequest& request) {
+    if (request.answered) return;
+    request.answered = true;
+    waiting_.erase(Key{request.client, request.request_id});
+}
+
+void Dispatcher::finish_if_idle(Requests::iterator it) {
+    if (it->second.job_running) return;
+    forget(it->second);
+    const ClientId client = it->second.client;
+    requests_.erase(it);
+    responder_.release(client);
+}
+
+bool Dispatcher::on_partial(std::uint64_t ticket, std::vector<std::byte>&& chunk) {
+    auto it = requests_.find(ticket);
+    if (it == requests_.end()) return true;
+    PendingRequest& r = it->second;
+    r.streamed = true;
+    if (r.answered) return true;  // nobody reads it; its job is being cancelled
+    const bool open = responder_.stream(r.client, r.request_id, std::move(chunk));
+    if (!open) r.paused = true;
+    return open;
+}
+
+void Dispatcher::on_done(std::uint64_t ticket, pg::Outcome&& outcome) {
+    auto it = requests_.find(ticket);
+    if (it == requests_.end()) return;
+    PendingRequest& r = it->second;
+    r.job_running = false;
+    r.paused = false;
+    if (!r.answered) {
+        if (!outcome.ok && !outcome.cancelled) {
+            handler(r.op).on_failure(r, outcome, *this);
+            if (r.job_running) return;  // sent again
         }
+        if (!outcome.ok) {
+            stats_.add(shm::Counter::errors);
+            if (std::chrono::steady_clock::now() >= r.deadline) stats_.add(shm::Counter::timeouts);
+        }
+        forget(r);
+        responder_.respond(r.client, r.request_id, std::move(outcome.chunks));
     }
-
-    if (!outcome.ok) {
-        stats_.add(shm::Counter::errors);
-        if (now >= pending.deadline) stats_.add(shm::Counter::timeouts);
-    }
-    pending_.erase(it);
-    responder_.respond(key.first, key.second, std::move(outcome.chunks));
+    finish_if_idle(it);
 }
 
-bool Dispatcher::on_cancel(ClientId client, std::uint64_t request_id) {
-    // The job keeps running on its endpoint (the backend has no cancel); its
-    // completion finds nothing pending and is dropped.
-    return pending_.erase(Key{client, request_id}) != 0;
+void Dispatcher::cancel_jobs(std::vector<std::pair<std::size_t, pg::JobId>> jobs) {
+    // Outside any iteration: a queued job's `done` may run inside cancel().
+    for (const auto& [index, id] : jobs) backends_.at(index).endpoint->cancel(id);
+}
+
+void Dispatcher::on_cancel(ClientId client, std::uint64_t request_id) {
+    auto w = waiting_.find(Key{client, request_id});
+    if (w == waiting_.end()) return;  // answered already: the answer crossed the cancel
+    auto it = requests_.find(w->second);
+    forget(it->second);
+    if (it->second.job_running)
+        cancel_jobs({{it->second.endpoint, it->second.job_id}});  // counts until its done
+    else
+        finish_if_idle(it);
 }
 
 void Dispatcher::on_client_gone(ClientId client) {
-    auto first = pending_.lower_bound(Key{client, 0});
-    auto last = first;
-    while (last != pending_.end() && last->first.first == client) ++last;
-    pending_.erase(first, last);
+    std::vector<std::pair<std::size_t, pg::JobId>> jobs;
+    auto w = waiting_.lower_bound(Key{client, 0});
+    while (w != waiting_.end() && w->first.first == client) {
+        PendingRequest& r = requests_.at(w->second);
+        r.answered = true;
+        if (r.job_running) jobs.emplace_back(r.endpoint, r.job_id);
+        w = waiting_.erase(w);
+    }
+    cancel_jobs(std::move(jobs));
+}
+
+void Dispatcher::on_window_open(ClientId client) {
+    std::vector<std::pair<std::size_t, pg::JobId>> paused;
+    for (auto w = waiting_.lower_bound(Key{client, 0}); w != waiting_.end() && w->first.first == client; ++w) {
+        PendingRequest& r = requests_.at(w->second);
+        if (!r.paused || !r.job_running) continue;
+        r.paused = false;
+        paused.emplace_back(r.endpoint, r.job_id);
+    }
+    for (const auto& [index, id] : paused) backends_.at(index).endpoint->resume(id);
 }
 
 void Dispatcher::abandon_all(const std::string& message) {
-    auto pending = std::move(pending_);
-    pending_.clear();
-    for (const auto& [key, p] : pending) answer_error(key.first, key.second, message);
+    std::vector<std::pair<std::size_t, pg::JobId>> jobs;
+    for (auto w = waiting_.begin(); w != waiting_.end();) {
+        PendingRequest& r = requests_.at(w->second);
+        r.answered = true;
+        // A response already streaming cannot start over with an error head;
+        // the client sees the daemon go away instead.
+        if (!r.streamed) responder_.respond_error(r.client, r.request_id, message);
+        if (r.job_running) jobs.emplace_back(r.endpoint, r.job_id);
+        w = waiting_.erase(w);
+    }
+    cancel_jobs(std::move(jobs));
 }
 
 }  // namespace regiond::daemon

@@ -1,77 +1,101 @@
 // Turns decoded requests into jobs on the PostgreSQL endpoints and their outcomes
-// into answers (the RequestHandler of ClientServer).
+// into answers (the RequestHandler of ClientServer; request_flow.hpp).
 //
-//   request -> count it -> not implemented / shutting down? answer at once
-//           -> deadline = now + (timeout_ms or daemon.request_timeout)
-//           -> plan_route() -> no candidate? answer with the route's reason
-//           -> Endpoint::submit(job, completion)
-//   completion -> the request still pending (client alive, not cancelled, same
-//                 ticket)? else drop it
-//              -> a read that failed on the endpoint (retry_elsewhere), not
-//                 retried yet, deadline not passed, another candidate: retry
-//                 there, once; a write is never retried
-//              -> answer with the outcome's chunks
+//   request -> reused id? drop the client -> shutting down? answer at once
+//           -> deadline = now + min(timeout_ms or daemon.request_timeout,
+//                                   daemon.max_request_timeout)
+//           -> the operation's handler (operation_handler.hpp: read_handler,
+//              write_handler, ...): route and submit a job, or answer at once
+//   partial -> the client still waits? stream the chunk (false: the job pauses
+//              until the client's queue drains: on_window_open -> resume)
+//   done    -> the client forgot it (cancel, gone)? nothing to answer
+//           -> failed? the handler may send it again (the retry rule is in
+//              read_handler.hpp)
+//           -> answer with the outcome's chunks
+//   and in every case, once the last job ended: Responder::release, so the
+//   request counts against its client until the server finished it.
 //
-// Pending requests are keyed by (client id, request id) and carry a ticket that
-// is unique for the daemon's life, so a late completion can never answer a
-// newer request that reuses the id, nor reach a client that is gone.
+// Cancel record: the request is forgotten (no answer; its id may be used again
+// at once) and Endpoint::cancel(job) asks the server to stop; it still counts
+// until done. Client gone: the same for each of its requests (orphans).
+//
+// Requests are kept by a ticket unique for the daemon's life; the index by
+// (client id, request id) holds only the requests still to be answered, so a
+// late completion can never answer a newer request that reuses the id, nor
+// reach a client that is gone.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
-#include "config/config.hpp"
 #include "daemon/backends.hpp"
-#include "daemon/client_server.hpp"
+#include "daemon/event_loop.hpp"
+#include "daemon/operation_handler.hpp"
+#include "daemon/request_flow.hpp"
 #include "daemon/stats.hpp"
 
 namespace regiond::daemon {
 
-class Dispatcher final : public RequestHandler {
+class Dispatcher final : public RequestHandler, private DispatchContext {
 public:
-    /// `config` is the daemon's live configuration (SIGHUP updates it in place).
-    Dispatcher(const config::Config& config, Backends& backends, Responder& responder, Stats& stats);
+    Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& backends, Responder& responder, Stats& stats);
     ~Dispatcher() override;
     Dispatcher(const Dispatcher&) = delete;
     Dispatcher& operator=(const Dispatcher&) = delete;
 
+    /// SIGHUP: the new settings apply to requests received from now on.
+    void update(DispatchSettings settings) { settings_ = std::move(settings); }
+
     void on_request(ClientId client, std::uint64_t request_id, const shm::RequestView& request) override;
-    bool on_cancel(ClientId client, std::uint64_t request_id) override;
+    void on_cancel(ClientId client, std::uint64_t request_id) override;
     void on_client_gone(ClientId client) override;
+    void on_window_open(ClientId client) override;
 
     /// SIGTERM: new requests are answered "regiond is shutting down".
     void begin_drain() noexcept { draining_ = true; }
-    /// Answers every pending request with `message` and forgets them.
+    /// Answers every request still waiting with `message` and cancels its job.
     void abandon_all(const std::string& message);
-    std::size_t pending() const noexcept { return pending_.size(); }
+    /// Requests whose job has not ended (answered or not).
+    std::size_t pending() const noexcept { return requests_.size(); }
 
 private:
     using Key = std::pair<ClientId, std::uint64_t>;
-    struct Pending {
-        std::uint64_t ticket = 0;
-        RouteKind kind = RouteKind::read_local;
-        std::chrono::steady_clock::time_point deadline;
-        std::vector<std::size_t> tried;  ///< endpoint indices
-        pg::Job job;                     ///< kept for a retry (reads only)
-    };
+    using Requests = std::map<std::uint64_t, PendingRequest>;  ///< by ticket
 
-    void submit(const Key& key, Pending& pending, std::size_t endpoint);
-    void complete(const Key& key, std::uint64_t ticket, pg::Outcome&& outcome);
-    void answer_error(ClientId client, std::uint64_t request_id, std::string_view message);
+    // DispatchContext
+    const DispatchSettings& settings() const override { return settings_; }
+    bool draining() const override { return draining_; }
+    Route route(RouteKind kind, std::span<const std::size_t> exclude) override;
+    const BackendEndpoint& endpoint(std::size_t index) const override { return backends_.at(index); }
+    void submit(PendingRequest& request, std::size_t index, bool keep_job) override;
+    void answer_error(PendingRequest& request, std::string_view message) override;
 
-    const config::Config& config_;
+    OperationHandler& handler(shm::Op op);
+    bool on_partial(std::uint64_t ticket, std::vector<std::byte>&& chunk);
+    void on_done(std::uint64_t ticket, pg::Outcome&& outcome);
+    /// The client will not get an answer: drop it from the index.
+    void forget(PendingRequest& request);
+    /// Ends the request if it has no job running: release its count.
+    void finish_if_idle(Requests::iterator it);
+    void cancel_jobs(std::vector<std::pair<std::size_t, pg::JobId>> jobs);
+
+    DispatchSettings settings_;
     Backends& backends_;
     Responder& responder_;
     Stats& stats_;
-    std::map<Key, Pending> pending_;
+    Requests requests_;
+    std::map<Key, std::uint64_t> waiting_;  ///< (client, request id) -> ticket, until answered or forgotten
+    std::array<std::unique_ptr<OperationHandler>, 6> handlers_;  ///< by shm::Op (1..5)
     std::uint64_t next_ticket_ = 1;
     bool draining_ = false;
-    /// Completions hold a weak reference: after the dispatcher is gone (daemon
-    /// exit), a backend that still calls back finds it expired and does nothing.
-    std::shared_ptr<Dispatcher*> self_;
+    /// Callbacks handed to endpoints check it: after the dispatcher is gone
+    /// (daemon exit), a backend that still calls back does nothing.
+    LoopScope scope_;
 };
 
 }  // namespace regiond::daemon

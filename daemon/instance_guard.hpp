@@ -33,29 +33,4 @@ shm::Expected<void> clear_stale_socket(const std::string& path, const std::strin
 /// counts as alive.
 shm::Expected<bool> check_state_segment(const std::string& name, std::chrono::nanoseconds fresh_within);
 
-struct UnixListenerOptions {
-    std::string path;
-    std::string what;  ///< "client socket", "admin socket"
-    mode_t mode = 0660;
-    std::optional<gid_t> group;  ///< chown the socket file to this group
-    int backlog = 256;
-};
-
-/// A listening socket and the identity of the file it created.
-struct UnixListener {
-    shm::UniqueFd fd;
-    std::string path;
-    dev_t device = 0;
-    ino_t inode = 0;
-
-    /// Closes the socket and unlinks the path if it is still the file this
-    /// listener created (same device and inode), so a daemon never removes a
-    /// successor's socket. Idempotent.
-    void close_and_unlink() noexcept;
-};
-
-/// socket + bind + chmod/chown + listen, non-blocking and close-on-exec. The
-/// caller has cleared the path with clear_stale_socket() first.
-shm::Expected<UnixListener> listen_unix(const UnixListenerOptions& options);
-
 }  // namespace regiond::daemon

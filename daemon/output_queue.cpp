@@ -23,7 +23,6 @@ void OutputQueue::note_flush(bool progress, Clock::time_point now) noexcept {
 
 OutputQueue::Verdict OutputQueue::verdict(Clock::time_point now) const noexcept {
     if (records_.empty()) return Verdict::ok;
-    if (bytes_ > limits_.max_bytes) return Verdict::too_large;
     if (now - last_progress_ > limits_.max_stall) return Verdict::stalled;
     return Verdict::ok;
 }

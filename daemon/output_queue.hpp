@@ -7,7 +7,9 @@
 // next request the client sends (an eventfd wake) also retries at once.
 //
 // A client that stops reading must not hold the daemon's memory: it is dropped
-// when its backlog passes max_bytes, or when nothing has moved for max_stall.
+// when nothing has moved for max_stall. Its size is bounded elsewhere: streaming
+// pauses at the client's window and all queues together are capped by
+// daemon.max_backlog (backlog.hpp).
 // Pure (no I/O; the push is a callback, time is passed in): unit-tested.
 #pragma once
 
@@ -29,7 +31,6 @@ struct OutgoingRecord {
 };
 
 struct OutputLimits {
-    std::size_t max_bytes = std::size_t{1} << 30;
     std::chrono::nanoseconds max_stall = std::chrono::seconds(30);
 };
 
@@ -42,12 +43,13 @@ struct FlushResult {
 class OutputQueue {
 public:
     using Clock = std::chrono::steady_clock;
-    enum class Verdict { ok, too_large, stalled };
+    enum class Verdict { ok, stalled };
 
     static constexpr std::chrono::milliseconds kFirstRetry{1};
     static constexpr std::chrono::milliseconds kMaxRetry{16};
 
     explicit OutputQueue(OutputLimits limits = {}) : limits_(limits) {}
+    void set_limits(OutputLimits limits) noexcept { limits_ = limits; }
 
     bool empty() const noexcept { return records_.empty(); }
     std::size_t bytes() const noexcept { return bytes_; }

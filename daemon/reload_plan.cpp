@@ -52,6 +52,11 @@ ReloadPlan plan_reload(const config::Config& running, const config::Config& next
     live(e.daemon.max_request, next.daemon.max_request, "daemon.max_request", plan);
     live(e.daemon.request_timeout, next.daemon.request_timeout, "daemon.request_timeout", plan);
     live(e.daemon.drain_timeout, next.daemon.drain_timeout, "daemon.drain_timeout", plan);
+    live(e.daemon.max_in_flight_per_client, next.daemon.max_in_flight_per_client, "daemon.max_in_flight_per_client",
+         plan);
+    live(e.daemon.max_result, next.daemon.max_result, "daemon.max_result", plan);
+    live(e.daemon.max_backlog, next.daemon.max_backlog, "daemon.max_backlog", plan);
+    live(e.daemon.max_request_timeout, next.daemon.max_request_timeout, "daemon.max_request_timeout", plan);
     // The backends chunk responses to fit the rings made at start.
     restart_only(running.daemon.ring_size, next.daemon.ring_size, "daemon.ring_size", plan);
 

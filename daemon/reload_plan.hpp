@@ -2,7 +2,9 @@
 // without a restart. Pure: unit-tested.
 //
 // Applied at once: daemon.max_clients, max_request, request_timeout,
-// drain_timeout, allowed_uids; cache.default_ttl;
+// drain_timeout, allowed_uids (connected clients it no longer admits are
+// dropped), max_in_flight_per_client, max_result, max_backlog (to requests
+// received from then on), max_request_timeout; cache.default_ttl;
 // consistency.max_wait; lag.max_lag, lag.alert_after; health.* (to the Redis
 // checks; the PostgreSQL endpoints' probes keep their settings until a restart,
 // the backend contract has no way to change them live).

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "shm/base/size_text.hpp"
+
 namespace regiond::daemon {
 
 namespace {
@@ -31,13 +33,7 @@ std::string format_duration(std::chrono::nanoseconds duration) {
 }
 
 std::string format_size(std::uint64_t bytes) {
-    constexpr std::uint64_t KiB = 1024;
-    constexpr std::uint64_t MiB = 1024 * KiB;
-    constexpr std::uint64_t GiB = 1024 * MiB;
-    if (bytes >= GiB) return one_decimal(bytes, GiB) + " GiB";
-    if (bytes >= MiB) return one_decimal(bytes, MiB) + " MiB";
-    if (bytes >= KiB) return one_decimal(bytes, KiB) + " KiB";
-    return std::to_string(bytes) + " bytes";
+    return base::format_size(bytes);
 }
 
 std::string format_lsn_text(std::uint64_t lsn) {

@@ -15,7 +15,8 @@ inline std::string format_duration_ms(std::uint64_t ms) {
     return format_duration(std::chrono::milliseconds(ms));
 }
 
-/// "9 MiB", "8.5 MiB", "512 KiB", "100 bytes".
+/// "9 MiB", "8.5 MiB", "511.98 KiB", "100 bytes" (base::format_size, the one
+/// copy libregiond uses too).
 std::string format_size(std::uint64_t bytes);
 
 /// A PostgreSQL LSN as PostgreSQL prints it: "16/B374D848".

@@ -7,10 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <thread>
 
 #include "handshake.hpp"
+#include "shm/base/size_text.hpp"
 #include "shm/layout.hpp"
 #include "shm/ring.hpp"
 
@@ -25,17 +25,6 @@ constexpr int kDrainBatch = 256;
 /// Longest pause between two attempts to push into a full request ring.
 constexpr std::chrono::microseconds kMaxPushBackoff{1000};
 
-std::string size_text(std::uint64_t bytes) {
-    const bool mib = bytes >= (std::uint64_t{1} << 20);
-    const double value = static_cast<double>(bytes) / (mib ? 1048576.0 : 1024.0);
-    char text[64];
-    std::snprintf(text, sizeof text, "%.2f", value);
-    std::string s(text);
-    while (!s.empty() && s.back() == '0') s.pop_back();
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s + (mib ? " MiB" : " KiB");
-}
-
 void pause_for(std::chrono::microseconds d) {
     timespec ts{};
     ts.tv_sec = static_cast<time_t>(d.count() / 1'000'000);
@@ -44,10 +33,6 @@ void pause_for(std::chrono::microseconds d) {
 }
 
 }  // namespace
-
-std::string request_too_large_message(std::uint64_t request_bytes, std::uint64_t max_bytes) {
-    return "request of " + size_text(request_bytes) + " exceeds max_request (" + size_text(max_bytes) + ")";
-}
 
 // ---------------------------------------------------------------------------
 // Setup
@@ -383,7 +368,9 @@ CallOutcome Connection::call(const shm::RequestView& request, std::uint64_t requ
         return out;
     }
     if (size > max_request_) {
-        out.message = request_too_large_message(size, max_request_);
+        // The daemon's own max_request is never larger (--check-config), so it
+        // is exceeded too; the ring's record limit is what this side knows.
+        out.message = base::request_exceeds_ring(size, max_request_);
         return out;
     }
 

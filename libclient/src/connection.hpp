@@ -159,9 +159,6 @@ private:
     shm::ExpectedWaitSpinner spinner_;  // used by the leader only
 };
 
-/// "request of 9 MiB exceeds max_request (8 MiB)"
-std::string request_too_large_message(std::uint64_t request_bytes, std::uint64_t max_bytes);
-
 /// The error of every call that lost its connection and could not be re-sent.
 inline constexpr const char* kConnectionLost = "connection to regiond lost (daemon restarted?): retry";
 

@@ -267,6 +267,14 @@ TEST_CASE("every bounded key refuses values out of bounds", "[config][errors][bo
         {"daemon", "ring_size", "\"512MiB\"", "between 64KiB and 256MiB"},
         {"daemon", "ring_size", "\"1000KiB\"", "not a power of two; use \"512KiB\" or \"1MiB\""},
         {"daemon", "allowed_uids", "[4294967295]", "between 0 and 4294967294"},
+        {"daemon", "max_in_flight_per_client", "0", "between 1 and 65536"},
+        {"daemon", "max_in_flight_per_client", "65537", "between 1 and 65536"},
+        {"daemon", "max_result", "\"63KiB\"", "between 64KiB and 16GiB"},
+        {"daemon", "max_result", "\"17GiB\"", "between 64KiB and 16GiB"},
+        {"daemon", "max_backlog", "\"1023KiB\"", "between 1MiB and 64GiB"},
+        {"daemon", "max_backlog", "\"65GiB\"", "between 1MiB and 64GiB"},
+        {"daemon", "max_request_timeout", "\"900us\"", "between 1ms and 1d"},
+        {"daemon", "max_request_timeout", "\"25h\"", "between 1ms and 1d"},
     };
     for (const Case& c : cases) {
         const std::string line = std::string(c.key) + " = " + std::string(c.value);
@@ -306,6 +314,10 @@ max_request = "4KiB"
 request_timeout = "1h"
 drain_timeout = "0s"
 ring_size = "256MiB"
+max_in_flight_per_client = 65536
+max_result = "16GiB"
+max_backlog = "64GiB"
+max_request_timeout = "24h"
 [cache]
 memory = "64GiB"
 default_ttl = "30d"
@@ -328,6 +340,41 @@ pool_size = 1000
 )");
     INFO(test::all_messages(outcome));
     CHECK(outcome.ok());
+}
+
+TEST_CASE("keys that bound each other: max_request and ring_size, request_timeout and its cap",
+          "[config][errors][bounds]") {
+    SECTION("max_request larger than a record of the ring") {
+        const auto error = only_error(parse(with_daemon_line("max_request = \"1MiB\"")), "daemon.max_request");
+        CHECK(error.line == 4);
+        CHECK_THAT(error.message,
+                   Catch::Contains("daemon.max_request 1MiB does not fit one record of the request ring"));
+        CHECK_THAT(error.message, Catch::Contains("daemon.ring_size 1MiB (the default)"));
+        CHECK_THAT(error.message, Catch::Contains("the largest allowed value is \"524272B\""));
+    }
+    SECTION("a ring too small for the default max_request is reported at ring_size") {
+        const auto error = only_error(parse(with_daemon_line("ring_size = \"64KiB\"")), "daemon.ring_size");
+        CHECK(error.line == 4);
+        CHECK_THAT(error.message, Catch::Contains("daemon.max_request 256KiB (the default)"));
+        CHECK_THAT(error.message, Catch::Contains("\"32752B\""));
+    }
+    SECTION("exactly a record of the ring fits") {
+        CHECK(parse(with_daemon_line("ring_size = \"64KiB\"\nmax_request = \"32752B\"")).ok());
+    }
+    SECTION("a cap below the default request_timeout") {
+        const auto error =
+            only_error(parse(with_daemon_line("max_request_timeout = \"10s\"")), "daemon.max_request_timeout");
+        CHECK(error.line == 4);
+        CHECK_THAT(error.message,
+                   Catch::Contains("daemon.request_timeout 30s (the default) is above daemon.max_request_timeout 10s"));
+    }
+    SECTION("a request_timeout above the default cap") {
+        const auto error = only_error(parse(with_daemon_line("request_timeout = \"10m\"")), "daemon.request_timeout");
+        CHECK_THAT(error.message, Catch::Contains("above daemon.max_request_timeout 5m (the default)"));
+    }
+    SECTION("equal is fine") {
+        CHECK(parse(with_daemon_line("request_timeout = \"10m\"\nmax_request_timeout = \"10m\"")).ok());
+    }
 }
 
 TEST_CASE("socket paths and the segment name", "[config][errors]") {

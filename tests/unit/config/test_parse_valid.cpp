@@ -27,10 +27,14 @@ state_segment = "/regiond-eu"
 client_group = "root"
 allowed_uids = [1000, 1001]
 max_clients = 1024
-max_request = "16MiB"
+max_request = "1MiB"
 request_timeout = "10s"
 drain_timeout = "0s"
 ring_size = "4MiB"
+max_in_flight_per_client = 32
+max_result = "64MiB"
+max_backlog = "1GiB"
+max_request_timeout = "1m"
 
 [cache]
 memory = "256MiB"
@@ -79,10 +83,14 @@ TEST_CASE("a full configuration parses into the right values", "[config][parse]"
     CHECK(daemon.client_gid == 0);
     CHECK(daemon.allowed_uids == std::vector<uid_t>{1000, 1001});
     CHECK(daemon.max_clients == 1024);
-    CHECK(daemon.max_request == 16 * MiB);
+    CHECK(daemon.max_request == 1 * MiB);
     CHECK(daemon.request_timeout == 10s);
     CHECK(daemon.drain_timeout == 0s);
     CHECK(daemon.ring_size == 4 * MiB);
+    CHECK(daemon.max_in_flight_per_client == 32);
+    CHECK(daemon.max_result == 64 * MiB);
+    CHECK(daemon.max_backlog == 1 * GiB);
+    CHECK(daemon.max_request_timeout == 1min);
 
     CHECK(config.cache.memory == 256 * MiB);
     CHECK(config.cache.default_ttl == 5min);
@@ -123,10 +131,14 @@ TEST_CASE("omitted keys take the documented defaults", "[config][parse]") {
     CHECK(config.daemon.state_segment == "/regiond");
     CHECK(config.daemon.allowed_uids.empty());
     CHECK(config.daemon.max_clients == 256);
-    CHECK(config.daemon.max_request == 8 * MiB);
+    CHECK(config.daemon.max_request == 256 * KiB);
     CHECK(config.daemon.request_timeout == 30s);
     CHECK(config.daemon.drain_timeout == 10s);
     CHECK(config.daemon.ring_size == 1 * MiB);
+    CHECK(config.daemon.max_in_flight_per_client == 256);
+    CHECK(config.daemon.max_result == 256 * MiB);
+    CHECK(config.daemon.max_backlog == 256 * MiB);
+    CHECK(config.daemon.max_request_timeout == 5min);
     CHECK(config.cache.memory == 64 * MiB);
     CHECK(config.cache.default_ttl == 60s);
     CHECK(config.consistency.max_wait == 50ms);

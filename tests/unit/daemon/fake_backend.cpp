@@ -10,16 +10,38 @@ FakeEndpoint::FakeEndpoint(EventLoop& loop, pg::EndpointOptions options) : loop_
 
 pg::JobId FakeEndpoint::submit(pg::Job job, pg::JobCallbacks callbacks) {
     const pg::JobId id = next_id_++;
-    pg::Completion done = std::move(callbacks.done);
     if (draining) {
         // Like the real backend: a draining endpoint answers at once, later.
         const std::string reason = drain_reason;
         const std::size_t max = options_.max_chunk_bytes;
-        loop_.defer([done = std::move(done), reason, max] { done(error_outcome(reason, false, max)); });
+        loop_.defer([done = std::move(callbacks.done), reason, max] { done(error_outcome(reason, false, max)); });
         return id;
     }
-    jobs.push_back({std::move(job), std::move(done), id});
+    jobs.push_back({std::move(job), std::move(callbacks), id});
     return id;
+}
+
+void FakeEndpoint::cancel(pg::JobId id) {
+    cancelled.push_back(id);
+    if (cancel_answers_at_once) complete(id, cancelled_outcome(options_.max_chunk_bytes));
+}
+
+FakeEndpoint::Submitted* FakeEndpoint::find(pg::JobId id) {
+    for (Submitted& s : jobs)
+        if (s.id == id) return &s;
+    return nullptr;
+}
+
+bool FakeEndpoint::complete(pg::JobId id, pg::Outcome outcome) {
+    for (auto it = jobs.begin(); it != jobs.end(); ++it) {
+        if (it->id != id) continue;
+        Submitted s = std::move(*it);
+        jobs.erase(it);
+        s.callbacks.done(std::move(outcome));
+        if (draining && jobs.empty() && drained_) loop_.defer(std::move(drained_));
+        return true;
+    }
+    return false;
 }
 
 void FakeEndpoint::drain(std::string reason, std::function<void()> drained) {
@@ -41,7 +63,7 @@ void FakeEndpoint::set_health(bool healthy, std::uint64_t lag_ms, std::uint32_t 
 void FakeEndpoint::complete_next(pg::Outcome outcome) {
     Submitted s = std::move(jobs.front());
     jobs.pop_front();
-    s.done(std::move(outcome));
+    s.callbacks.done(std::move(outcome));
     if (draining && jobs.empty() && drained_) loop_.defer(std::move(drained_));
 }
 
@@ -75,6 +97,16 @@ pg::Outcome error_outcome(const std::string& message, bool retry_elsewhere, std:
     pg::Outcome outcome;
     (void)shm::encode_response(response, max_chunk, outcome.chunks);
     outcome.retry_elsewhere = retry_elsewhere;
+    return outcome;
+}
+
+}  // namespace regiond::daemon::test
+
+namespace regiond::daemon::test {
+
+pg::Outcome cancelled_outcome(std::size_t max_chunk) {
+    pg::Outcome outcome = error_outcome("cancelled", false, max_chunk);
+    outcome.cancelled = true;
     return outcome;
 }
 

@@ -17,7 +17,7 @@ class FakeEndpoint final : public pg::Endpoint {
 public:
     struct Submitted {
         pg::Job job;
-        pg::Completion done;
+        pg::JobCallbacks callbacks;
         pg::JobId id = 0;
     };
 
@@ -26,9 +26,11 @@ public:
     void start() override { started = true; }
     using pg::Endpoint::submit;
     pg::JobId submit(pg::Job job, pg::JobCallbacks callbacks) override;
-    void resume(pg::JobId) override {}
-    /// Records the id; the job stays until the test completes it.
-    void cancel(pg::JobId id) override { cancelled.push_back(id); }
+    /// Records the id (the test streams more through the job's partial).
+    void resume(pg::JobId id) override { resumed.push_back(id); }
+    /// Records the id; the job stays until the test completes it, unless
+    /// cancel_answers_at_once (a queued job: `done` runs inside cancel()).
+    void cancel(pg::JobId id) override;
     const pg::Health& health() const override { return health_; }
     const pg::EndpointOptions& options() const override { return options_; }
     void on_health_change(std::function<void()> fn) override { callbacks_.push_back(std::move(fn)); }
@@ -47,9 +49,15 @@ public:
     void set_health(bool healthy, std::uint64_t lag_ms = 0, std::uint32_t rtt_us = 1000);
     /// Answers the oldest job.
     void complete_next(pg::Outcome outcome);
+    /// Answers the job `id`; false when there is none.
+    bool complete(pg::JobId id, pg::Outcome outcome);
+    /// The job `id` still running, or nullptr.
+    Submitted* find(pg::JobId id);
 
     std::deque<Submitted> jobs;
     std::vector<pg::JobId> cancelled;
+    std::vector<pg::JobId> resumed;
+    bool cancel_answers_at_once = false;
     bool started = false;
     bool draining = false;
     std::string drain_reason;
@@ -75,5 +83,7 @@ pg::Outcome ok_outcome(const std::string& served_by, std::vector<std::string> co
                        std::vector<std::vector<std::string>> rows, std::size_t max_chunk);
 /// A failed outcome (retry_elsewhere as given).
 pg::Outcome error_outcome(const std::string& message, bool retry_elsewhere, std::size_t max_chunk);
+/// What the endpoint answers a cancelled job with.
+pg::Outcome cancelled_outcome(std::size_t max_chunk);
 
 }  // namespace regiond::daemon::test

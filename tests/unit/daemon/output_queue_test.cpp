@@ -2,6 +2,7 @@
 // back-off, and when a client that does not read is dropped.
 #include <catch2/catch.hpp>
 
+#include "daemon/backlog.hpp"
 #include "daemon/output_queue.hpp"
 
 using namespace regiond::daemon;
@@ -77,17 +78,10 @@ TEST_CASE("the retry delay backs off without progress and resets with it", "[out
     CHECK(q.retry_delay() == 1ms);
 }
 
-TEST_CASE("a client that does not read is dropped: too much queued, or stalled", "[output]") {
+TEST_CASE("a client that does not read is dropped when it stalls", "[output]") {
     OutputLimits limits;
-    limits.max_bytes = 1000;
     limits.max_stall = 10s;
     const auto t0 = Clock::now();
-
-    OutputQueue big(limits);
-    big.push_back(record(1, 600), t0);
-    CHECK(big.verdict(t0) == OutputQueue::Verdict::ok);
-    big.push_back(record(2, 600), t0);
-    CHECK(big.verdict(t0) == OutputQueue::Verdict::too_large);
 
     OutputQueue slow(limits);
     slow.push_back(record(1, 10), t0);
@@ -116,4 +110,22 @@ TEST_CASE("a corrupt ring stops the flush and is reported", "[output]") {
     CHECK(r.corrupt);
     CHECK(r.pushed == 0);
     CHECK(q.size() == 1);
+}
+
+TEST_CASE("backlog: the window, and who is dropped over daemon.max_backlog", "[output][backlog]") {
+    CHECK(stream_window(64 * 1024) == 1u << 20);
+    CHECK(stream_window(4u << 20) == 4u << 20);
+
+    const ClientBacklog within[] = {{1, 400}, {2, 0}, {3, 600}};
+    CHECK_FALSE(backlog_victim(within, 1000).has_value());
+
+    const ClientBacklog over[] = {{1, 400}, {2, 0}, {3, 700}, {4, 100}};
+    const auto v = backlog_victim(over, 1000);
+    REQUIRE(v.has_value());
+    CHECK(v->client == 3);
+    CHECK(v->bytes == 700);
+    CHECK(v->clients == 3);  // client 2 has no backlog and no share
+    CHECK(v->share == 333);
+    CHECK(v->total == 1200);
+    CHECK_FALSE(backlog_victim({}, 0).has_value());
 }

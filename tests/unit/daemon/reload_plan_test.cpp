@@ -47,6 +47,24 @@ TEST_CASE("thresholds, timeouts and health parameters apply live", "[reload]") {
     CHECK(plan.notes.empty());  // health.* applies to every endpoint now
 }
 
+TEST_CASE("the resource bounds apply live", "[reload]") {
+    auto next = base();
+    next.daemon.max_in_flight_per_client = 8;
+    next.daemon.max_result = 1u << 20;
+    next.daemon.max_backlog = 2u << 20;
+    next.daemon.max_request_timeout = 10s;
+    next.daemon.max_request = 64u << 10;
+    const ReloadPlan plan = plan_reload(base(), next);
+    CHECK(plan.applied == std::vector<std::string>{"daemon.max_request", "daemon.max_in_flight_per_client",
+                                                   "daemon.max_result", "daemon.max_backlog",
+                                                   "daemon.max_request_timeout"});
+    CHECK(plan.need_restart.empty());
+    CHECK(plan.effective.daemon.max_in_flight_per_client == 8);
+    CHECK(plan.effective.daemon.max_result == 1u << 20);
+    CHECK(plan.effective.daemon.max_backlog == 2u << 20);
+    CHECK(plan.effective.daemon.max_request_timeout == 10s);
+}
+
 TEST_CASE("names, sizes and the region list need a restart and keep their running values", "[reload]") {
     auto next = base();
     next.daemon.socket = "/run/other.sock";

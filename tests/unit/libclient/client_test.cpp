@@ -231,7 +231,9 @@ TEST_CASE("request size: too large fails without sending; a full ring is waited 
     regiond::Client db = connect(d);
     auto big = db.read_local(std::string(5000, 'x'));
     CHECK_FALSE(big.ok());
-    CHECK(big.error() == "request of 4.91 KiB exceeds max_request (1.98 KiB)");
+    CHECK(big.error() ==
+          "request of 4.91 KiB exceeds max_request (the request ring carries at most 1.98 KiB; "
+          "daemon.ring_size / 2 - 16 bytes)");
     CHECK(d.requests_seen() == 0);
 
     // Each request ~1.5 KiB: two fill the 4 KiB ring, the rest wait for room.

@@ -2,6 +2,8 @@
 // responses (including every out-of-range case), error texts.
 #include <catch2/catch.hpp>
 
+#include "shm/base/size_text.hpp"
+
 #include <climits>
 #include <cstring>
 #include <string>
@@ -191,10 +193,20 @@ TEST_CASE("C API: invalid arguments are error results", "[c_api]") {
 }
 
 TEST_CASE("size messages name both sizes", "[errors]") {
-    using regiond::client::request_too_large_message;
-    CHECK(request_too_large_message(9u << 20, 8u << 20) == "request of 9 MiB exceeds max_request (8 MiB)");
-    CHECK(request_too_large_message(5000, 2032) == "request of 4.88 KiB exceeds max_request (1.98 KiB)");
-    CHECK(request_too_large_message(3u << 19, 524272) == "request of 1.5 MiB exceeds max_request (511.98 KiB)");
+    using regiond::base::request_exceeds_max_request;
+    using regiond::base::request_exceeds_ring;
+    CHECK(request_exceeds_max_request(9u << 20, 8u << 20) == "request of 9 MiB exceeds max_request (8 MiB)");
+    CHECK(request_exceeds_max_request(5000, 2032) == "request of 4.88 KiB exceeds max_request (1.98 KiB)");
+    // Sizes that would print alike are given exactly.
+    CHECK(request_exceeds_max_request(262145, 262144) == "request of 262145 bytes exceeds max_request (262144 bytes)");
+    // libregiond knows the ring's record limit, not the daemon's max_request.
+    CHECK(request_exceeds_ring(3u << 19, 524272) ==
+          "request of 1.5 MiB exceeds max_request (the request ring carries at most 511.98 KiB; "
+          "daemon.ring_size / 2 - 16 bytes)");
+    CHECK(regiond::base::format_size(1) == "1 byte");
+    CHECK(regiond::base::format_size(1023) == "1023 bytes");
+    CHECK(regiond::base::format_size(1048575) == "1024 KiB");  // rounded, never shown as "1023.99..."
+    CHECK(regiond::base::format_size(std::uint64_t{64} << 30) == "64 GiB");
 }
 
 TEST_CASE("socket path resolution", "[connect]") {

@@ -1,0 +1,101 @@
+// One handler per operation (shm::Op): how a request of that kind is routed,
+// what job it becomes, and what happens when that job fails. The Dispatcher
+// owns the request table, counting, cancel and streaming; a handler only
+// decides. read_consistent and cached_read get their own handlers here when
+// they are implemented (a wait for the replica's replay LSN; the cache tiers
+// before the database); until then NotImplementedHandler answers them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/backends.hpp"
+#include "daemon/client_session.hpp"
+#include "daemon/pg/endpoint.hpp"
+#include "daemon/routing.hpp"
+#include "shm/codec.hpp"
+
+namespace regiond::daemon {
+
+/// What the dispatcher and its handlers read from the configuration: a copy made
+/// at start and at every reload (never a reference to the live Config).
+struct DispatchSettings {
+    RoutingSettings routing;
+    std::chrono::nanoseconds request_timeout = std::chrono::seconds(30);            ///< timeout_ms 0
+    std::chrono::nanoseconds max_request_timeout = std::chrono::minutes(5);         ///< caps timeout_ms
+    std::uint64_t max_result = 0;                                                   ///< Job::max_result
+    std::chrono::nanoseconds consistency_max_wait = std::chrono::milliseconds(50);  ///< read_consistent (next)
+    std::chrono::nanoseconds cache_default_ttl = std::chrono::seconds(60);          ///< cached_read (next)
+
+    static DispatchSettings from(const config::Config& config);
+};
+
+/// One request, from when the dispatcher received it until its last job ended.
+struct PendingRequest {
+    std::uint64_t ticket = 0;  ///< unique for the daemon's life
+    ClientId client = 0;
+    std::uint64_t request_id = 0;
+    shm::Op op = shm::Op::read_local;
+    std::chrono::steady_clock::time_point deadline;
+    pg::Job job;                     ///< what is sent (kept for a re-send)
+    std::vector<std::size_t> tried;  ///< endpoint indices, in order
+
+    // The job now on an endpoint.
+    bool job_running = false;
+    std::size_t endpoint = 0;
+    pg::JobId job_id = 0;
+    bool paused = false;  ///< its partial found the client's window full
+
+    bool resent = false;    ///< the request's one re-send is spent
+    bool streamed = false;  ///< a chunk reached the client: never sent again
+    bool answered = false;  ///< the client has its answer (or forgot the request)
+};
+
+/// What a handler may ask of the dispatcher.
+class DispatchContext {
+public:
+    virtual ~DispatchContext() = default;
+    virtual const DispatchSettings& settings() const = 0;
+    /// SIGTERM: nothing new is started (re-sends included).
+    virtual bool draining() const = 0;
+    virtual Route route(RouteKind kind, std::span<const std::size_t> exclude) = 0;
+    virtual const BackendEndpoint& endpoint(std::size_t index) const = 0;
+    /// Sends the request's job to endpoint `index`. `keep_job`: keep a copy for
+    /// a re-send (reads); otherwise the job is handed over (writes).
+    virtual void submit(PendingRequest& request, std::size_t index, bool keep_job) = 0;
+    /// Answers at once with an error; the request ends when the handler returns.
+    virtual void answer_error(PendingRequest& request, std::string_view message) = 0;
+};
+
+class OperationHandler {
+public:
+    virtual ~OperationHandler() = default;
+    /// The request is registered and counted, its deadline and job (SQL,
+    /// parameters, deadline, max_result) filled in. Either submit a job or
+    /// answer_error; otherwise the dispatcher answers "internal error".
+    virtual void start(PendingRequest& request, DispatchContext& context) = 0;
+    /// A job of the request failed (not cancelled, the client still waits). The
+    /// handler may submit it again; if it does not, the outcome is the answer.
+    virtual void on_failure(PendingRequest& request, const pg::Outcome& outcome, DispatchContext& context) {
+        (void)request;
+        (void)outcome;
+        (void)context;
+    }
+};
+
+/// Answers every request with "<name> is not implemented yet".
+class NotImplementedHandler final : public OperationHandler {
+public:
+    explicit NotImplementedHandler(std::string name) : name_(std::move(name)) {}
+    void start(PendingRequest& request, DispatchContext& context) override;
+
+private:
+    std::string name_;
+};
+
+}  // namespace regiond::daemon

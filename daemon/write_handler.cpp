@@ -1,0 +1,16 @@
+#include "daemon/write_handler.hpp"
+
+namespace regiond::daemon {
+
+void WriteHandler::start(PendingRequest& request, DispatchContext& context) {
+    request.job.kind = pg::Job::Kind::write;
+    request.job.may_retry = false;
+    const Route route = context.route(RouteKind::write, {});
+    if (!route.ok()) {
+        context.answer_error(request, route.error);
+        return;
+    }
+    context.submit(request, route.candidates.front(), false);
+}
+
+}  // namespace regiond::daemon
