@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "daemon/text.hpp"
+#include "shm/base/lsn.hpp"
 
 namespace regiond::daemon {
 namespace {
@@ -184,7 +185,7 @@ std::string format_status_json(const StatusSnapshot& s) {
         out += ',';
         append_json_raw(out, "rtt_ms", rtt_ms_text(e.rtt_us));
         out += ',';
-        append_json_string(out, "replay_lsn", format_lsn_text(e.replay_lsn));
+        append_json_string(out, "replay_lsn", base::format_lsn(e.replay_lsn));
         out += ',';
         append_json_raw(out, "pool_in_use", std::to_string(e.pool_in_use));
         out += ',';
