@@ -59,7 +59,8 @@ void AdminServer::on_accept() {
             continue;
         }
         c.peer = *peer;
-        // The admin socket grants nothing the client socket does not: the same policy.
+        // Who may connect: the client socket's policy. Commands that change state
+        // are checked once more, per command (answer()).
         if (const AccessDecision decision = check_access(*peer, access_); !decision.allowed) {
             log::warning("admin socket: refused pid " + std::to_string(peer->pid) + ": " + decision.message);
             reply(fd, c, admin_error(decision.message));
