@@ -143,3 +143,20 @@ TEST_CASE("a live segment of ours (another daemon, fresh heartbeat) is not touch
     REQUIRE(segment);
     CHECK(exists(shm::state_segment_path(leftover)));
 }
+
+TEST_CASE("when no suffixed name can be created either, the refusal names the holder and what to do", "[guard]") {
+    // A name at NAME_MAX's edge: held (a symlink), and NAME.XXXXXXXX too long to create.
+    std::string name = "/rgd-guard-test-" + std::to_string(::getpid()) + "-";
+    name += std::string(251 - name.size(), 'x');  // 250 characters after the '/': NAME_MAX is 255
+    const std::string link = shm::state_segment_path(name);
+    REQUIRE(::symlink("/nonexistent", link.c_str()) == 0);
+    auto segment = daemon::claim_state_segment(options_for(name), 2s);
+    ::unlink(link.c_str());
+    REQUIRE_FALSE(segment);
+    const std::string& message = segment.error().message;
+    INFO(message);
+    CHECK_THAT(message, Catch::StartsWith("cannot create state segment " + name +
+                                          ": it is a non-regular file owned by uid " + std::to_string(::geteuid())));
+    CHECK_THAT(message, Catch::Contains("Remove " + link + " as root"));
+    CHECK_THAT(message, Catch::Contains("or set daemon.state_segment to another name"));
+}
