@@ -83,7 +83,11 @@ shm::Expected<shm::StateSegment> create_under_suffix(shm::StateSegmentOptions op
                                                      const shm::SegmentNameHolder& holder) {
     const std::string path = shm::state_segment_path(name);
     const std::string who = uid_text(holder.uid);
-    const std::string what = holder.regular_file ? "held by " + who : "a non-regular file owned by " + who;
+    // A regular file of another user, or anything that is not a regular file
+    // (a symlink, a FIFO...), whoever owns it: never a segment of ours.
+    const std::string what =
+        holder.regular_file ? "held by " + who + ", not by this daemon's user (uid " + std::to_string(::geteuid()) + ")"
+                            : "a non-regular file owned by " + who;
     shm::Error last{0, ""};
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         options.name = name + random_suffix();
@@ -91,9 +95,8 @@ shm::Expected<shm::StateSegment> create_under_suffix(shm::StateSegmentOptions op
         auto segment = shm::StateSegment::create(options);
         if (segment) {
             log::warning(
-                "state segment " + name + " is " + what + ", not by this daemon's user (uid " +
-                std::to_string(::geteuid()) + "): " + path +
-                " was created by someone else, so it is left alone and this daemon serves under " + segment->name() +
+                "state segment " + name + " is " + what + ": " + path +
+                " was not created by regiond, so it is left alone and this daemon serves under " + segment->name() +
                 " instead (clients learn the name when they connect; regionctl status shows it). "
                 "Remove " +
                 path + " as root and find out why " + who + " created it; the next start uses " + name + " again");

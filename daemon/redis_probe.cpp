@@ -46,8 +46,8 @@ std::string shorten(std::string text, std::size_t max = 120) {
 
 // A Redis error may quote the AUTH argument: "ERR unknown command 'AUTH', with args
 // beginning with: 'PASSWORD'" when AUTH is renamed or disabled. The quoted args are
-// dropped, the configured password removed wherever it appears (it may be cut),
-// and anything shaped like a secret redacted.
+// dropped, the configured password removed wherever else it appears whole, and
+// anything shaped like a secret redacted (base::redact_secrets).
 std::string RedisProbe::without_secrets(std::string text) const {
     if (const auto args = text.find("args beginning with"); args != std::string::npos) {
         text.resize(args);
