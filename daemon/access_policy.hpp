@@ -1,6 +1,7 @@
 // Who may use the daemon (client socket and admin socket). check_access() is
 // pure: a function of the peer's credentials (SO_PEERCRED + SO_PEERGROUPS, read
-// by read_peer_credentials()) and the configuration.
+// by read_peer_credentials()) and the configuration. check_admin() is too, but
+// for the user names it looks up for its message.
 //
 // Allowed: uid 0; the daemon's own uid; a uid in daemon.allowed_uids; a peer whose
 // primary or supplementary groups include daemon.client_group.
