@@ -34,6 +34,10 @@ struct DaemonSection {
     // group unchanged" to chown) in a Config that was not parsed.
     gid_t client_gid = static_cast<gid_t>(-1);
     std::vector<uid_t> allowed_uids;
+    // Who may run admin commands that change state (regionctl cache flush), besides
+    // root and the daemon's own user. "" (the default): nobody else.
+    std::string admin_group;
+    std::optional<gid_t> admin_gid;  // admin_group resolved by the parser
 
     // Extensions to the contract in API.md.
     std::uint32_t max_clients = 256;

@@ -5,6 +5,8 @@
 #include <array>
 #include <memory>
 
+#include "shm/base/redact.hpp"
+
 namespace regiond::config {
 namespace {
 
@@ -41,6 +43,30 @@ std::string sanitized_reason(std::string_view libpq_message) {
     return "libpq cannot parse it";
 }
 
+bool starts_with(std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+// See the header: '@' where libpq would not read it as the end of the user info.
+std::optional<std::string> uri_at_sign_problem(std::string_view conninfo) {
+    // libpq's URI designators, matched as libpq does (case-sensitively).
+    std::string_view rest;
+    for (std::string_view scheme : {"postgresql://", "postgres://"})
+        if (starts_with(conninfo, scheme)) rest = conninfo.substr(scheme.size());
+    if (rest.empty()) return std::nullopt;
+    std::size_t ats = 0;
+    for (char c : rest) ats += c == '@' ? 1 : 0;
+    if (ats > 1)
+        return "the URI contains more than one \"@\": percent-encode \"@\" in a user name or password as %40 "
+               "(e.g. postgresql://app:p%40ss@db.example/app)";
+    const std::size_t at = rest.find('@');
+    const std::size_t slash = rest.find('/');
+    const std::size_t query = rest.find('?');
+    if (at != std::string_view::npos && slash < at && (query == std::string_view::npos || at < query))
+        return "the URI has an \"@\" after a \"/\": percent-encode \"/\" in a password as %2F and \"@\" as %40";
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<std::string> conninfo_problem(std::string_view conninfo) {
@@ -53,8 +79,31 @@ std::optional<std::string> conninfo_problem(std::string_view conninfo) {
     char* raw_message = nullptr;
     std::unique_ptr<PQconninfoOption, OptionsFree> options(PQconninfoParse(terminated.c_str(), &raw_message));
     std::unique_ptr<char, MessageFree> message(raw_message);
-    if (options) return std::nullopt;
-    return sanitized_reason(message ? std::string_view(message.get()) : std::string_view());
+    if (!options) return sanitized_reason(message ? std::string_view(message.get()) : std::string_view());
+    return uri_at_sign_problem(conninfo);
+}
+
+std::string conninfo_display_name(const std::string& conninfo) {
+    char* raw_message = nullptr;
+    std::unique_ptr<PQconninfoOption, OptionsFree> options(PQconninfoParse(conninfo.c_str(), &raw_message));
+    std::unique_ptr<char, MessageFree> message(raw_message);  // it may quote the string: never shown
+    if (!options) return "(invalid conninfo)";
+    std::string host, hostaddr, port;
+    for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+        if (o->val == nullptr) continue;
+        const std::string_view keyword = o->keyword;
+        if (keyword == "host")
+            host = o->val;
+        else if (keyword == "hostaddr")
+            hostaddr = o->val;
+        else if (keyword == "port")
+            port = o->val;
+    }
+    std::string shown = base::without_user_info(!host.empty() ? host : hostaddr);
+    if (shown.empty()) shown = "local";
+    if (port.empty()) port = "5432";
+    if (port.find_first_not_of("0123456789,") != std::string::npos) port = "(invalid port)";
+    return shown + ":" + port;
 }
 
 }  // namespace regiond::config

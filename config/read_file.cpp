@@ -5,36 +5,21 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <system_error>
+
+#include "shm/base/errno_text.hpp"
+#include "shm/base/unique_fd.hpp"
 
 namespace regiond::config::detail {
 namespace {
 
 constexpr std::size_t max_file_size = 16U << 20;
 
-class FileDescriptor {
-public:
-    explicit FileDescriptor(int fd) noexcept : fd_(fd) {}
-    FileDescriptor(const FileDescriptor&) = delete;
-    FileDescriptor& operator=(const FileDescriptor&) = delete;
-    ~FileDescriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    [[nodiscard]] int get() const noexcept { return fd_; }
-
-private:
-    int fd_;
-};
-
-std::string errno_text(int error) {
-    return std::system_category().message(error);
-}
-
 }  // namespace
 
 Parsed<std::string> read_text_file(const std::string& path) {
-    const FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) return Parsed<std::string>::fail("cannot open the configuration file: " + errno_text(errno));
+    const base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0)
+        return Parsed<std::string>::fail("cannot open the configuration file: " + base::errno_text(errno));
 
     struct stat status {};
     if (::fstat(fd.get(), &status) == 0 && S_ISDIR(status.st_mode))
@@ -47,7 +32,7 @@ Parsed<std::string> read_text_file(const std::string& path) {
         if (n == 0) break;
         if (n < 0) {
             if (errno == EINTR) continue;
-            return Parsed<std::string>::fail("cannot read the configuration file: " + errno_text(errno));
+            return Parsed<std::string>::fail("cannot read the configuration file: " + base::errno_text(errno));
         }
         text.append(chunk, static_cast<std::size_t>(n));
         if (text.size() > max_file_size)

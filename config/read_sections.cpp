@@ -118,6 +118,21 @@ void check_timeout_within_cap(TableReader& daemon, const DaemonSection& out) {
                         "; max_request_timeout must be at least request_timeout");
 }
 
+// Optional; when set, the group must exist now (as for client_group).
+void read_admin_group(TableReader& daemon, DaemonSection& out) {
+    const toml::node* node = daemon.find("admin_group");
+    if (node == nullptr || !daemon.string("admin_group", out.admin_group, group_name_problem)) return;
+    auto gid = lookup_group(out.admin_group);
+    if (gid) {
+        out.admin_gid = gid.value();
+        return;
+    }
+    daemon.sink().error(node->source(), daemon.path_of("admin_group"),
+                        gid.error() + "; create it (groupadd --system " + out.admin_group +
+                            ") and add the admins to it, or remove daemon.admin_group (then only root and "
+                            "the daemon's user may run admin commands that change state)");
+}
+
 void read_allowed_uids(TableReader& daemon, DaemonSection& out) {
     const toml::node* node = daemon.find("allowed_uids");
     if (node == nullptr) return;
@@ -159,6 +174,7 @@ const toml::node* read_daemon(TableReader& top, DaemonSection& out) {
     const bool group_ok =
         daemon.find("client_group") == nullptr || daemon.string("client_group", out.client_group, group_name_problem);
     resolve_client_group(daemon, out, group_ok);
+    read_admin_group(daemon, out);
     read_allowed_uids(daemon, out);
 
     daemon.integer("max_clients", out.max_clients, 1, 65536);

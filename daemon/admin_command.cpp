@@ -3,6 +3,18 @@
 namespace regiond::daemon {
 namespace {
 
+using Kind = AdminCommand::Kind;
+
+// The command table. A new command changes state (admins only) unless its entry
+// says read_only: leaving the field out is the safe mistake.
+constexpr AdminCommandInfo kCommands[] = {
+    {Kind::status, "status", "status", AdminAccess::read_only},
+    {Kind::status_json, "status json", "status json", AdminAccess::read_only},
+    {Kind::metrics, "metrics", "metrics", AdminAccess::read_only},
+    {Kind::cache_flush, "cache flush", "cache flush [KEY...]"},
+    {Kind::help, "help", "help", AdminAccess::read_only},
+};
+
 std::vector<std::string_view> split_words(std::string_view line) {
     std::vector<std::string_view> words;
     std::size_t i = 0;
@@ -30,8 +42,28 @@ AdminCommand of_kind(AdminCommand::Kind kind) {
 
 }  // namespace
 
+std::span<const AdminCommandInfo> admin_commands() {
+    return kCommands;
+}
+
+const AdminCommandInfo* admin_command_info(AdminCommand::Kind kind) {
+    for (const AdminCommandInfo& info : kCommands)
+        if (info.kind == kind) return &info;
+    return nullptr;
+}
+
+bool admin_only(AdminCommand::Kind kind) {
+    const AdminCommandInfo* info = admin_command_info(kind);
+    return info == nullptr || info->access != AdminAccess::read_only;
+}
+
 std::string admin_command_list() {
-    return "status, status json, metrics, cache flush [KEY...], help";
+    std::string list;
+    for (const AdminCommandInfo& info : kCommands) {
+        if (!list.empty()) list += ", ";
+        list += info.usage;
+    }
+    return list;
 }
 
 AdminCommand parse_admin_command(std::string_view line) {

@@ -58,7 +58,9 @@ void AdminServer::on_accept() {
             end(fd);
             continue;
         }
-        // The admin socket grants nothing the client socket does not: the same policy.
+        c.peer = *peer;
+        // Who may connect: the client socket's policy. Commands that change state
+        // are checked once more, per command (answer()).
         if (const AccessDecision decision = check_access(*peer, access_); !decision.allowed) {
             log::warning("admin socket: refused pid " + std::to_string(peer->pid) + ": " + decision.message);
             reply(fd, c, admin_error(decision.message));
@@ -97,11 +99,22 @@ void AdminServer::on_event(int fd, std::uint32_t events) {
     }
     const std::size_t newline = c.input.find('\n');
     const std::string line = c.input.substr(0, newline);
-    const AdminCommand command = parse_admin_command(line);
-    if (command.kind == AdminCommand::Kind::invalid)
-        reply(fd, c, admin_error(command.error));
-    else
-        reply(fd, c, executor_(command));
+    reply(fd, c, answer(c, parse_admin_command(line)));
+}
+
+std::string AdminServer::answer(const Connection& c, const AdminCommand& command) {
+    if (command.kind == AdminCommand::Kind::invalid) return admin_error(command.error);
+    if (admin_only(command.kind)) {
+        // Authorization first: a refused peer learns nothing about the command's outcome.
+        const AdminCommandInfo* info = admin_command_info(command.kind);
+        const std::string_view name = info != nullptr ? info->name : std::string_view("this command");
+        if (const AccessDecision decision = check_admin(c.peer, access_, name); !decision.allowed) {
+            log::notice("admin socket: refused \"" + std::string(name) + "\" to pid " + std::to_string(c.peer.pid) +
+                        ", " + uid_text(c.peer.uid) + " (not an admin)");
+            return admin_error(decision.message);
+        }
+    }
+    return executor_(command);
 }
 
 void AdminServer::reply(int fd, Connection& c, std::string text) {

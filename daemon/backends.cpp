@@ -1,7 +1,5 @@
 #include "daemon/backends.hpp"
 
-#include <libpq-fe.h>
-
 #include "config/redis_url.hpp"
 #include "daemon/log.hpp"
 #include "daemon/text.hpp"
@@ -25,27 +23,6 @@ bool has_verdict(const pg::Health& h) {
 }
 
 }  // namespace
-
-std::string conninfo_display_name(const std::string& conninfo) {
-    char* error = nullptr;
-    PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
-    if (error != nullptr) PQfreemem(error);  // it may quote the string: never shown
-    if (options == nullptr) return "(invalid conninfo)";
-    std::string host, hostaddr, port;
-    for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-        if (o->val == nullptr) continue;
-        const std::string_view keyword = o->keyword;
-        if (keyword == "host")
-            host = o->val;
-        else if (keyword == "hostaddr")
-            hostaddr = o->val;
-        else if (keyword == "port")
-            port = o->val;
-    }
-    PQconninfoFree(options);
-    std::string shown = !host.empty() ? host : !hostaddr.empty() ? hostaddr : "local";
-    return shown + ":" + (port.empty() ? "5432" : port);
-}
 
 shm::Expected<std::unique_ptr<Backends>> Backends::create(EventLoop& loop, const config::Config& config,
                                                           const EndpointFactory& factory, BackendOptions options) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/conninfo.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/pg/endpoint.hpp"
 #include "daemon/redis_probe.hpp"
@@ -27,9 +28,8 @@ namespace regiond::daemon {
 using EndpointFactory = std::function<std::unique_ptr<pg::Endpoint>(EventLoop&, pg::EndpointOptions)>;
 
 /// "host:port" of a libpq conninfo string or URI, never anything else of it
-/// (it may hold a password). "host1,host2:port" for multi-host strings;
-/// "local:PORT" when no host is given (the default unix socket).
-std::string conninfo_display_name(const std::string& conninfo);
+/// (it may hold a password): config/conninfo.hpp.
+using config::conninfo_display_name;
 
 struct BackendEndpoint {
     std::unique_ptr<pg::Endpoint> endpoint;

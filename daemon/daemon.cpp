@@ -54,6 +54,8 @@ AccessPolicy Daemon::access_policy() const {
     policy.allowed_uids = config_.daemon.allowed_uids;
     if (config_.daemon.client_gid != static_cast<gid_t>(-1)) policy.client_gid = config_.daemon.client_gid;
     policy.client_group = config_.daemon.client_group;
+    policy.admin_gid = config_.daemon.admin_gid;
+    policy.admin_group = config_.daemon.admin_group;
     policy.config_path = config_.source_path;
     return policy;
 }
@@ -91,16 +93,13 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     if (auto cleared = clear_stale_socket(d.socket, "client socket"); !cleared) return fail(1, cleared.error().message);
     if (auto cleared = clear_stale_socket(d.admin_socket, "admin socket"); !cleared)
         return fail(1, cleared.error().message);
-    const auto replace = check_state_segment(d.state_segment, kStaleHeartbeat);
-    if (!replace) return fail(1, replace.error().message);
-
     shm::StateSegmentOptions segment_options;
     segment_options.name = d.state_segment;
     segment_options.cache_bytes = config_.cache.memory;
     segment_options.group = group;
     segment_options.mode = 0640;
-    segment_options.replace_existing = *replace;
-    auto segment = shm::StateSegment::create(segment_options);
+    // The configured name, or NAME.XXXXXXXX when another user squats it.
+    auto segment = claim_state_segment(segment_options, kStaleHeartbeat);
     if (!segment) return fail(1, segment.error().message);
     state_.emplace(std::move(*segment));
     state_->heartbeat_now();
@@ -367,6 +366,7 @@ StatusSnapshot Daemon::snapshot() {
     s.region = config_.daemon.region;
     s.pid = ::getpid();
     s.generation = state_->generation();
+    s.state_segment = state_->name();
     s.uptime_s = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count());
     s.clients = client_server_->client_count();

@@ -14,6 +14,7 @@
 
 #include "daemon/log.hpp"
 #include "daemon/text.hpp"
+#include "shm/base/redact.hpp"
 
 namespace regiond::daemon {
 namespace {
@@ -42,6 +43,21 @@ std::string shorten(std::string text, std::size_t max = 120) {
 }
 
 }  // namespace
+
+// A Redis error may quote the AUTH argument: "ERR unknown command 'AUTH', with args
+// beginning with: 'PASSWORD'" when AUTH is renamed or disabled. The quoted args are
+// dropped, the configured password removed wherever else it appears whole, and
+// anything shaped like a secret redacted (base::redact_secrets).
+std::string RedisProbe::without_secrets(std::string text) const {
+    if (const auto args = text.find("args beginning with"); args != std::string::npos) {
+        text.resize(args);
+        text += "args beginning with: [redacted]";
+    }
+    if (const auto& password = settings_.address.password; password && !password->empty())
+        for (auto at = text.find(*password); at != std::string::npos; at = text.find(*password, at))
+            text.replace(at, password->size(), "[redacted]");
+    return base::redact_secrets(text);
+}
 
 RedisProbe::RedisProbe(EventLoop& loop, RedisProbeSettings settings, std::function<void()> on_change)
     : loop_(loop),
@@ -284,7 +300,7 @@ void RedisProbe::read_replies() {
         auto* reply = static_cast<redisReply*>(raw);
         std::string problem;
         if (reply->type == REDIS_REPLY_ERROR)
-            problem = "server answered: " + shorten(std::string(reply->str, reply->len));
+            problem = "server answered: " + shorten(without_secrets(std::string(reply->str, reply->len)));
         else if (replies_expected_ == 1 &&
                  !(reply->type == REDIS_REPLY_STATUS && std::string_view(reply->str, reply->len) == "PONG"))
             problem = "unexpected answer to PING";

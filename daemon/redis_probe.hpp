@@ -70,6 +70,7 @@ private:
     bool flush_output();
     void read_replies();
     void finish(bool success, std::string error);
+    std::string without_secrets(std::string text) const;
     void close_connection();
     void resolve();
 

@@ -48,6 +48,13 @@ ReloadPlan plan_reload(const config::Config& running, const config::Config& next
     restart_only(running.daemon.state_segment, next.daemon.state_segment, "daemon.state_segment", plan);
     restart_only(running.daemon.client_group, next.daemon.client_group, "daemon.client_group", plan);
     live(e.daemon.allowed_uids, next.daemon.allowed_uids, "daemon.allowed_uids", plan);
+    // The name and the gid it resolves to now (a group recreated under the same name
+    // gets a new gid): both or neither.
+    if (e.daemon.admin_group != next.daemon.admin_group || e.daemon.admin_gid != next.daemon.admin_gid) {
+        e.daemon.admin_group = next.daemon.admin_group;
+        e.daemon.admin_gid = next.daemon.admin_gid;
+        plan.applied.emplace_back("daemon.admin_group");
+    }
     live(e.daemon.max_clients, next.daemon.max_clients, "daemon.max_clients", plan);
     live(e.daemon.max_request, next.daemon.max_request, "daemon.max_request", plan);
     live(e.daemon.request_timeout, next.daemon.request_timeout, "daemon.request_timeout", plan);

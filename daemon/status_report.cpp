@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "daemon/text.hpp"
+#include "shm/base/lsn.hpp"
 
 namespace regiond::daemon {
 namespace {
@@ -117,7 +118,11 @@ std::string format_status_text(const StatusSnapshot& s) {
     std::string out = "region " + s.region + "  pid " + std::to_string(s.pid) + "  uptime " + uptime_text(s.uptime_s) +
                       "  generation " + std::to_string(s.generation) + "  clients " + std::to_string(s.clients);
     if (s.draining) out += "  DRAINING (shutting down)";
-    out += "\n\n";
+    out += '\n';
+    // Clients map the segment by the name the daemon uses, which differs from the
+    // configured one when that was squatted: say which.
+    if (!s.state_segment.empty()) out += "state segment " + s.state_segment + "\n";
+    out += '\n';
 
     std::vector<std::vector<std::string>> rows;
     rows.push_back(
@@ -184,7 +189,7 @@ std::string format_status_json(const StatusSnapshot& s) {
         out += ',';
         append_json_raw(out, "rtt_ms", rtt_ms_text(e.rtt_us));
         out += ',';
-        append_json_string(out, "replay_lsn", format_lsn_text(e.replay_lsn));
+        append_json_string(out, "replay_lsn", base::format_lsn(e.replay_lsn));
         out += ',';
         append_json_raw(out, "pool_in_use", std::to_string(e.pool_in_use));
         out += ',';
@@ -197,7 +202,9 @@ std::string format_status_json(const StatusSnapshot& s) {
         append_json_string(out, "last_error", e.last_error);
         out += '}';
     }
-    out += "],\"counters\":{";
+    out += "],";
+    append_json_string(out, "state_segment", s.state_segment);
+    out += ",\"counters\":{";
     for (std::size_t i = 0; i < s.counters.size(); ++i) {
         if (i != 0) out += ',';
         append_json_raw(out, json_escape(s.counters[i].first), std::to_string(s.counters[i].second));

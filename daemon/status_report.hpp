@@ -42,6 +42,7 @@ struct StatusSnapshot {
     std::string region;
     pid_t pid = 0;
     std::uint64_t generation = 0;
+    std::string state_segment;  ///< the name in use (NAME.XXXXXXXX when the configured one was squatted)
     std::uint64_t uptime_s = 0;
     std::size_t clients = 0;
     bool draining = false;

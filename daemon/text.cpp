@@ -36,13 +36,6 @@ std::string format_size(std::uint64_t bytes) {
     return base::format_size(bytes);
 }
 
-std::string format_lsn_text(std::uint64_t lsn) {
-    char buffer[32];
-    std::snprintf(buffer, sizeof buffer, "%X/%X", static_cast<unsigned>(lsn >> 32),
-                  static_cast<unsigned>(lsn & 0xFFFFFFFFu));
-    return buffer;
-}
-
 std::string json_escape(std::string_view text) {
     std::string out;
     out.reserve(text.size() + 2);

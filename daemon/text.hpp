@@ -19,9 +19,6 @@ inline std::string format_duration_ms(std::uint64_t ms) {
 /// copy libregiond uses too).
 std::string format_size(std::uint64_t bytes);
 
-/// A PostgreSQL LSN as PostgreSQL prints it: "16/B374D848".
-std::string format_lsn_text(std::uint64_t lsn);
-
 /// The body of a JSON string literal (without the quotes).
 std::string json_escape(std::string_view text);
 

@@ -5,40 +5,24 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cerrno>
-#include <cstring>
+
+#include "shm/base/errno_text.hpp"
+#include "shm/base/unix_socket_path.hpp"
 
 namespace regiond::daemon {
-namespace {
 
-// TODO(merge): one copy of errno_text in shm/base (the privileges branch).
-std::string errno_text(int error) {
-    std::string text = std::strerror(error);
-    if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
-    return text;
-}
-
-bool make_address(const std::string& path, sockaddr_un& address) {
-    address = {};
-    address.sun_family = AF_UNIX;
-    if (path.size() >= sizeof address.sun_path) return false;
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    return true;
-}
-
-}  // namespace
+using base::errno_text;
 
 shm::Expected<UnixListener> listen_unix(const UnixListenerOptions& options) {
     const std::string& path = options.path;
-    sockaddr_un address;
-    if (!make_address(path, address))
-        return shm::Error::invalid(options.what + " path " + path + " is too long for a unix socket");
+    const auto address = base::unix_address(path);
+    if (!address) return shm::Error::invalid(options.what + " path " + path + " is too long for a unix socket");
     UnixListener listener;
     listener.fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!listener.fd) return shm::Error{errno, "cannot create " + options.what + " " + path + ": " + errno_text(errno)};
     const int fd = listener.fd.get();
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&*address), sizeof *address) != 0) {
         const int error = errno;
         if (error == EADDRINUSE)
             return shm::Error{error, "cannot create " + options.what + " " + path +
@@ -71,8 +55,7 @@ shm::Expected<UnixListener> listen_unix(const UnixListenerOptions& options) {
 void UnixListener::close_and_unlink() noexcept {
     if (!fd) return;
     fd.reset();
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && st.st_dev == device && st.st_ino == inode) ::unlink(path.c_str());
+    base::unlink_if_same_file(path, device, inode);
 }
 
 }  // namespace regiond::daemon

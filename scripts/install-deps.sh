@@ -2,7 +2,10 @@
 # Installs, with apt-get, everything regiond's build, tests, demo and benchmarks need
 # on Debian 12. Idempotent: when every package is present it only checks (~1 s).
 # Also creates the `regiond` system user and group that the systemd unit and the
-# generated configs (client_group = "regiond") name.
+# generated configs (client_group = "regiond") name, and the test users of
+# tests/integration/privileges: rgd-test-client (in group regiond: a client, not an
+# admin) and rgd-test-admin (in group regiond-admin, and in regiond to reach the
+# admin socket).
 set -euo pipefail
 
 PACKAGES=(
@@ -55,4 +58,25 @@ fi
 if ! getent passwd regiond >/dev/null; then
   useradd --system --gid regiond --home-dir /nonexistent --no-create-home \
           --shell /usr/sbin/nologin regiond
+fi
+
+# Test users: no login shell, no home, no password (nothing can log in as them);
+# the integration tests switch to them with setgid/setgroups/setuid.
+if ! getent group regiond-admin >/dev/null; then
+  groupadd --system regiond-admin
+fi
+if ! getent passwd rgd-test-client >/dev/null; then
+  useradd --system --gid regiond --home-dir /nonexistent --no-create-home \
+          --shell /usr/sbin/nologin rgd-test-client
+fi
+if ! getent passwd rgd-test-admin >/dev/null; then
+  useradd --system --gid regiond-admin --groups regiond --home-dir /nonexistent \
+          --no-create-home --shell /usr/sbin/nologin rgd-test-admin
+fi
+# Users made differently by hand: the memberships the tests rely on.
+if ! id -nG rgd-test-admin | tr ' ' '\n' | grep -qx regiond; then
+  usermod --append --groups regiond rgd-test-admin
+fi
+if [[ $(id -gn rgd-test-client) != regiond ]]; then
+  usermod --gid regiond rgd-test-client
 fi

@@ -1,12 +1,12 @@
 #include "shm/error.hpp"
 
-#include <cstring>
+#include "shm/base/errno_text.hpp"
 
 namespace regiond::shm {
 
 Error Error::system(int errno_value, std::string what) {
     what += ": ";
-    what += std::strerror(errno_value);
+    what += base::errno_text(errno_value);
     return Error{errno_value, std::move(what)};
 }
 

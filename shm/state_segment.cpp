@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +54,20 @@ std::uint64_t monotonic_now_ns() noexcept {
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+std::string state_segment_path(const std::string& name) {
+    return kShmDirectory + normalized(name);
+}
+
+Expected<std::optional<SegmentNameHolder>> state_segment_holder(const std::string& name) {
+    const std::string path = state_segment_path(name);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return std::optional<SegmentNameHolder>();
+        return Error::system(errno, "cannot check state segment " + normalized(name) + " (" + path + ")");
+    }
+    return std::optional<SegmentNameHolder>(SegmentNameHolder{st.st_uid, S_ISREG(st.st_mode)});
+}
+
 Expected<void> remove_state_segment(const std::string& name) {
     const std::string n = normalized(name);
     if (::shm_unlink(n.c_str()) != 0 && errno != ENOENT)
@@ -99,7 +114,9 @@ Expected<StateSegment> StateSegment::create(const StateSegmentOptions& options) 
     try {
         bip::permissions perms(static_cast<unsigned>(options.mode));
         // Boost's create_only is shm_open(O_CREAT | O_EXCL) followed by fchmod(mode),
-        // so the umask does not narrow the mode we ask for.
+        // so the umask does not narrow the mode we ask for. O_EXCL: an existing
+        // name (anyone's, a symlink included) fails here and is never opened;
+        // glibc's shm_open adds O_NOFOLLOW as well.
         bip::shared_memory_object object(bip::create_only, name.c_str(), bip::read_write, perms);
         impl->name = name;  // from here on, the Impl destructor removes the name on failure
         if (options.group) {
@@ -115,10 +132,9 @@ Expected<StateSegment> StateSegment::create(const StateSegmentOptions& options) 
         impl->region = bip::mapped_region(object, bip::read_write);
     } catch (const bip::interprocess_exception& e) {
         if (e.get_error_code() == bip::already_exists_error)
-            return Error{EEXIST, "state segment " + name +
-                                     " already exists: another regiond may be running with this "
-                                     "state_segment name, or a previous one crashed (the daemon "
-                                     "removes it only if its heartbeat is stale)"};
+            return Error{EEXIST, "state segment " + name + " already exists (" + state_segment_path(name) +
+                                     "): another regiond may be running with this state_segment name, "
+                                     "or another process took the name"};
         return from_boost(e, "cannot create state segment " + name);
     }
 

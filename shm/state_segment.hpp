@@ -10,9 +10,13 @@
 //     auto view = StateView::open("/regiond");   // error names both versions on mismatch
 //     EndpointStatus s; if (view->read_endpoint(r, e, s) && s.in_use) ...
 //
-// Staleness: the daemon decides whether an existing segment of its name is stale
-// (StateView::open it and look at heartbeat_age() / daemon_pid()), then passes
-// replace_existing = true to remove it before creating its own.
+// Creation is exclusive (shm_open with O_CREAT | O_EXCL, and glibc adds
+// O_NOFOLLOW): the daemon never opens, truncates or writes a file someone else
+// put under its name. Who holds a name is asked without opening it
+// (state_segment_holder). The daemon decides what to do about an existing name
+// (daemon/instance_guard.hpp: a stale segment of its own user is replaced, one
+// held by another user is left alone), then passes replace_existing = true to
+// remove its own stale one before creating.
 #pragma once
 
 #include <sys/types.h>
@@ -122,5 +126,21 @@ private:
 
 /// Removes a state segment name (shm_unlink). Not an error if it does not exist.
 Expected<void> remove_state_segment(const std::string& name);
+
+/// Where the C library keeps POSIX shared-memory names: glibc's shm_open("/x")
+/// opens "/dev/shm/x".
+inline constexpr const char* kShmDirectory = "/dev/shm";
+
+/// The file behind a state segment name ("/regiond" -> "/dev/shm/regiond").
+std::string state_segment_path(const std::string& name);
+
+/// Who holds a name, from lstat() of its file: the name is never opened (a
+/// stranger's file could be a FIFO, a symlink, or truncated under a mapping).
+struct SegmentNameHolder {
+    uid_t uid = 0;
+    bool regular_file = false;  ///< false: a symlink, directory, FIFO... (never ours)
+};
+/// nullopt: nobody holds the name.
+Expected<std::optional<SegmentNameHolder>> state_segment_holder(const std::string& name);
 
 }  // namespace regiond::shm

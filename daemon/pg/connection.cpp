@@ -7,6 +7,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "shm/base/redact.hpp"
+
 namespace regiond::daemon::pg {
 namespace {
 
@@ -38,6 +40,9 @@ std::string cache_key(const Step& step) {
 
 }  // namespace
 
+// Every libpq message the daemon shows (logs, status, metrics, clients) passes
+// through here, so this is where secrets are removed: password=... values and URI
+// user info, which libpq may quote (base::redact_secrets).
 std::string clean_libpq_message(const char* message) {
     if (message == nullptr) return "";
     std::string out;
@@ -53,7 +58,7 @@ std::string clean_libpq_message(const char* message) {
         if (!out.empty()) out += "; ";
         out.append(line);
     }
-    return out;
+    return base::redact_secrets(out);
 }
 
 Connection::Connection(EventLoop& loop, const ConnectionSettings& settings, Listener& listener)
@@ -453,7 +458,7 @@ void Connection::handle_result(const Expect& e, PgResultPtr result) {
                 } else {
                     const char* msg = PQresultErrorField(&r, PG_DIAG_MESSAGE_PRIMARY);
                     setup_error_ = "cannot read the system identifier of " + settings_.display_name + ": " +
-                                   (msg != nullptr ? msg : "no result");
+                                   (msg != nullptr ? base::redact_secrets(msg) : std::string("no result"));
                 }
             }
             return;

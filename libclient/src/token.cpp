@@ -2,15 +2,14 @@
 
 #include <cstdint>
 
+#include "shm/base/lsn.hpp"
+
 namespace regiond::client {
 
 namespace {
 
 bool is_digit(char c) noexcept {
     return c >= '0' && c <= '9';
-}
-bool is_hex(char c) noexcept {
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 // Decimal, 1..20 digits, value <= 2^64 - 1 (pg_control's system identifier is a u64).
@@ -26,23 +25,14 @@ bool system_id_ok(std::string_view s) noexcept {
     return true;
 }
 
-// One half of an LSN as PostgreSQL prints it ("%X"): 1..8 hex digits.
-bool lsn_half_ok(std::string_view s) noexcept {
-    if (s.empty() || s.size() > 8) return false;
-    for (char c : s)
-        if (!is_hex(c)) return false;
-    return true;
-}
-
 }  // namespace
 
 bool token_well_formed(std::string_view token) noexcept {
     const auto first = token.find('/');
     if (first == std::string_view::npos) return false;
-    const auto second = token.find('/', first + 1);
-    if (second == std::string_view::npos) return false;
-    return system_id_ok(token.substr(0, first)) && lsn_half_ok(token.substr(first + 1, second - first - 1)) &&
-           lsn_half_ok(token.substr(second + 1));  // a third '/' fails here (not hex)
+    // The LSN as PostgreSQL prints it: two groups of 1-8 hex digits (a third '/'
+    // is not a hex digit, so it fails there).
+    return system_id_ok(token.substr(0, first)) && base::parse_lsn(token.substr(first + 1)).has_value();
 }
 
 std::optional<std::string> token_error(std::string_view token) {

@@ -8,25 +8,15 @@
 
 #include <cstring>
 
+#include "shm/base/errno_text.hpp"
+#include "shm/base/unique_fd.hpp"
+#include "shm/base/unix_socket_path.hpp"
+
 namespace regiond::ctl {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-class Socket {
-public:
-    Socket() : fd_(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {}
-    ~Socket() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    Socket(const Socket&) = delete;
-    Socket& operator=(const Socket&) = delete;
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
 
 AdminReply unreachable(std::string message) {
     AdminReply r;
@@ -71,17 +61,14 @@ AdminReply parse_admin_reply(std::string_view answer) {
 
 AdminReply admin_request(const std::string& path, std::string_view line, std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof addr.sun_path)
-        return unreachable("admin socket path is empty or too long: " + path);
-    std::memcpy(addr.sun_path, path.data(), path.size());
+    const auto addr = base::unix_address(path);
+    if (!addr) return unreachable("admin socket path is empty or too long: " + path);
 
-    Socket sock;
-    if (sock.get() < 0) return unreachable(std::string("cannot create a socket: ") + std::strerror(errno));
+    const base::UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (sock.get() < 0) return unreachable(std::string("cannot create a socket: ") + base::errno_text(errno));
     int rc;
     do {
-        rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+        rc = ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
     } while (rc != 0 && errno == EINTR);
     if (rc != 0) {
         const int e = errno;
@@ -89,7 +76,7 @@ AdminReply admin_request(const std::string& path, std::string_view line, std::ch
         if (e == EACCES || e == EPERM)
             return unreachable("permission denied connecting to " + path +
                                " (run regionctl as root or the regiond user)");
-        return unreachable("cannot connect to regiond at " + path + ": " + std::strerror(e));
+        return unreachable("cannot connect to regiond at " + path + ": " + base::errno_text(e));
     }
 
     const std::string request = std::string(line) + "\n";
@@ -98,7 +85,7 @@ AdminReply admin_request(const std::string& path, std::string_view line, std::ch
         if (!wait_for(sock.get(), POLLOUT, deadline)) return unreachable("timed out sending to " + path);
         const ssize_t n = ::send(sock.get(), request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (n < 0) return unreachable("sending to regiond at " + path + " failed: " + std::strerror(errno));
+        if (n < 0) return unreachable("sending to regiond at " + path + " failed: " + base::errno_text(errno));
         sent += static_cast<std::size_t>(n);
     }
 
@@ -112,7 +99,7 @@ AdminReply admin_request(const std::string& path, std::string_view line, std::ch
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n < 0) {
             if (errno == ECONNRESET && !answer.empty()) break;
-            return unreachable("reading from regiond at " + path + " failed: " + std::strerror(errno));
+            return unreachable("reading from regiond at " + path + " failed: " + base::errno_text(errno));
         }
         if (n == 0) break;
         answer.append(buffer, static_cast<std::size_t>(n));

@@ -1,6 +1,7 @@
 #include "control.hpp"
 
 #include "log.hpp"
+#include "shm/base/unix_socket_path.hpp"
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -18,50 +19,42 @@ namespace {
 // dropped rather than buffered without bound.
 constexpr std::size_t kMaxLine = 4096;
 
-Outcome<sockaddr_un> unix_address(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.empty() || path.size() >= sizeof addr.sun_path) {
-        return Outcome<sockaddr_un>::fail("control socket path '" + path + "' must be 1 to " +
-                                          std::to_string(sizeof addr.sun_path - 1) + " bytes long");
-    }
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    return Outcome<sockaddr_un>::ok(addr);
-}
-
 }  // namespace
 
 Outcome<std::unique_ptr<ControlServer>> ControlServer::open(EventLoop& loop, Links& links, const std::string& path) {
     using R = Outcome<std::unique_ptr<ControlServer>>;
-    const auto addr = unix_address(path);
-    if (!addr.value) {
-        return R::fail(addr.error);
+    using State = regiond::base::SocketPathClaim::State;
+    const auto addr = regiond::base::unix_address(path);
+    if (!addr) {
+        return R::fail("control socket path '" + path + "' must be 1 to " +
+                       std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes long");
     }
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            return R::fail(path + " exists and is not a socket; choose another --control path");
-        }
-        // Is a live proxy behind it? Then removing it would orphan that one.
-        Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr.value), sizeof *addr.value) == 0) {
+    // A stale socket left by a dead proxy is removed; a live one, or a file that
+    // is not a socket, is never touched.
+    const regiond::base::SocketPathClaim claim = regiond::base::claim_socket_path(path);
+    switch (claim.state) {
+        case State::free: break;
+        case State::stale_removed: log_line("removed stale control socket " + path); break;
+        case State::live:
+            // Removing it would orphan the proxy behind it.
             return R::fail(path + " is served by a running process; stop it or choose another --control path");
-        }
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-            return R::fail("cannot remove stale " + path + ": " + errno_text(errno));
-        }
-        log_line("removed stale control socket " + path);
+        case State::not_a_socket: return R::fail(path + " exists and is not a socket; choose another --control path");
+        case State::too_long: break;  // checked above
+        case State::failed:
+            return R::fail(std::string("cannot ") + claim.step + " the control socket " + path + ": " +
+                           errno_text(claim.error));
     }
     Fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!listener) {
         return R::fail("socket(AF_UNIX): " + errno_text(errno));
     }
-    if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&*addr.value), sizeof *addr.value) != 0) {
+    if (::bind(listener.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0) {
         return R::fail("cannot bind control socket " + path + ": " + errno_text(errno));
     }
     if (::listen(listener.get(), 64) != 0) {
         return R::fail("listen on " + path + ": " + errno_text(errno));
     }
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
         return R::fail("stat " + path + ": " + errno_text(errno));
     }
@@ -77,10 +70,7 @@ ControlServer::ControlServer(EventLoop& loop, Links& links, std::string path, Fd
 ControlServer::~ControlServer() {
     // Only remove the file if it is ours: another instance may have replaced
     // it after deciding ours was stale.
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) {
-        ::unlink(path_.c_str());
-    }
+    regiond::base::unlink_if_same_file(path_, dev_, ino_);
 }
 
 void ControlServer::on_accept() {

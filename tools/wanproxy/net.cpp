@@ -10,10 +10,6 @@
 
 namespace wanproxy {
 
-std::string errno_text(int err) {
-    return std::strerror(err);
-}
-
 namespace {
 
 // 'text' in single quotes. Built by appending because g++ 12 at -O3 reports

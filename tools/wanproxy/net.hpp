@@ -4,6 +4,7 @@
 #pragma once
 
 #include "fd.hpp"
+#include "shm/base/errno_text.hpp"
 
 #include <sys/socket.h>
 
@@ -30,7 +31,7 @@ struct Outcome {
     static Outcome fail(std::string message) { return Outcome{std::nullopt, std::move(message)}; }
 };
 
-std::string errno_text(int err);
+using regiond::base::errno_text;
 
 // Parses "HOST:PORT" or "[IPV6]:PORT" and resolves it (numeric or by name).
 // `passive` resolves for bind(). Blocking: only called at startup.

@@ -32,6 +32,8 @@ public:
     /// SIGTERM, wait (then SIGKILL after `grace`).
     void stop(std::chrono::milliseconds grace = std::chrono::seconds(10));
     bool running();
+    /// The daemon's pid (-1 when it is not running).
+    pid_t pid() const { return pid_; }
 
     const std::string& socket() const { return socket_; }
     const std::string& admin_socket() const { return admin_socket_; }

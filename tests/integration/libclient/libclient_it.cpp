@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "../cluster_env.hpp"
+#include "../daemon/mini_json.hpp"
 #include "../pg_session.hpp"
 #include "daemon_harness.hpp"
 
@@ -26,6 +27,7 @@ using namespace std::chrono_literals;
 using regiond::testing::ClusterEnv;
 using regiond::testing::Command;
 using regiond::testing::DaemonHarness;
+using regiond::testing::Json;
 using regiond::testing::LinkCut;
 using regiond::testing::regionctl_binary;
 using regiond::testing::run_command;
@@ -98,6 +100,36 @@ std::string healthy_of(regiond::Client& db, std::string_view region, std::string
         if (row[0] == region && row[2] == role) return std::string(row[3].value_or(""));
     return "";
 }
+
+// Pauses WAL replay on a replica for its lifetime (resumed even when a test fails).
+class ReplayPause {
+public:
+    explicit ReplayPause(regiond::testing::PgSession& replica) : replica_(replica) {
+        replica_.exec("select pg_wal_replay_pause()");
+    }
+    ~ReplayPause() {
+        try {
+            replica_.exec("select pg_wal_replay_resume()");
+        } catch (...) {}
+    }
+    ReplayPause(const ReplayPause&) = delete;
+    ReplayPause& operator=(const ReplayPause&) = delete;
+
+private:
+    regiond::testing::PgSession& replica_;
+};
+
+// SIGSTOPs a process for its lifetime (SIGCONT even when a test fails).
+class DaemonStop {
+public:
+    explicit DaemonStop(pid_t pid) : pid_(pid) { REQUIRE(::kill(pid_, SIGSTOP) == 0); }
+    ~DaemonStop() { ::kill(pid_, SIGCONT); }
+    DaemonStop(const DaemonStop&) = delete;
+    DaemonStop& operator=(const DaemonStop&) = delete;
+
+private:
+    pid_t pid_;
+};
 
 }  // namespace
 
@@ -322,25 +354,110 @@ TEST_CASE("a client SIGKILLed mid-request disturbs no one", "[kill]") {
     CHECK(eventually([&] { return status_clients() == before; }, 10s));
 }
 
+// rgd_health reads the state segment: its rows are the daemon's own view (the
+// same endpoints, roles and health as `regionctl status --json`), its lag is the
+// cluster's (a replica whose replay is paused shows exactly the bytes the cluster
+// says it is behind, and a lag in time that grows), and it needs no round trip
+// (it answers while the daemon is stopped with SIGSTOP).
 TEST_CASE("health comes from the state segment", "[health]") {
+    const ClusterEnv& env = ClusterEnv::get();
+    DaemonHarness& d = daemon_under_test();
     regiond::Client db = connect();
-    auto h = db.health();
-    INFO(h.error());
-    REQUIRE(h.ok());
-    CHECK(h.served_by() == "");
-    REQUIRE(h.ncols() == 8);
-    const char* names[] = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms", "cache_healthy"};
-    for (int c = 0; c < 8; ++c) CHECK(h.column(c) == names[c]);
-    bool primary = false, eu_replica = false;
-    for (regiond::Row row : h) {
-        CHECK((row[2] == "primary" || row[2] == "replica"));
-        CHECK((row[3] == "t" || row[3] == "f"));
-        CHECK((row[7] == "t" || row[7] == "f"));
-        primary |= row[0] == "us-east-1" && row[2] == "primary";
-        eu_replica |= row[0] == "eu-west-1" && row[2] == "replica";
+    {
+        auto h = db.health();
+        INFO(h.error());
+        REQUIRE(h.ok());
+        CHECK(h.served_by() == "");
+        REQUIRE(h.ncols() == 8);
+        const char* names[] = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms",
+                               "cache_healthy"};
+        for (int c = 0; c < 8; ++c) CHECK(h.column(c) == names[c]);
     }
-    CHECK(primary);
-    CHECK(eu_replica);
+
+    // The same rows as the daemon's status (polled: both move while probes run).
+    std::string last_difference;
+    const bool same_rows = eventually(
+        [&] {
+            const Command c = run_command(regionctl_binary(), {"--socket", d.admin_socket(), "status", "--json"});
+            if (c.status != 0) return false;
+            const Json status = Json::parse(c.out);
+            auto h = db.health();
+            if (!h.ok() || static_cast<std::size_t>(h.nrows()) != status["endpoints"].array().size()) {
+                last_difference = "row count";
+                return false;
+            }
+            for (const Json& e : status["endpoints"].array()) {
+                bool found = false;
+                for (regiond::Row row : h) {
+                    if (row[0] != e["region"].str() || row[1] != e["endpoint"].str()) continue;
+                    found = row[2] == e["role"].str() && row[3] == (e["healthy"].boolean() ? "t" : "f") &&
+                            row[7] == (e["cache_healthy"].boolean() ? "t" : "f");
+                }
+                if (!found) {
+                    last_difference = e["region"].str() + " " + e["endpoint"].str();
+                    return false;
+                }
+            }
+            return true;
+        },
+        10s);
+    INFO(last_difference);
+    CHECK(same_rows);
+
+    // The local replica's lag, against the cluster's own numbers.
+    const auto replica_lag = [&](const char* column) -> long long {
+        auto h = db.health();
+        if (!h.ok()) return -1;
+        const int index = std::string_view(column) == "lag_ms" ? 4 : 5;
+        for (regiond::Row row : h)
+            if (row[0] == "eu-west-1" && row[2] == "replica" && row[index]) return std::stoll(std::string(*row[index]));
+        return -1;
+    };
+    {
+        regiond::testing::PgSession primary(env.superuser_conninfo("us-east-1"));
+        regiond::testing::PgSession replica(env.superuser_conninfo("eu-west-1"));
+        ReplayPause pause(replica);
+        primary.exec("create table if not exists rgd_health_it (x int)");
+        primary.exec("insert into rgd_health_it select generate_series(1, 1000)");
+        // What the cluster says the replica is behind, in bytes.
+        const auto cluster_bytes = [&] {
+            const std::string replay = replica.scalar("select pg_last_wal_replay_lsn()");
+            return std::stoll(primary.scalar("select pg_wal_lsn_diff(pg_current_wal_lsn(), '" + replay + "')"));
+        };
+        long long expected = -1;
+        const bool bytes_match = eventually(
+            [&] {
+                expected = cluster_bytes();
+                return expected > 0 && replica_lag("lag_bytes") == expected;
+            },
+            20s);
+        INFO("cluster: " << expected << " bytes behind; rgd_health: " << replica_lag("lag_bytes"));
+        CHECK(bytes_match);
+        const long long first_ms = replica_lag("lag_ms");
+        CHECK(first_ms > 0);
+        CHECK(eventually([&] { return replica_lag("lag_ms") > first_ms; }, 10s));  // replay stays paused
+    }
+    CHECK(eventually([&] { return replica_lag("lag_bytes") == 0; }, 20s));  // resumed: caught up
+
+    // No round trip: with the daemon stopped, a query times out but health answers,
+    // with the same rows each time (nobody writes them).
+    db.set_timeout(500ms);
+    {
+        DaemonStop stop(d.pid());
+        const auto frozen = db.health();
+        INFO(frozen.error());
+        REQUIRE(frozen.ok());
+        CHECK(frozen.nrows() == 3);
+        const auto again = db.health();
+        REQUIRE(again.ok());
+        for (int r = 0; r < frozen.nrows(); ++r)
+            for (int c = 0; c < frozen.ncols(); ++c) CHECK(value(frozen, r, c) == value(again, r, c));
+        const auto query = db.read_local("select 1");
+        CHECK_FALSE(query.ok());
+        CHECK(query.error() == "timed out after 500 ms");
+    }
+    db.set_timeout(10s);
+    CHECK(db.read_local("select 1").ok());  // the daemon goes on after SIGCONT
 }
 
 TEST_CASE("regionctl: status, status --json, metrics, query", "[regionctl]") {

@@ -38,3 +38,17 @@ TEST_CASE("admin replies are framed", "[admin]") {
     CHECK(admin_ok("a\n") == "ok\na\n");
     CHECK(admin_error("the cache is not implemented yet") == "error: the cache is not implemented yet\n");
 }
+
+TEST_CASE("the command table: status, metrics and help read; everything else is admin-only", "[admin]") {
+    CHECK_FALSE(admin_only(Kind::status));
+    CHECK_FALSE(admin_only(Kind::status_json));
+    CHECK_FALSE(admin_only(Kind::metrics));
+    CHECK_FALSE(admin_only(Kind::help));
+    CHECK(admin_only(Kind::cache_flush));
+    CHECK(admin_only(Kind::invalid));  // no entry: the strict default
+    // Every parsed kind has an entry, and an entry without an explicit access is admin-only.
+    for (const AdminCommandInfo& info : admin_commands()) CHECK(admin_command_info(info.kind) == &info);
+    CHECK(AdminCommandInfo{}.access == AdminAccess::changes_state);
+    CHECK(admin_command_info(Kind::cache_flush)->name == "cache flush");
+    CHECK(admin_command_list() == "status, status json, metrics, cache flush [KEY...], help");
+}

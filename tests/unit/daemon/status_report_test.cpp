@@ -16,6 +16,7 @@ StatusSnapshot sample() {
     s.region = "eu-west-1";
     s.pid = 4242;
     s.generation = 77;
+    s.state_segment = "/regiond.0a1b2c3d";
     s.uptime_s = 3725;
     s.clients = 3;
     s.alert_after = 5s;
@@ -57,7 +58,8 @@ StatusSnapshot sample() {
 
 TEST_CASE("status text: header, table and alerts", "[status]") {
     const std::string text = format_status_text(sample());
-    CHECK_THAT(text, Catch::StartsWith("region eu-west-1  pid 4242  uptime 1h2m5s  generation 77  clients 3\n"));
+    CHECK_THAT(text, Catch::StartsWith("region eu-west-1  pid 4242  uptime 1h2m5s  generation 77  clients 3\n"
+                                       "state segment /regiond.0a1b2c3d\n\n"));
     CHECK_THAT(text, Catch::Contains("REGION     ENDPOINT       ROLE     HEALTHY  LAG_MS  LAG_BYTES  RTT_MS   POOL  "
                                      "CACHE  ALERT\n"));
     CHECK_THAT(text, Catch::Contains("us-east-1  10.0.0.1:5432  primary  yes      -       -          200.123  1/20  "
@@ -86,6 +88,7 @@ TEST_CASE("status json has the documented keys and escapes strings", "[status]")
                                      "\"cache_healthy\":false,\"alert\":true,"
                                      "\"last_error\":\"a \\\"quoted\\\"\\nproblem\"}"));
     CHECK_THAT(json, Catch::Contains("\"replay_lsn\":\"0/16B3748\""));
+    CHECK_THAT(json, Catch::Contains("}],\"state_segment\":\"/regiond.0a1b2c3d\",\"counters\":{"));
     CHECK_THAT(json, Catch::EndsWith("\"counters\":{\"requests_read_local\":10,\"requests_write\":2,\"errors\":1,"
                                      "\"clients_connected\":5,\"clients_dropped\":1}}\n"));
     CHECK(std::count(json.begin(), json.end(), '\n') == 1);

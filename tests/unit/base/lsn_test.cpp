@@ -1,9 +1,11 @@
+// LSN text (shm/base/lsn.hpp): the one implementation behind the daemon's status,
+// the PostgreSQL backend's pg::parse_lsn/format_lsn and libregiond's token check.
 #include <catch2/catch.hpp>
 
-#include "daemon/pg/endpoint.hpp"
+#include "shm/base/lsn.hpp"
 
-using regiond::daemon::pg::format_lsn;
-using regiond::daemon::pg::parse_lsn;
+using regiond::base::format_lsn;
+using regiond::base::parse_lsn;
 
 TEST_CASE("parse_lsn reads PostgreSQL's X/Y text", "[lsn]") {
     CHECK(parse_lsn("0/0") == 0u);
