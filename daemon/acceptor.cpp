@@ -76,9 +76,10 @@ void Acceptor::close_handshakes() {
     handshakes_.clear();
 }
 
-void Acceptor::update(std::uint32_t max_clients, AccessPolicy access) {
+void Acceptor::update(std::uint32_t max_clients, AccessPolicy access, std::uint32_t max_request) {
     settings_.max_clients = max_clients;
     settings_.access = std::move(access);
+    settings_.max_request = max_request;
 }
 
 void Acceptor::pause_listener() {
@@ -200,6 +201,7 @@ void Acceptor::finish_handshake(int fd) {
     options.client_id = id;
     options.daemon_generation = settings_.generation;
     options.daemon_wake = shm::DaemonWake::eventfd;
+    options.max_request = settings_.max_request;
     auto segment = shm::ClientSegmentOwner::create(options);
     if (!segment) {
         log::error("cannot serve pid " + std::to_string(peer.pid) + ": " + segment.error().message);

@@ -41,6 +41,8 @@ struct AcceptorSettings {
     std::string state_segment;
     std::uint64_t generation = 0;
     AccessPolicy access;  ///< live (SIGHUP)
+    /// Published in every client segment (ClientHeader::max_request); live.
+    std::uint32_t max_request = 0;
     std::size_t max_pending_handshakes = 64;
 };
 
@@ -70,7 +72,7 @@ public:
     void stop_accepting();
     /// Closes every connection still in its handshake (at exit).
     void close_handshakes();
-    void update(std::uint32_t max_clients, AccessPolicy access);
+    void update(std::uint32_t max_clients, AccessPolicy access, std::uint32_t max_request);
     const AccessPolicy& access() const noexcept { return settings_.access; }
 
 private:

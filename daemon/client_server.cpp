@@ -17,9 +17,24 @@ namespace regiond::daemon {
 // config/ checks max_request against the ring with its own copy of the rule.
 static_assert(config::ring_record_limit(1u << 20) == shm::ring_max_payload(1u << 20));
 
+namespace {
+
+std::uint32_t effective_limit(std::uint64_t max_request, std::uint32_t ring_size) {
+    return static_cast<std::uint32_t>(std::min<std::uint64_t>(max_request, shm::ring_max_payload(ring_size)));
+}
+
+// Every client segment carries the limit in effect, so libregiond refuses a
+// larger request itself with the daemon's own message.
+ClientServerSettings with_published_max_request(ClientServerSettings s) {
+    s.acceptor.max_request = effective_limit(s.limits.max_request, s.acceptor.ring_size);
+    return s;
+}
+
+}  // namespace
+
 ClientServer::ClientServer(EventLoop& loop, ClientServerSettings settings, Stats& stats)
     : loop_(loop),
-      settings_(std::move(settings)),
+      settings_(with_published_max_request(std::move(settings))),
       stats_(stats),
       acceptor_(
           loop, settings_.acceptor, [this] { return sessions_.size(); },
@@ -34,14 +49,16 @@ ClientServer::ClientServer(EventLoop& loop, ClientServerSettings settings, Stats
 ClientServer::~ClientServer() = default;
 
 std::uint64_t ClientServer::effective_max_request() const noexcept {
-    return std::min<std::uint64_t>(settings_.limits.max_request, shm::ring_max_payload(settings_.acceptor.ring_size));
+    return effective_limit(settings_.limits.max_request, settings_.acceptor.ring_size);
 }
 
 void ClientServer::update(std::uint32_t max_clients, AccessPolicy access, ClientLimits limits) {
-    acceptor_.update(max_clients, std::move(access));
     settings_.limits = limits;
+    const auto max_request = static_cast<std::uint32_t>(effective_max_request());
+    acceptor_.update(max_clients, std::move(access), max_request);
     ledger_.set_cap(limits.max_in_flight_per_client);
     request_buffer_.resize(effective_max_request());
+    for (auto& [id, session] : sessions_) session->set_max_request(max_request);
     for (auto& [id, session] : sessions_) session->output().set_limits(OutputLimits{limits.max_stall});
 
     // A narrower policy applies to those already connected too.

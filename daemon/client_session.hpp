@@ -58,6 +58,8 @@ public:
     shm::RingProducer& responses() noexcept { return segment_.responses(); }
     OutputQueue& output() noexcept { return output_; }
     const OutputQueue& output() const noexcept { return output_; }
+    /// SIGHUP: the client learns the new daemon.max_request (ClientHeader::max_request).
+    void set_max_request(std::uint32_t bytes) noexcept { segment_.set_max_request(bytes); }
 
     /// "client 7 (pid 1234 uid 1000 myapp)": for log lines.
     std::string describe() const;

@@ -92,6 +92,7 @@ Expected<ClientSegmentOwner> ClientSegmentOwner::create(const ClientSegmentOptio
     h->daemon_wake = static_cast<std::uint32_t>(options.daemon_wake);
     h->client_id = options.client_id;
     h->daemon_generation = options.daemon_generation;
+    h->max_request.store(options.max_request, std::memory_order_relaxed);
 
     const std::span<std::byte> req(seg.base_ + g.request_ring_offset, ring_region_size(g.request_ring_capacity));
     const std::span<std::byte> resp(seg.base_ + g.response_ring_offset, ring_region_size(g.response_ring_capacity));
@@ -106,8 +107,18 @@ Expected<ClientSegmentOwner> ClientSegmentOwner::create(const ClientSegmentOptio
     return seg;
 }
 
+void ClientSegmentOwner::set_max_request(std::uint32_t bytes) noexcept {
+    // Relaxed: advisory for the client (see ClientHeader::max_request).
+    shared_at<ClientHeader>(base_)->max_request.store(bytes, std::memory_order_relaxed);
+}
+
 // ---------------------------------------------------------------------------
 // Client side
+
+std::uint32_t ClientSegment::max_request() const noexcept {
+    // Relaxed: see ClientHeader::max_request.
+    return shared_at<ClientHeader>(base_)->max_request.load(std::memory_order_relaxed);
+}
 
 ClientSegment::ClientSegment(ClientSegment&& other) noexcept
     : base_(std::exchange(other.base_, nullptr)),

@@ -34,7 +34,7 @@
 namespace regiond::shm {
 
 inline constexpr char kClientMagic[8] = {'R', 'G', 'D', 'C', 'L', 'N', 'T', '\0'};
-inline constexpr std::uint32_t kClientLayoutVersion = 1;
+inline constexpr std::uint32_t kClientLayoutVersion = 2;                   // 2: max_request
 inline constexpr unsigned kClientSegmentSeals = 0x0002 | 0x0004 | 0x0001;  // F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL
 
 /// How the client wakes the daemon when requests.consumer_sleeping is set.
@@ -59,7 +59,13 @@ struct alignas(kCacheLine) ClientHeader {
     std::uint32_t daemon_wake;        ///< DaemonWake
     std::uint64_t client_id;          ///< daemon-assigned, for logs
     std::uint64_t daemon_generation;  ///< the state segment's generation
-    std::uint8_t reserved1[56];
+    /// The daemon's daemon.max_request (bytes of one encoded request), so the
+    /// client refuses a larger request itself, with the daemon's own message,
+    /// instead of costing a round trip. The daemon rewrites it on SIGHUP.
+    /// Relaxed on both sides: a value one reload old only moves where the same
+    /// error is produced (the daemon checks again).
+    SharedU32 max_request;
+    std::uint8_t reserved1[52];
 };
 static_assert(sizeof(ClientHeader) == 128 && alignof(ClientHeader) == 64);
 static_assert(offsetof(ClientHeader, layout_version) == 8);
@@ -72,6 +78,7 @@ static_assert(offsetof(ClientHeader, response_ring_capacity) == 48);
 static_assert(offsetof(ClientHeader, daemon_wake) == 52);
 static_assert(offsetof(ClientHeader, client_id) == 56);
 static_assert(offsetof(ClientHeader, daemon_generation) == 64);
+static_assert(offsetof(ClientHeader, max_request) == 72);
 static_assert(std::is_standard_layout_v<ClientHeader>);
 
 /// Offsets and sizes of a client segment (the daemon's trusted copy).
@@ -90,6 +97,7 @@ struct ClientSegmentOptions {
     std::uint64_t client_id = 0;
     std::uint64_t daemon_generation = 0;
     DaemonWake daemon_wake = DaemonWake::eventfd;
+    std::uint32_t max_request = 0;  ///< daemon.max_request; 0: only the ring's record limit
 };
 
 /// Daemon side: creates, seals and maps the memfd; consumes requests, produces
@@ -107,6 +115,8 @@ public:
     const ClientGeometry& geometry() const noexcept { return geometry_; }
     RingConsumer& requests() noexcept { return requests_; }
     RingProducer& responses() noexcept { return responses_; }
+    /// SIGHUP: publishes a new daemon.max_request to the client.
+    void set_max_request(std::uint32_t bytes) noexcept;
 
 private:
     ClientSegmentOwner() = default;
@@ -137,6 +147,8 @@ public:
     std::uint64_t daemon_generation() const noexcept { return daemon_generation_; }
     DaemonWake daemon_wake() const noexcept { return daemon_wake_; }
     std::uint64_t size() const noexcept { return size_; }
+    /// The daemon's daemon.max_request as it publishes it now; 0 when it gives none.
+    std::uint32_t max_request() const noexcept;
 
 private:
     ClientSegment() = default;

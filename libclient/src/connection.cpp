@@ -367,9 +367,15 @@ CallOutcome Connection::call(const shm::RequestView& request, std::uint64_t requ
             "parameters or invalidate keys)";
         return out;
     }
+    // The daemon publishes its daemon.max_request in the client segment (0 from
+    // a daemon that does not): the same refusal it would answer, without the
+    // round trip. The ring's record limit bounds it anyway.
+    if (const std::uint32_t daemon_max = segment_.max_request();
+        daemon_max != 0 && size > daemon_max && daemon_max <= max_request_) {
+        out.message = base::request_exceeds_max_request(size, daemon_max);
+        return out;
+    }
     if (size > max_request_) {
-        // The daemon's own max_request is never larger (--check-config), so it
-        // is exceeded too; the ring's record limit is what this side knows.
         out.message = base::request_exceeds_ring(size, max_request_);
         return out;
     }

@@ -91,6 +91,18 @@ TEST_CASE("client segment: create, attach, exchange records", "[client]") {
     CHECK(string_of({buf.data(), r.size}) == resp);
 }
 
+TEST_CASE("the daemon's max_request reaches the client, and a reload updates it", "[client]") {
+    ClientSegmentOptions options = small_options();
+    options.max_request = 1000;
+    auto owner = ClientSegmentOwner::create(options);
+    REQUIRE(owner);
+    auto client = ClientSegment::attach(owner->fd());
+    REQUIRE(client);
+    CHECK(client->max_request() == 1000);
+    owner->set_max_request(1500);
+    CHECK(client->max_request() == 1500);
+}
+
 TEST_CASE("client segment is sealed: nobody can resize it", "[client]") {
     auto owner = ClientSegmentOwner::create(small_options());
     REQUIRE(owner);
@@ -144,10 +156,10 @@ TEST_CASE("client refuses malformed or unsealed segments", "[client]") {
                     expect = "bad magic";
                     break;
                 case 1:
-                    v.header().layout_version.store(2);
-                    expect =
-                        "client segment has layout version 2, this library understands 1: upgrade libregiond or the "
-                        "daemon";
+                    v.header().layout_version.store(kClientLayoutVersion + 1);
+                    expect = "client segment has layout version " + std::to_string(kClientLayoutVersion + 1) +
+                             ", this library understands " + std::to_string(kClientLayoutVersion) +
+                             ": upgrade libregiond or the daemon";
                     break;
                 case 2:
                     v.header().request_ring_capacity = 1000;

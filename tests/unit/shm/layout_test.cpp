@@ -57,7 +57,7 @@ Bytes bytes_of(Fill fill) {
 
 TEST_CASE("layout versions, magics and numeric values", "[layout]") {
     CHECK(kStateLayoutVersion == 1);
-    CHECK(kClientLayoutVersion == 1);
+    CHECK(kClientLayoutVersion == 2);
     CHECK(kProtocolVersion == 2);
     CHECK(std::memcmp(kStateMagic, "RGDSTATE", 8) == 0);
     CHECK(std::memcmp(kClientMagic, "RGDCLNT\0", 8) == 0);
@@ -169,6 +169,7 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
         h.daemon_wake = static_cast<std::uint32_t>(DaemonWake::futex);
         h.client_id = 0xa1a2a3a4a5a6a7a8;
         h.daemon_generation = 0xb1b2b3b4b5b6b7b8;
+        h.max_request.store(0x00040000);
     });
     CHECK(header == image(128, {
                                    {0, text("RGDCLNT\0", 8)},
@@ -182,6 +183,7 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
                                    {52, {2, 0, 0, 0}},
                                    {56, {0xa8, 0xa7, 0xa6, 0xa5, 0xa4, 0xa3, 0xa2, 0xa1}},
                                    {64, {0xb8, 0xb7, 0xb6, 0xb5, 0xb4, 0xb3, 0xb2, 0xb1}},
+                                   {72, {0x00, 0x00, 0x04, 0x00}},
                                }));
 
     const ClientGeometry g = client_geometry(1 << 16, 1 << 20);
