@@ -112,6 +112,7 @@ public:
     std::vector<ClientInfo> clients() const;
     /// Requests of clients that went away whose jobs have not ended yet.
     std::size_t orphaned_requests() const noexcept { return ledger_.orphans_total(); }
+    std::size_t requests_in_flight() const noexcept { return ledger_.total(); }
     /// Response bytes queued beyond the rings, all clients.
     std::size_t backlog_bytes() const noexcept { return backlog_total_; }
 

@@ -370,6 +370,9 @@ StatusSnapshot Daemon::snapshot() {
     s.uptime_s = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count());
     s.clients = client_server_->client_count();
+    s.in_flight = client_server_->requests_in_flight();
+    s.orphaned = client_server_->orphaned_requests();
+    s.backlog_bytes = client_server_->backlog_bytes();
     s.draining = draining_;
     s.alert_after = config_.lag.alert_after;
     s.max_lag = config_.lag.max_lag;

@@ -8,7 +8,10 @@ void InFlightLedger::open(ClientId client, uid_t uid) {
 
 void InFlightLedger::take(ClientId client) {
     auto it = clients_.find(client);
-    if (it != clients_.end() && it->second.open) ++it->second.count;
+    if (it != clients_.end() && it->second.open) {
+        ++it->second.count;
+        ++total_;
+    }
 }
 
 InFlightLedger::Released InFlightLedger::release(ClientId client) {
@@ -19,6 +22,7 @@ InFlightLedger::Released InFlightLedger::release(ClientId client) {
     r.known = true;
     r.uid = e.uid;
     --e.count;
+    --total_;
     if (e.open) {
         r.client_below_cap = e.count + 1 == cap_;
         return r;

@@ -52,6 +52,8 @@ public:
     std::size_t in_flight(ClientId client) const noexcept;
     std::size_t orphans(uid_t uid) const noexcept;
     std::size_t orphans_total() const noexcept { return orphans_total_; }
+    /// Every request counted, live clients and orphans together.
+    std::size_t total() const noexcept { return total_; }
     /// count(client) >= cap: no more requests from it until one is released.
     bool client_full(ClientId client) const noexcept { return in_flight(client) >= cap_; }
     /// orphans(uid) >= cap: no more requests from any session of this uid.
@@ -67,6 +69,7 @@ private:
     std::unordered_map<ClientId, Entry> clients_;  ///< live clients, and gone ones until their count is 0
     std::unordered_map<uid_t, std::size_t> orphans_;
     std::size_t orphans_total_ = 0;
+    std::size_t total_ = 0;
 };
 
 }  // namespace regiond::daemon

@@ -116,7 +116,9 @@ const char* role_name(pg::Role role) noexcept {
 
 std::string format_status_text(const StatusSnapshot& s) {
     std::string out = "region " + s.region + "  pid " + std::to_string(s.pid) + "  uptime " + uptime_text(s.uptime_s) +
-                      "  generation " + std::to_string(s.generation) + "  clients " + std::to_string(s.clients);
+                      "  generation " + std::to_string(s.generation) + "  clients " + std::to_string(s.clients) +
+                      "  in flight " + std::to_string(s.in_flight) + "  orphaned " + std::to_string(s.orphaned) +
+                      "  backlog " + format_size(s.backlog_bytes);
     if (s.draining) out += "  DRAINING (shutting down)";
     out += '\n';
     // Clients map the segment by the name the daemon uses, which differs from the
@@ -168,6 +170,12 @@ std::string format_status_json(const StatusSnapshot& s) {
     append_json_raw(out, "uptime_s", std::to_string(s.uptime_s));
     out += ',';
     append_json_raw(out, "clients", std::to_string(s.clients));
+    out += ',';
+    append_json_raw(out, "in_flight", std::to_string(s.in_flight));
+    out += ',';
+    append_json_raw(out, "orphaned", std::to_string(s.orphaned));
+    out += ',';
+    append_json_raw(out, "backlog_bytes", std::to_string(s.backlog_bytes));
     out += ',';
     append_json_raw(out, "draining", s.draining ? "true" : "false");
     out += ",\"endpoints\":[";
@@ -285,6 +293,21 @@ std::string format_metrics(const StatusSnapshot& s) {
     {
         Family f(out, "regiond_clients_connected", "gauge", "Clients connected now.");
         f.sample("", std::to_string(s.clients));
+    }
+    {
+        Family f(out, "regiond_requests_in_flight", "gauge",
+                 "Requests taken from the client rings whose work has not ended (daemon.max_in_flight_per_client).");
+        f.sample("", std::to_string(s.in_flight));
+    }
+    {
+        Family f(out, "regiond_requests_orphaned", "gauge",
+                 "Requests of clients that went away, cancelled on the server and not yet ended.");
+        f.sample("", std::to_string(s.orphaned));
+    }
+    {
+        Family f(out, "regiond_response_backlog_bytes", "gauge",
+                 "Response bytes queued beyond the client rings, all clients (daemon.max_backlog).");
+        f.sample("", std::to_string(s.backlog_bytes));
     }
     {
         Family f(out, "regiond_client_connections_total", "counter", "Client connections accepted since start.");

@@ -45,6 +45,9 @@ struct StatusSnapshot {
     std::string state_segment;  ///< the name in use (NAME.XXXXXXXX when the configured one was squatted)
     std::uint64_t uptime_s = 0;
     std::size_t clients = 0;
+    std::size_t in_flight = 0;        ///< requests taken from the rings whose work has not ended
+    std::size_t orphaned = 0;         ///< of those, requests of clients that went away (cancelled, not yet ended)
+    std::uint64_t backlog_bytes = 0;  ///< responses queued beyond the rings, all clients (daemon.max_backlog)
     bool draining = false;
     std::chrono::nanoseconds alert_after{};
     std::chrono::nanoseconds max_lag{};

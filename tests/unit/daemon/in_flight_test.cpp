@@ -29,7 +29,10 @@ TEST_CASE("a client that goes away leaves orphans on its uid until they are rele
     ledger.open(3, 2000);
     ledger.take(1);
     ledger.take(1);
+    ledger.take(3);
+    CHECK(ledger.total() == 3);
     ledger.close(1);
+    CHECK(ledger.total() == 3);  // orphans still count
     CHECK(ledger.orphans(1000) == 2);
     CHECK(ledger.orphans_total() == 2);
     CHECK(ledger.uid_blocked(1000));  // every session of uid 1000 waits
@@ -45,6 +48,7 @@ TEST_CASE("a client that goes away leaves orphans on its uid until they are rele
     CHECK_FALSE(ledger.release(1).uid_below_cap);
     CHECK(ledger.orphans(1000) == 0);
     CHECK(ledger.orphans_total() == 0);
+    CHECK(ledger.total() == 1);
     CHECK_FALSE(ledger.release(1).known);  // forgotten once its last job ended
 
     // A client with nothing in flight leaves nothing behind.

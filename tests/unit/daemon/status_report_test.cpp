@@ -19,6 +19,9 @@ StatusSnapshot sample() {
     s.state_segment = "/regiond.0a1b2c3d";
     s.uptime_s = 3725;
     s.clients = 3;
+    s.in_flight = 12;
+    s.orphaned = 2;
+    s.backlog_bytes = 3 << 20;
     s.alert_after = 5s;
     s.max_lag = 5s;
     EndpointReport primary;
@@ -58,8 +61,10 @@ StatusSnapshot sample() {
 
 TEST_CASE("status text: header, table and alerts", "[status]") {
     const std::string text = format_status_text(sample());
-    CHECK_THAT(text, Catch::StartsWith("region eu-west-1  pid 4242  uptime 1h2m5s  generation 77  clients 3\n"
-                                       "state segment /regiond.0a1b2c3d\n\n"));
+    CHECK_THAT(text,
+               Catch::StartsWith("region eu-west-1  pid 4242  uptime 1h2m5s  generation 77  clients 3  in flight 12  "
+                                 "orphaned 2  backlog 3 MiB\n"
+                                 "state segment /regiond.0a1b2c3d\n\n"));
     CHECK_THAT(text, Catch::Contains("REGION     ENDPOINT       ROLE     HEALTHY  LAG_MS  LAG_BYTES  RTT_MS   POOL  "
                                      "CACHE  ALERT\n"));
     CHECK_THAT(text, Catch::Contains("us-east-1  10.0.0.1:5432  primary  yes      -       -          200.123  1/20  "
@@ -81,7 +86,8 @@ TEST_CASE("status text without problems says so", "[status]") {
 TEST_CASE("status json has the documented keys and escapes strings", "[status]") {
     const std::string json = format_status_json(sample());
     CHECK_THAT(json, Catch::StartsWith("{\"region\":\"eu-west-1\",\"pid\":4242,\"generation\":77,\"uptime_s\":3725,"
-                                       "\"clients\":3,\"draining\":false,\"endpoints\":[{"));
+                                       "\"clients\":3,\"in_flight\":12,\"orphaned\":2,\"backlog_bytes\":3145728,"
+                                       "\"draining\":false,\"endpoints\":[{"));
     CHECK_THAT(json, Catch::Contains("{\"region\":\"eu-west-1\",\"endpoint\":\"10.1.0.1:5432\",\"role\":\"replica\","
                                      "\"healthy\":true,\"lag_ms\":7200,\"lag_bytes\":123456,\"rtt_ms\":0.450,"
                                      "\"replay_lsn\":\"16/B374D848\",\"pool_in_use\":0,\"pool_size\":20,"
@@ -133,6 +139,9 @@ TEST_CASE("metrics follow the Prometheus text format", "[metrics]") {
         "0.200123");
     CHECK(samples.at("regiond_lag_alert{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") == "1");
     CHECK(samples.at("regiond_cache_healthy{region=\"eu-west-1\"}") == "0");
+    CHECK(samples.at("regiond_requests_in_flight") == "12");
+    CHECK(samples.at("regiond_requests_orphaned") == "2");
+    CHECK(samples.at("regiond_response_backlog_bytes") == "3145728");
     CHECK(samples.at("regiond_requests_total{op=\"read_local\"}") == "10");
     CHECK(samples.at("regiond_requests_total{op=\"cached_read\"}") == "0");
     CHECK(samples.at("regiond_errors_total") == "1");
