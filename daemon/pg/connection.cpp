@@ -582,6 +582,7 @@ void Connection::read_results() {
     }
     if (generation_ != gen || state_ != State::ready) return;  // close() reset the flags
     reading_ = false;
+    if (rows > 0) last_input_ = std::chrono::steady_clock::now();  // parsed from libpq's buffer: input too
     if (budget_spent && !paused_) {
         backlogged_ = true;
         update_interest();

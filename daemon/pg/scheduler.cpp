@@ -13,6 +13,9 @@ constexpr auto kDefaultTimeout = 30s;
 /// Reconnect backoff after failed connects.
 constexpr auto kBackoffMin = 100ms;
 constexpr auto kBackoffMax = 5s;
+/// A cancelled statement still sending rows gets this many check intervals to
+/// stop before its connection is closed.
+constexpr int kCancelPatience = 10;
 
 std::int64_t round_ms(Clock::duration d) {
     const double ms = std::chrono::duration<double, std::milli>(d).count();
@@ -299,14 +302,25 @@ void Scheduler::cancel_returned(Slot& slot, std::uint64_t generation, JobId id, 
         return;
     }
     // The server accepted the cancel; the statement ends at its next interrupt
-    // check. If it does not within a check interval, closing ends it.
+    // check. A statement blocked sending rows sees it only once the rows in
+    // flight (socket buffers, the network) are read, so the fallback waits
+    // while they still arrive, up to kCancelPatience intervals.
+    arm_cancel_fallback(slot, generation, id, Clock::now());
+}
+
+void Scheduler::arm_cancel_fallback(Slot& slot, std::uint64_t generation, JobId id, Clock::time_point since) {
     const auto interval = ctx_.options.check_interval;
-    slot.cancel_fallback = ctx_.loop.timer(interval, [this, s = &slot, generation, id, interval] {
+    slot.cancel_fallback = ctx_.loop.timer(interval, [this, s = &slot, generation, id, since, interval] {
         JobState* j = find(id);
         if (j == nullptr || j->slot != s || s->conn.generation() != generation) return;
+        const auto now = Clock::now();
+        if (now - s->conn.last_input() < interval && now - since < kCancelPatience * interval) {
+            arm_cancel_fallback(*s, generation, id, since);
+            return;
+        }
         s->conn.close("connection to " + ctx_.options.display_name +
-                          " closed: a cancelled statement did not stop within " + std::to_string(round_ms(interval)) +
-                          " ms",
+                          " closed: a cancelled statement did not stop within " +
+                          std::to_string(round_ms(now - since)) + " ms",
                       CloseCause::reset, j);
     });
 }

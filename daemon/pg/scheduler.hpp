@@ -18,8 +18,10 @@
 // may be running: the jobs behind it go elsewhere (free), PQcancel runs on the
 // Canceller's thread, and nothing new goes to that connection until the cancel
 // returned and the job ended; `done` runs then. If the cancel fails, or the job
-// has not ended one check_interval after it, the connection is closed (the
-// server stops at its next client_connection_check_interval).
+// has not ended one check_interval after it (rows still arriving extend that,
+// up to ten intervals: a statement blocked sending sees the cancel only once
+// the rows in flight are read), the connection is closed (the server stops at
+// its next client_connection_check_interval).
 #pragma once
 
 #include <deque>
@@ -79,6 +81,7 @@ private:
     void pause(JobState& job);
     void stop(JobState& job, JobState::Stop reason, std::string message, std::string sqlstate);
     void cancel_on_server(Slot& slot, JobState& job);
+    void arm_cancel_fallback(Slot& slot, std::uint64_t generation, JobId id, Clock::time_point since);
     void cancel_returned(Slot& slot, std::uint64_t generation, JobId id, bool ok, const std::string& error);
     void confirmed(JobId id, bool answered, const std::string& why);
     void connection_checked(bool answered, const std::string& why);

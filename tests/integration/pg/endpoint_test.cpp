@@ -16,6 +16,7 @@
 #include "../pg_session.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/pg/endpoint.hpp"
+#include "endpoint_harness.hpp"
 #include "shm/codec.hpp"
 
 using namespace std::chrono_literals;
@@ -35,158 +36,7 @@ using regiond::testing::LinkCut;
 using regiond::testing::PgSession;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-const char* const kTable = "pg_endpoint_test";
-
-struct Result {
-    Outcome outcome;
-    Response response;
-    double ms = 0;
-};
-
-Response decode(const Outcome& out) {
-    regiond::shm::ResponseDecoder dec;
-    for (const auto& chunk : out.chunks) REQUIRE(dec.feed(chunk) == regiond::shm::CodecError::ok);
-    REQUIRE(dec.complete());
-    return dec.take();
-}
-
-std::optional<std::string> cell(const Response& r, std::size_t row, std::size_t col) {
-    REQUIRE(row < r.nrows());
-    REQUIRE(col < r.ncols());
-    auto v = r.value(row, col);
-    return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
-}
-
-Job make_job(Job::Kind kind, std::string sql, std::vector<std::optional<std::string>> params = {},
-             std::chrono::milliseconds timeout = 10s) {
-    Job j;
-    j.kind = kind;
-    j.sql = std::move(sql);
-    j.params = std::move(params);
-    j.deadline = Clock::now() + timeout;
-    return j;
-}
-
-Job read(std::string sql, std::vector<std::optional<std::string>> params = {},
-         std::chrono::milliseconds timeout = 10s) {
-    return make_job(Job::Kind::read, std::move(sql), std::move(params), timeout);
-}
-
-Job write(std::string sql, std::vector<std::optional<std::string>> params = {},
-          std::chrono::milliseconds timeout = 10s) {
-    return make_job(Job::Kind::write, std::move(sql), std::move(params), timeout);
-}
-
-// Runs the loop until cond holds or the limit passes (never a fixed sleep).
-bool run_until(EventLoop& loop, const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-    const auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-        if (cond()) return true;
-        loop.run_once(5ms);
-    }
-    return cond();
-}
-
-Result run_job(EventLoop& loop, Endpoint& ep, Job job, std::chrono::milliseconds limit = 15s) {
-    std::optional<Outcome> got;
-    const auto t0 = Clock::now();
-    ep.submit(std::move(job), [&](Outcome&& o) {
-        REQUIRE_FALSE(got.has_value());  // exactly once
-        got = std::move(o);
-    });
-    REQUIRE(run_until(
-        loop, [&] { return got.has_value(); }, limit));
-    Result r;
-    r.ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    r.outcome = std::move(*got);
-    r.response = decode(r.outcome);
-    return r;
-}
-
-EndpointOptions options(const std::string& region, Role role, const std::string& conninfo, const std::string& display) {
-    EndpointOptions o;
-    o.region = region;
-    o.role = role;
-    o.conninfo = conninfo;
-    o.display_name = display;
-    o.pool_size = 4;
-    o.connect_timeout = 2000ms;
-    o.check_interval = 200ms;
-    o.lag_poll_interval = 50ms;
-    o.max_chunk_bytes = 64 * 1024;
-    return o;
-}
-
-std::string link_display(const ClusterEnv& env, const std::string& from, const std::string& to) {
-    const auto& l = env.link(from, to, "pg");
-    return l.listen_host + ":" + std::to_string(l.listen_port);
-}
-
-// The eu-west-1 replica as seen from the ap-northeast-1 host (an 11 ms link in
-// the fast profile), for tests that cut that link.
-EndpointOptions eu_replica_from_tokyo(const ClusterEnv& env) {
-    return options("eu-west-1", Role::replica, env.app_conninfo_via("ap-northeast-1", "eu-west-1"),
-                   link_display(env, "ap-northeast-1", "eu-west-1"));
-}
-
-// The primary as seen from the eu-west-1 host (through the WAN link).
-std::unique_ptr<Endpoint> primary_from_eu(EventLoop& loop, unsigned pool = 4) {
-    const auto& env = ClusterEnv::get();
-    auto o = options("us-east-1", Role::primary, env.app_conninfo_via("eu-west-1", "us-east-1"),
-                     link_display(env, "eu-west-1", "us-east-1"));
-    o.pool_size = pool;
-    auto ep = Endpoint::create(loop, o);
-    ep->start();
-    return ep;
-}
-
-// The eu-west-1 replica as seen from its own region.
-std::unique_ptr<Endpoint> local_replica(EventLoop& loop, unsigned pool = 4) {
-    const auto& env = ClusterEnv::get();
-    auto o = options("eu-west-1", Role::replica, env.app_conninfo_via("eu-west-1", "eu-west-1"),
-                     link_display(env, "eu-west-1", "eu-west-1"));
-    o.pool_size = pool;
-    auto ep = Endpoint::create(loop, o);
-    ep->start();
-    return ep;
-}
-
-std::string unique_value() {
-    std::random_device rd;
-    return "v-" + std::to_string(getpid()) + "-" + std::to_string(rd());
-}
-
-void ensure_table() {
-    const auto& env = ClusterEnv::get();
-    PgSession primary(env.superuser_conninfo("us-east-1"));
-    primary.exec("set client_min_messages = warning");  // no "already exists" notices
-    primary.exec(std::string("create table if not exists ") + kTable +
-                 " (id bigserial primary key, v text not null, n int)");
-    primary.exec(std::string("grant all on ") + kTable + " to " + env.value("APP_USER"));
-    primary.exec(std::string("grant all on sequence ") + kTable + "_id_seq to " + env.value("APP_USER"));
-    const std::string lsn = primary.scalar("select pg_current_wal_insert_lsn()");
-    PgSession replica(env.superuser_conninfo("eu-west-1"));
-    REQUIRE(eventually(
-        [&] { return replica.scalar("select pg_last_wal_replay_lsn() >= '" + lsn + "'::pg_lsn") == "t"; }, 30s));
-}
-
-std::string count_of(PgSession& s, const std::string& v) {
-    return s.scalar(std::string("select count(*) from ") + kTable + " where v = '" + v + "'");
-}
-
-struct ReplayPauseGuard {
-    PgSession& replica;
-    explicit ReplayPauseGuard(PgSession& r) : replica(r) { replica.exec("select pg_wal_replay_pause()"); }
-    ~ReplayPauseGuard() {
-        try {
-            replica.exec("select pg_wal_replay_resume()");
-        } catch (...) {}
-    }
-};
-
-}  // namespace
+using namespace regiond::testing::pg;
 
 TEST_CASE("a read on a replica returns rows, columns and served_by", "[pg][read]") {
     EventLoop loop;
@@ -478,18 +328,6 @@ TEST_CASE("a read timing out behind a running one is dropped without disturbing 
     auto next = run_job(loop, *ep, read("select 'next'"));
     REQUIRE(next.outcome.ok);
     CHECK(cell(next.response, 0, 0) == "next");
-}
-
-// Waits (running the loop) until a statement containing `marker` is active on
-// the primary.
-void wait_active(EventLoop& loop, PgSession& primary, const std::string& marker) {
-    REQUIRE(run_until(
-        loop,
-        [&] {
-            return primary.scalar("select count(*) from pg_stat_activity where state = 'active' and query like '%" +
-                                  marker + "%' and pid <> pg_backend_pid()") == "1";
-        },
-        5s));
 }
 
 TEST_CASE("a backend ended under a job: its own error, not retried, health unchanged", "[pg][pool][failure]") {
