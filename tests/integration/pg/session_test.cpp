@@ -281,6 +281,7 @@ TEST_CASE("single-row streaming yields to the loop: a bounded share of a large r
     }
     REQUIRE(got.outcome);
     REQUIRE(got.outcome->ok);
+    REQUIRE(bytes_per_pass.size() > 20);  // it streamed, over many passes
     std::size_t most = 0;
     for (auto& [p, b] : bytes_per_pass) most = std::max(most, b);
     INFO("passes with chunks: " << bytes_per_pass.size() << ", most bytes in one pass: " << most);
@@ -470,4 +471,66 @@ TEST_CASE("the session guard: a transaction block left open closes the connectio
                                   "'") == "0";
         },
         5s));
+}
+
+TEST_CASE("reset after a job: DISCARD ALL right behind it drops what the session kept, the cache re-prepares",
+          "[pg][session][reset]") {
+    // The mechanism behind changes_session (the classifier decides when): the
+    // connection stays, its session is as new, and the statement cache, which
+    // DISCARD ALL emptied on the server, starts again.
+    const auto& env = ClusterEnv::get();
+    ConnectionSettings settings;
+    settings.conninfo = env.app_conninfo_via("eu-west-1", "us-east-1");
+    settings.display_name = "reset";
+    EventLoop loop;
+    Listener listener;
+    Connection conn(loop, settings, listener);
+    conn.connect();
+    REQUIRE(run_until(
+        loop, [&] { return listener.connected; }, 10s));
+    struct Rows final : Work {
+        std::vector<std::string> values;
+        bool finished = false;
+        std::optional<CloseInfo> closed;
+        void on_result(std::size_t, PgResultPtr r) override {
+            if (PQresultStatus(r.get()) == PGRES_TUPLES_OK && PQntuples(r.get()) == 1)
+                values.push_back(PQgetvalue(r.get(), 0, 0));
+            if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR)
+                values.push_back(std::string("error ") + PQresultErrorField(r.get(), PG_DIAG_SQLSTATE));
+        }
+        void on_finished() override { finished = true; }
+        void on_connection_closed(const CloseInfo& info) override { closed = info; }
+    };
+    const char* const state_sql =
+        "select pg_backend_pid() || ' prepared=' || (select count(*) from pg_prepared_statements where from_sql) || "
+        "' advisory=' || (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) || "
+        "' tz=' || current_setting('TimeZone') || ' path=' || current_setting('search_path')";
+    Rows before;
+    const Step state[] = {Step::command(state_sql, {}, 0), Step::sync()};
+    conn.send(before, state);
+    REQUIRE(run_until(
+        loop, [&] { return before.finished; }, 10s));
+    REQUIRE(before.values.size() == 1);
+    const std::string pid = before.values[0].substr(0, before.values[0].find(' '));
+
+    Rows changer, after, cached;
+    const Step change[] = {Step::command("prepare rgd_reset_p as select 1", {}, 0),
+                           Step::command("select pg_advisory_lock(7171)::text", {}, 1),
+                           Step::command("select set_config('search_path', 'pg_catalog', false)", {}, 2),
+                           Step::command("select set_config('TimeZone', 'America/New_York', false)", {}, 3),
+                           Step::sync()};
+    conn.send(changer, change, /*reset_after=*/true);
+    conn.send(after, state);  // pipelined behind the DISCARD ALL, same statement text (was cached)
+    conn.send(cached, state);
+    REQUIRE(run_until(
+        loop, [&] { return changer.finished && after.finished && cached.finished; }, 10s));
+    CHECK_FALSE(listener.closed.has_value());  // reset, not closed
+    REQUIRE(after.values.size() == 1);
+    CHECK(after.values[0] == before.values[0]);  // the same backend, as it was
+    REQUIRE(cached.values.size() == 1);
+    CHECK(cached.values[0] == before.values[0]);
+    CHECK(after.values[0].rfind(pid + " ", 0) == 0);
+    PgSession primary(env.superuser_conninfo("us-east-1"));
+    CHECK(primary.scalar("select pg_try_advisory_lock(7171)") == "t");
+    primary.exec("select pg_advisory_unlock_all()");
 }
