@@ -27,10 +27,15 @@ std::string size_text(std::uint64_t bytes) {
 }
 
 ResultStream::ResultStream(std::string_view served_by, std::size_t max_chunk_bytes, std::uint64_t max_result)
-    : served_by_(served_by), max_chunk_(max_chunk_bytes), max_result_(max_result), encoder_(max_chunk_bytes) {}
+    : served_by_(served_by), max_chunk_(max_chunk_bytes), max_result_(max_result) {}
+
+shm::ResponseEncoder& ResultStream::encoder() {
+    if (!encoder_) encoder_.emplace(max_chunk_);
+    return *encoder_;
+}
 
 void ResultStream::reset() {
-    encoder_ = shm::ResponseEncoder(max_chunk_);
+    // The encoder stays: begin() starts a new response in it.
     ready_.clear();
     taken_bytes_ = 0;
     rows_ = 0;
@@ -39,7 +44,7 @@ void ResultStream::reset() {
 }
 
 void ResultStream::take(bool last) {
-    const auto chunk = encoder_.take_chunk(last);
+    const auto chunk = encoder().take_chunk(last);
     taken_bytes_ += chunk.size();
     ready_.emplace_back(chunk.begin(), chunk.end());
 }
@@ -53,7 +58,7 @@ bool ResultStream::begin(const PGresult& r) {
     head.status = shm::Status::ok;
     head.served_by = served_by_;
     head.columns = names;
-    if (auto e = encoder_.begin(head); e != shm::CodecError::ok) {
+    if (auto e = encoder().begin(head); e != shm::CodecError::ok) {
         problem_ = std::string("the result's column names do not fit in a response chunk (") + shm::to_string(e) + ")";
         return false;
     }
@@ -75,15 +80,15 @@ ResultStream::Added ResultStream::add(const PGresult& r) {
                     std::string_view(PQgetvalue(&r, row, c), static_cast<std::size_t>(PQgetlength(&r, row, c)));
             }
         }
-        auto e = encoder_.add_row(values);
+        auto e = encoder_->add_row(values);
         if (e == shm::CodecError::chunk_full) {
             take(false);
-            e = encoder_.add_row(values);
+            e = encoder_->add_row(values);
         }
         ++rows_;
         if (e != shm::CodecError::ok) {
             problem_ = "row " + std::to_string(rows_) + " of the result does not fit in a response chunk of " +
-                       std::to_string(encoder_.max_chunk()) + " bytes (" + shm::to_string(e) +
+                       std::to_string(encoder_->max_chunk()) + " bytes (" + shm::to_string(e) +
                        "): select fewer or smaller columns";
             return Added::row_too_large;
         }
@@ -91,7 +96,7 @@ ResultStream::Added ResultStream::add(const PGresult& r) {
             problem_ = "result exceeds daemon.max_result (" + size_text(max_result_) + ")";
             return Added::over_limit;
         }
-        if (encoder_.chunk_bytes() >= kStreamChunkBytes) take(false);
+        if (encoder_->chunk_bytes() >= kStreamChunkBytes) take(false);
     }
     return Added::ok;
 }
@@ -105,7 +110,7 @@ std::vector<std::vector<std::byte>> ResultStream::finish_ok(std::string_view tok
         head.served_by = served_by_;
         head.token = token;
         head.affected = affected;
-        encoder_.begin(head);
+        encoder().begin(head);
         begun_ = true;
         trailer = false;
     }
@@ -113,7 +118,7 @@ std::vector<std::vector<std::byte>> ResultStream::finish_ok(std::string_view tok
                                             std::make_move_iterator(ready_.end()));
     ready_.clear();
     if (!trailer) {
-        const auto chunk = encoder_.take_chunk(true);
+        const auto chunk = encoder_->take_chunk(true);
         out.emplace_back(chunk.begin(), chunk.end());
         return out;
     }
@@ -121,7 +126,7 @@ std::vector<std::vector<std::byte>> ResultStream::finish_ok(std::string_view tok
     t.status = shm::Status::ok;
     t.token = token;
     t.affected = affected;
-    encoder_.finish(t, out);
+    encoder_->finish(t, out);
     return out;
 }
 
@@ -142,10 +147,10 @@ std::vector<std::vector<std::byte>> ResultStream::finish_error(std::string_view 
     t.sqlstate = sqlstate.size() == 5 ? sqlstate : std::string_view{};
     // The trailer must fit in one chunk: cut an enormous message rather than fail.
     t.error = message.substr(0, max_chunk_ > 512 ? max_chunk_ / 2 : 64);
-    if (encoder_.finish(t, out) != shm::CodecError::ok) {
+    if (encoder_->finish(t, out) != shm::CodecError::ok) {
         t.error = "error message too large to encode";
         out.resize(kept);
-        encoder_.finish(t, out);
+        encoder_->finish(t, out);
     }
     return out;
 }

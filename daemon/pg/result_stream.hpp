@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,7 +50,7 @@ public:
     /// The head has been written (some result with columns arrived).
     bool begun() const { return begun_; }
     /// Encoded bytes so far (chunks taken + the one being filled).
-    std::uint64_t bytes() const { return taken_bytes_ + encoder_.chunk_bytes(); }
+    std::uint64_t bytes() const { return taken_bytes_ + (encoder_ ? encoder_->chunk_bytes() : 0); }
     std::uint64_t max_result() const { return max_result_; }
     /// Why add() failed (row_too_large / over_limit), for the error message.
     const std::string& problem() const { return problem_; }
@@ -68,11 +69,15 @@ public:
 private:
     bool begin(const PGresult& r);
     void take(bool last);
+    shm::ResponseEncoder& encoder();
 
     std::string served_by_;
     std::size_t max_chunk_;
     std::uint64_t max_result_;
-    shm::ResponseEncoder encoder_;
+    /// Made when the first head is written and kept across reset(): an encoder
+    /// reserves a whole max_chunk (the ring payload, 512 KiB) up front, so one
+    /// per job, and none for a job that never gets that far.
+    std::optional<shm::ResponseEncoder> encoder_;
     std::deque<std::vector<std::byte>> ready_;
     std::uint64_t taken_bytes_ = 0;
     std::uint64_t rows_ = 0;
