@@ -16,6 +16,8 @@ namespace {
 
 /// Prepared statements kept per connection.
 constexpr std::size_t kStatementCacheCapacity = 256;
+/// Response encoders kept for reuse (about the jobs a busy endpoint has in flight).
+constexpr std::size_t kEncodersKept = 32;
 
 class EndpointImpl final : public Endpoint, ProbeListener {
 public:
@@ -102,7 +104,8 @@ EndpointContext::EndpointContext(EventLoop& l, EndpointOptions o)
     : loop(l),
       options(std::move(o)),
       served_by(options.region + (options.role == Role::primary ? "/primary" : "/replica")),
-      classifier(options.classifier ? options.classifier : std::make_shared<StatementClassifier>()) {
+      classifier(options.classifier ? options.classifier : std::make_shared<StatementClassifier>()),
+      encoders(options.max_chunk_bytes, kEncodersKept) {
     if (options.pool_size == 0) options.pool_size = 1;
     if (options.display_name.empty()) options.display_name = served_by;
     settings.conninfo = options.conninfo;

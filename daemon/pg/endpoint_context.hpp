@@ -11,6 +11,7 @@
 #include "daemon/pg/connection.hpp"
 #include "daemon/pg/endpoint.hpp"
 #include "daemon/pg/outcome.hpp"
+#include "daemon/pg/result_stream.hpp"
 #include "daemon/pg/statement_classifier.hpp"
 
 namespace regiond::daemon::pg {
@@ -26,6 +27,7 @@ struct EndpointContext {
     ConnectionSettings settings;  ///< for pool and probe connections
     Health health;
     std::shared_ptr<StatementClassifier> classifier;
+    EncoderPool encoders;  ///< outlives every job (the scheduler is destroyed first)
 
     bool primary() const { return options.role == Role::primary; }
     Outcome error(std::string_view message, std::string_view sqlstate = "", bool retry_elsewhere = false) const {

@@ -11,8 +11,13 @@ bool backend_ended(const std::string& sqlstate) {
     return sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03";
 }
 
-JobState::JobState(Scheduler& s, JobId i, Job j, JobCallbacks cb, std::string_view served_by, std::size_t max_chunk)
-    : sched(s), id(i), job(std::move(j)), callbacks(std::move(cb)), stream(served_by, max_chunk, job.max_result) {}
+JobState::JobState(Scheduler& s, JobId i, Job j, JobCallbacks cb, EncoderPool& encoders, std::string_view served_by,
+                   std::size_t max_chunk)
+    : sched(s),
+      id(i),
+      job(std::move(j)),
+      callbacks(std::move(cb)),
+      stream(encoders, served_by, max_chunk, job.max_result) {}
 
 void JobState::reset_attempt() {
     failed = false;

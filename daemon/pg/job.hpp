@@ -27,7 +27,8 @@ struct Slot;
 bool backend_ended(const std::string& sqlstate);
 
 struct JobState final : Work {
-    JobState(Scheduler& s, JobId i, Job j, JobCallbacks cb, std::string_view served_by, std::size_t max_chunk);
+    JobState(Scheduler& s, JobId i, Job j, JobCallbacks cb, EncoderPool& encoders, std::string_view served_by,
+             std::size_t max_chunk);
 
     Scheduler& sched;
     const JobId id;

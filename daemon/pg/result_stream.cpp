@@ -26,11 +26,27 @@ std::string size_text(std::uint64_t bytes) {
     return text;
 }
 
-ResultStream::ResultStream(std::string_view served_by, std::size_t max_chunk_bytes, std::uint64_t max_result)
-    : served_by_(served_by), max_chunk_(max_chunk_bytes), max_result_(max_result) {}
+std::unique_ptr<shm::ResponseEncoder> EncoderPool::take() {
+    if (free_.empty()) return std::make_unique<shm::ResponseEncoder>(max_chunk_);
+    auto e = std::move(free_.back());
+    free_.pop_back();
+    return e;
+}
+
+void EncoderPool::give(std::unique_ptr<shm::ResponseEncoder> encoder) {
+    if (encoder && free_.size() < keep_) free_.push_back(std::move(encoder));
+}
+
+ResultStream::ResultStream(EncoderPool& pool, std::string_view served_by, std::size_t max_chunk_bytes,
+                           std::uint64_t max_result)
+    : served_by_(served_by), max_chunk_(max_chunk_bytes), max_result_(max_result), pool_(pool) {}
+
+ResultStream::~ResultStream() {
+    pool_.give(std::move(encoder_));
+}
 
 shm::ResponseEncoder& ResultStream::encoder() {
-    if (!encoder_) encoder_.emplace(max_chunk_);
+    if (!encoder_) encoder_ = pool_.take();
     return *encoder_;
 }
 

@@ -67,8 +67,8 @@ JobId Scheduler::submit(Job job, JobCallbacks callbacks) {
                                 "", !write && job.may_retry));
         return id;
     }
-    auto state = std::make_unique<JobState>(*this, id, std::move(job), std::move(callbacks), ctx_.served_by,
-                                            ctx_.options.max_chunk_bytes);
+    auto state = std::make_unique<JobState>(*this, id, std::move(job), std::move(callbacks), ctx_.encoders,
+                                            ctx_.served_by, ctx_.options.max_chunk_bytes);
     state->total_ms = total_ms;
     // Classified before anything is sent: a refusal never reaches the server.
     const auto classification = ctx_.classifier->classify(state->job.sql, write ? Operation::write : Operation::read);
