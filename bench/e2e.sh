@@ -5,6 +5,10 @@
 # clients. Prints p50, p99, throughput and the ratios against the targets.
 #
 #   bench/e2e.sh [--clients 1,16] [--seconds 3] [--rounds 3]
+#   bench/e2e.sh --streamer-rows 200000 [--clients 1,16] ...
+#       regiond alone and while one more client fetches a 200 000-row result
+#       through it in a loop, p50/p99 side by side (issue 7: other clients'
+#       p99 stays flat while a large result streams)
 #
 # Uses the cluster of scripts/cluster.sh (brought up with the fast profile if
 # none is up). All three paths reach the replica the same way, over TCP on

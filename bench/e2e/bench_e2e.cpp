@@ -10,9 +10,15 @@
 // turns, several rounds each, so a load change on this shared machine hits all
 // three alike. Every answer is checked (one row, the id asked for).
 //
+// With --streamer-rows N, the regiond path is measured twice per round: alone,
+// and while one more client fetches an N-row result through regiond in a loop
+// (issue 7: other clients' p99 must stay flat while a 200k-row result
+// streams); both are printed side by side.
+//
 // Usage (bench/e2e.sh sets everything up):
 //   bench_e2e --regiond SOCKET --direct CONNINFO --pgbouncer CONNINFO
 //             [--clients 1,16] [--seconds 3] [--rounds 3] [--rows 10000]
+//             [--paths regiond,direct,pgbouncer] [--streamer-rows 200000]
 // Prints one table and the ratios against the issue's targets. Exit 1 on any
 // failed query; targets missed are reported, never an exit status.
 #include <libpq-fe.h>
@@ -48,6 +54,51 @@ struct Options {
     int rounds = 3;
     int rows = 10000;
     std::vector<std::string> paths{"regiond", "direct", "pgbouncer"};  // --paths: a subset, for profiling one
+    int streamer_rows = 0;  ///< > 0: also measure regiond while a client fetches this many rows in a loop
+};
+
+// One more regiond client fetching a large result in a loop (its own thread and
+// rgd_client) until stopped; every answer is checked.
+class Streamer {
+public:
+    Streamer(const std::string& socket, int rows) : rows_(rows) {
+        char err[512];
+        client_ = rgd_connect(socket.c_str(), err, sizeof err);
+        if (client_ == nullptr) throw std::runtime_error(std::string("streamer: ") + err);
+        rgd_set_timeout_ms(client_, 120000);
+        sql_ =
+            "select g, 'row-' || g || repeat('.', 20) as label from generate_series(1, " + std::to_string(rows) + ") g";
+        thread_ = std::thread([this] { run(); });
+    }
+    ~Streamer() {
+        stop_.store(true, std::memory_order_relaxed);
+        thread_.join();
+        rgd_disconnect(client_);
+    }
+    Streamer(const Streamer&) = delete;
+    Streamer& operator=(const Streamer&) = delete;
+    /// Results fetched so far (relaxed: a counter read after join or for display).
+    int fetched() const { return fetched_.load(std::memory_order_relaxed); }
+    const std::string& error() const { return error_; }  ///< valid after destruction began (join)
+
+private:
+    void run() {
+        while (!stop_.load(std::memory_order_relaxed)) {
+            rgd_result* r = rgd_read_local(client_, sql_.c_str(), 0, nullptr);
+            const bool ok = rgd_ok(r) == 1 && rgd_nrows(r) == rows_;
+            if (!ok) error_ = rgd_ok(r) == 1 ? "streamer: wrong row count" : std::string("streamer: ") + rgd_error(r);
+            rgd_free(r);
+            if (!ok) return;
+            fetched_.fetch_add(1, std::memory_order_relaxed);
+        }
+    }
+    int rows_;
+    rgd_client* client_ = nullptr;
+    std::string sql_;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> fetched_{0};
+    std::string error_;
+    std::thread thread_;
 };
 
 // One client's connection on one path; query(id) returns false on a wrong or
@@ -259,6 +310,8 @@ Options parse(int argc, char** argv) {
             o.rows = std::stoi(next());
         else if (a == "--paths")
             o.paths = split_commas(next());
+        else if (a == "--streamer-rows")
+            o.streamer_rows = std::stoi(next());
         else
             throw std::runtime_error("unknown argument " + a);
     }
@@ -269,6 +322,56 @@ Options parse(int argc, char** argv) {
 
 const char* verdict(bool met) {
     return met ? "met" : "MISSED";
+}
+
+Summary summarize(Sample& m) {
+    Summary sum;
+    sum.calls = m.latencies_ns.size();
+    sum.per_second = static_cast<double>(sum.calls) / m.seconds;
+    sum.p50_us = percentile_us(m.latencies_ns, 0.50);
+    sum.p99_us = percentile_us(m.latencies_ns, 0.99);
+    return sum;
+}
+
+// The regiond path alone and beside a client streaming a large result, the
+// two alternating round by round so load changes hit both alike.
+int streamer_table(const Options& o) {
+    std::printf(
+        "primary-key SELECT through regiond (read_local), alone and while one more client fetches a "
+        "%d-row result in a loop; %d rounds x %.1f s\n\n",
+        o.streamer_rows, o.rounds, o.seconds);
+    std::printf(
+        "| clients | p50 µs alone | p99 µs alone | p50 µs streaming | p99 µs streaming | p99 ratio | "
+        "queries/s alone | queries/s streaming | large results fetched |\n");
+    std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int clients : o.clients) {
+        Sample alone, streaming;
+        int fetched = 0;
+        for (int round = 0; round < o.rounds; ++round) {
+            Sample a = run_round(Path::regiond, clients, o);
+            Sample b;
+            {
+                Streamer streamer(o.regiond_socket, o.streamer_rows);
+                b = run_round(Path::regiond, clients, o);
+                fetched += streamer.fetched();
+                if (!streamer.error().empty()) b.error = streamer.error();
+            }
+            for (const Sample* x : {&a, &b}) {
+                if (!x->error.empty()) {
+                    std::fprintf(stderr, "bench_e2e: %d clients: %s\n", clients, x->error.c_str());
+                    return 1;
+                }
+            }
+            alone.latencies_ns.insert(alone.latencies_ns.end(), a.latencies_ns.begin(), a.latencies_ns.end());
+            alone.seconds += a.seconds;
+            streaming.latencies_ns.insert(streaming.latencies_ns.end(), b.latencies_ns.begin(), b.latencies_ns.end());
+            streaming.seconds += b.seconds;
+        }
+        const Summary sa = summarize(alone), sb = summarize(streaming);
+        std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %.0f | %d |\n", clients, sa.p50_us, sa.p99_us,
+                    sb.p50_us, sb.p99_us, sb.p99_us / sa.p99_us, sa.per_second, sb.per_second, fetched);
+    }
+    return 0;
 }
 
 }  // namespace
@@ -305,6 +408,7 @@ int main(int argc, char** argv) {
             }
         }
 
+        if (o.streamer_rows > 0) return streamer_table(o);
         std::printf("primary-key SELECT on the same-host replica; %d rounds x %.1f s per path and client count\n\n",
                     o.rounds, o.seconds);
         std::printf("| clients | path | p50 µs | p99 µs | queries/s | calls |\n");

@@ -12,16 +12,29 @@
 namespace regiond::daemon::pg {
 namespace {
 
-// Setup segment tags (internal commands).
+// Internal command tags.
 constexpr std::size_t kTagSystemId = 1;
-constexpr std::size_t kTagDisconnectCheck = 2;
+constexpr std::size_t kTagDiscard = 2;
 
-// The server checks every second whether the client went away while a query
-// runs (PostgreSQL 14+). Without it, a query abandoned by closing its
-// connection (our way to cancel without PQcancel's blocking round trip) would
-// run to completion on the server.
-constexpr const char* kDisconnectCheckSql = "set client_connection_check_interval = '1s'";
 constexpr const char* kSystemIdSql = "select system_identifier from pg_control_system()";
+// Resets everything a session can keep (settings, prepared statements,
+// advisory locks, LISTEN, temp tables, cursors) to the startup values. It must
+// be the only command of its segment ("cannot be executed within a pipeline").
+constexpr const char* kDiscardSql = "DISCARD ALL";
+
+// Server-reported parameters (ParameterStatus) that no request may change for
+// the next one. in_hot_standby is left out: it changes on promotion.
+constexpr const char* kTrackedParameters[] = {
+    "TimeZone",
+    "DateStyle",
+    "IntervalStyle",
+    "session_authorization",
+    "is_superuser",
+    "client_encoding",
+    "standard_conforming_strings",
+    "application_name",
+    "default_transaction_read_only",
+};
 
 void ignore_notice(void*, const char*) {}
 
@@ -36,6 +49,31 @@ std::string cache_key(const Step& step) {
         key.append(std::to_string(t));
     }
     return key;
+}
+
+// Command tags of statements that open (or need) an explicit transaction block.
+bool opens_transaction(const char* tag) {
+    return tag != nullptr && (std::strcmp(tag, "BEGIN") == 0 || std::strcmp(tag, "START TRANSACTION") == 0 ||
+                              std::strcmp(tag, "SAVEPOINT") == 0);
+}
+
+bool handled_status(ExecStatusType status) {
+    switch (status) {
+        case PGRES_TUPLES_OK:
+        case PGRES_SINGLE_TUPLE:
+        case PGRES_COMMAND_OK:
+        case PGRES_EMPTY_QUERY:
+        case PGRES_FATAL_ERROR:
+        case PGRES_PIPELINE_ABORTED: return true;
+        default: return false;
+    }
+}
+
+std::size_t row_bytes(const PGresult& r) {
+    std::size_t n = 0;
+    const int cols = PQnfields(&r);
+    for (int c = 0; c < cols; ++c) n += static_cast<std::size_t>(PQgetlength(&r, 0, c));
+    return n;
 }
 
 }  // namespace
@@ -61,13 +99,31 @@ std::string clean_libpq_message(const char* message) {
     return base::redact_secrets(out);
 }
 
+std::optional<std::string> merged_startup_options(const ConnectionSettings& settings) {
+    std::string options;
+    char* error = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(settings.conninfo.c_str(), &error);
+    if (parsed == nullptr) {
+        PQfreemem(error);  // may quote the conninfo: never shown
+        return std::nullopt;
+    }
+    for (const PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
+        if (std::strcmp(o->keyword, "options") == 0 && o->val != nullptr) options = o->val;
+    }
+    PQconninfoFree(parsed);
+    for (const auto& [name, value] : settings.startup_settings) {
+        if (!options.empty()) options += ' ';
+        options += "-c " + name + "=" + value;
+    }
+    return options;
+}
+
 Connection::Connection(EventLoop& loop, const ConnectionSettings& settings, Listener& listener)
-    : loop_(loop), settings_(settings), listener_(listener), cache_(settings.statement_cache_capacity) {}
+    : loop_(loop), settings_(settings), listener_(listener), cache_(settings.statement_cache_capacity), scope_(loop) {}
 
 Connection::~Connection() {
-    alive_.reset();
-    if (connect_timer_ != 0) loop_.cancel_timer(connect_timer_);
-    if (fd_ >= 0) loop_.remove(fd_);
+    watch_.reset();
+    connect_timer_.cancel();
     if (conn_ != nullptr) PQfinish(conn_);
 }
 
@@ -79,22 +135,37 @@ std::string Connection::describe_libpq_error(const char* what) const {
 }
 
 void Connection::fail_deferred(const std::string& why) {
-    std::weak_ptr<bool> alive = alive_;
     const auto gen = generation_;
-    loop_.defer([this, alive, gen, why] {
-        if (alive.expired() || generation_ != gen || state_ == State::closed) return;
+    scope_.defer([this, gen, why] {
+        if (generation_ != gen || state_ == State::closed) return;
         close(why);
     });
 }
 
+void Connection::watch_socket(std::uint32_t events) {
+    // Always register afresh: libpq may have moved to another socket (next host
+    // or address) whose number may be the old one's, reused.
+    watch_.reset();
+    const int fd = PQsocket(conn_);
+    if (fd < 0) return;
+    watch_ = loop_.watch(fd, events, [this](std::uint32_t ev) { on_socket(ev); });
+}
+
 void Connection::connect() {
     if (state_ != State::closed) return;
-    // Keywords are processed in order: the conninfo (expanded from dbname) may
-    // override client_encoding, and application_name wins over the fallback.
-    const char* keys[] = {"client_encoding", "dbname", "fallback_application_name", nullptr};
-    const char* values[] = {"UTF8", settings_.conninfo.c_str(), "regiond", nullptr};
-    conn_ = PQconnectStartParams(keys, values, 1);
     state_ = State::connecting;
+    const std::optional<std::string> options = merged_startup_options(settings_);
+    if (!options) {
+        fail_deferred("cannot connect to " + settings_.display_name +
+                      ": the connection string was rejected by libpq (check its syntax)");
+        return;
+    }
+    // Keywords are processed in order: the conninfo (expanded from dbname) may
+    // override client_encoding, and application_name wins over the fallback;
+    // `options` is the conninfo's own, merged with the daemon's settings.
+    const char* keys[] = {"client_encoding", "dbname", "fallback_application_name", "options", nullptr};
+    const char* values[] = {"UTF8", settings_.conninfo.c_str(), "regiond", options->c_str(), nullptr};
+    conn_ = PQconnectStartParams(keys, values, 1);
     if (conn_ == nullptr) {
         fail_deferred("cannot connect to " + settings_.display_name + ": out of memory");
         return;
@@ -107,20 +178,17 @@ void Connection::connect() {
         return;
     }
     const auto gen = generation_;
-    connect_timer_ = loop_.add_timer(settings_.connect_timeout, [this, gen] {
-        connect_timer_ = 0;
+    connect_timer_ = loop_.timer(settings_.connect_timeout, [this, gen] {
         if (generation_ != gen || state_ != State::connecting) return;
         connect_failed("cannot connect to " + settings_.display_name + ": timed out after " +
                        std::to_string(settings_.connect_timeout.count()) + " ms");
     });
     // Before the first PQconnectPoll, act as if it had answered "writing".
-    fd_ = PQsocket(conn_);
-    if (fd_ < 0) {
+    if (PQsocket(conn_) < 0) {
         fail_deferred(describe_libpq_error("cannot connect to"));
         return;
     }
-    interest_ = EPOLLOUT;
-    loop_.add(fd_, interest_, [this](std::uint32_t ev) { on_socket(ev); });
+    watch_socket(EPOLLOUT);
 }
 
 void Connection::poll_connect() {
@@ -133,16 +201,11 @@ void Connection::poll_connect() {
         became_ready();
         return;
     }
-    // libpq may have moved to another socket (next host or address): the old
-    // number may already be closed and even reused, so always register afresh.
-    if (fd_ >= 0) loop_.remove(fd_);
-    fd_ = PQsocket(conn_);
-    if (fd_ < 0) {
+    if (PQsocket(conn_) < 0) {
         connect_failed(describe_libpq_error("cannot connect to"));
         return;
     }
-    interest_ = st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT;
-    loop_.add(fd_, interest_, [this](std::uint32_t ev) { on_socket(ev); });
+    watch_socket(st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT);
 }
 
 void Connection::connect_failed(const std::string& why) {
@@ -151,20 +214,15 @@ void Connection::connect_failed(const std::string& why) {
 
 void Connection::became_ready() {
     last_input_ = std::chrono::steady_clock::now();
-    if (connect_timer_ != 0) {
-        loop_.cancel_timer(connect_timer_);
-        connect_timer_ = 0;
-    }
+    connect_timer_.cancel();
     PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
     if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1) {
         connect_failed(describe_libpq_error("cannot enter pipeline mode on"));
         return;
     }
-    if (fd_ >= 0) loop_.remove(fd_);
-    fd_ = PQsocket(conn_);
-    interest_ = EPOLLIN;
-    loop_.add(fd_, interest_, [this](std::uint32_t ev) { on_socket(ev); });
+    watch_socket(EPOLLIN);
     state_ = State::ready;
+    remember_parameters();
     send_setup();
     if (!flush()) {
         close(describe_libpq_error("connection lost to"));
@@ -173,31 +231,41 @@ void Connection::became_ready() {
     listener_.on_connected(*this);
 }
 
+void Connection::remember_parameters() {
+    parameters_.clear();
+    for (const char* name : kTrackedParameters) {
+        const char* value = PQparameterStatus(conn_, name);
+        parameters_.emplace_back(name, value != nullptr ? value : "");
+    }
+}
+
+std::string Connection::changed_parameter() const {
+    for (const auto& [name, value] : parameters_) {
+        const char* now = PQparameterStatus(conn_, name);
+        if (value != (now != nullptr ? now : "")) return name;
+    }
+    return "";
+}
+
 void Connection::send_setup() {
-    Step check = Step::command(kDisconnectCheckSql, {}, kTagDisconnectCheck);
-    check.cacheable = false;
     Step sysid = Step::command(kSystemIdSql, {}, kTagSystemId);
     sysid.cacheable = false;
-    // Separate segments: a server that refuses one must not abort the other.
-    if (!send_command(nullptr, check, Expect::Kind::internal_command) || PQpipelineSync(conn_) != 1) {
-        fail_deferred(describe_libpq_error("cannot send to"));
-        return;
-    }
-    expects_.push_back(Expect{Expect::Kind::internal_sync, nullptr, 0, 0, false});
     if (!send_command(nullptr, sysid, Expect::Kind::internal_command) || PQpipelineSync(conn_) != 1) {
         fail_deferred(describe_libpq_error("cannot send to"));
         return;
     }
-    expects_.push_back(Expect{Expect::Kind::internal_sync, nullptr, 0, 0, false});
+    expects_.push_back(Expect{Expect::Kind::internal_sync, nullptr, 0, 0});
 }
 
 bool Connection::send_command(Work* work, const Step& step, Expect::Kind kind) {
     const int n = static_cast<int>(step.values.size());
     const Oid* types = step.types.empty() ? nullptr : step.types.data();
     const std::string sql(step.sql);
+    Expect command{kind, work, step.tag, 0};
+    command.single_row = step.single_row;
     if (!step.cacheable) {
         if (PQsendQueryParams(conn_, sql.c_str(), n, types, step.values.data(), nullptr, nullptr, 0) != 1) return false;
-        expects_.push_back(Expect{kind, work, step.tag, 0, false});
+        expects_.push_back(command);
         return true;
     }
     const std::string key = cache_key(step);
@@ -206,13 +274,14 @@ bool Connection::send_command(Work* work, const Step& step, Expect::Kind kind) {
         case StatementCache::State::ready: {
             const std::string name = StatementCache::name_of(found.id);
             if (PQsendQueryPrepared(conn_, name.c_str(), n, step.values.data(), nullptr, nullptr, 0) != 1) return false;
-            expects_.push_back(Expect{kind, work, step.tag, found.id, false});
+            command.cache_id = found.id;
+            expects_.push_back(command);
             return true;
         }
         case StatementCache::State::preparing:
             if (PQsendQueryParams(conn_, sql.c_str(), n, types, step.values.data(), nullptr, nullptr, 0) != 1)
                 return false;
-            expects_.push_back(Expect{kind, work, step.tag, 0, false});
+            expects_.push_back(command);
             return true;
         case StatementCache::State::miss: break;
     }
@@ -222,9 +291,10 @@ bool Connection::send_command(Work* work, const Step& step, Expect::Kind kind) {
         cache_.forget(id);
         return false;
     }
-    expects_.push_back(Expect{Expect::Kind::prepare, work, step.tag, id, false});
+    expects_.push_back(Expect{Expect::Kind::prepare, work, step.tag, id});
     if (PQsendQueryPrepared(conn_, name.c_str(), n, step.values.data(), nullptr, nullptr, 0) != 1) return false;
-    expects_.push_back(Expect{kind, work, step.tag, id, false});
+    command.cache_id = id;
+    expects_.push_back(command);
     return true;
 }
 
@@ -245,10 +315,10 @@ void Connection::send_deallocations() {
         fail_deferred(describe_libpq_error("cannot send to"));
         return;
     }
-    expects_.push_back(Expect{Expect::Kind::internal_sync, nullptr, 0, 0, false});
+    expects_.push_back(Expect{Expect::Kind::internal_sync, nullptr, 0, 0});
 }
 
-void Connection::send(Work& work, std::span<const Step> steps) {
+void Connection::send(Work& work, std::span<const Step> steps, bool reset_after) {
     if (state_ != State::ready) {
         throw std::logic_error("Connection::send on a connection that is not ready (" + settings_.display_name + ")");
     }
@@ -258,6 +328,13 @@ void Connection::send(Work& work, std::span<const Step> steps) {
     for (std::size_t i = 0; i < steps.size(); ++i) {
         if (steps[i].kind == Step::Kind::sync) last_sync = i;
     }
+    auto push_sync = [&](bool last) {
+        Expect e{Expect::Kind::sync, &work, 0, 0};
+        e.last = last;
+        e.counted = last;
+        e.reset_follows = reset_after;
+        expects_.push_back(e);
+    };
     bool ok = true;
     for (std::size_t i = 0; i < steps.size() && ok; ++i) {
         const Step& step = steps[i];
@@ -265,13 +342,27 @@ void Connection::send(Work& work, std::span<const Step> steps) {
             ok = send_command(&work, step, Expect::Kind::command);
         } else {
             ok = PQpipelineSync(conn_) == 1;
-            if (ok) expects_.push_back(Expect{Expect::Kind::sync, &work, 0, 0, i == last_sync});
+            if (ok) push_sync(i == last_sync);
         }
     }
     if (ok && last_sync == steps.size()) {
         // Every Work ends with a sync; add the one the caller left out.
         ok = PQpipelineSync(conn_) == 1;
-        if (ok) expects_.push_back(Expect{Expect::Kind::sync, &work, 0, 0, true});
+        if (ok) push_sync(true);
+    }
+    if (ok && reset_after) {
+        // Right behind the Work, in the same flush: nothing is ever sent between
+        // a Work that changed its session and the reset. DISCARD ALL drops every
+        // prepared statement, so the cache (and what it meant to deallocate) goes.
+        Step discard = Step::command(kDiscardSql, {}, kTagDiscard);
+        discard.cacheable = false;
+        ok = send_command(nullptr, discard, Expect::Kind::internal_command) && PQpipelineSync(conn_) == 1;
+        if (ok) {
+            expects_.back().discard = true;
+            expects_.push_back(Expect{Expect::Kind::internal_sync, nullptr, 0, 0});
+        }
+        cache_.clear();
+        to_deallocate_.clear();
     }
     if (!ok) {
         fail_deferred(describe_libpq_error("cannot send to"));
@@ -302,6 +393,7 @@ void Connection::send_batched(Work& work, std::span<const Step> steps) {
         }
     }
     expects_.back().last = true;  // send_command pushed the command's Expect last
+    expects_.back().counted = true;
 }
 
 void Connection::end_batch() {
@@ -311,7 +403,9 @@ void Connection::end_batch() {
         fail_deferred(describe_libpq_error("cannot send to"));
         return;
     }
-    expects_.push_back(Expect{Expect::Kind::internal_sync, nullptr, 0, 0, false});
+    Expect sync{Expect::Kind::internal_sync, nullptr, 0, 0};
+    sync.batch = true;
+    expects_.push_back(sync);
     // Statements evicted by the batch's Works: deallocated in their own segment
     // after it, so nothing in the batch loses its statement.
     send_deallocations();
@@ -319,8 +413,14 @@ void Connection::end_batch() {
 }
 
 bool Connection::abandon(Work& work) {
+    if (auto it = std::find(batch_complete_.begin(), batch_complete_.end(), &work); it != batch_complete_.end()) {
+        batch_complete_.erase(it);  // its results are all in: nothing runs any more
+        return false;
+    }
     // The work may be running (or next to run) on the server when nothing live
-    // is ahead of it: only internal segments or other abandoned works.
+    // is ahead of it: only internal segments or other abandoned works. Its
+    // expects stay (work = nullptr) so its results are read and dropped, and it
+    // counts in depth_ until they are.
     bool live_ahead = false;
     bool seen = false;
     for (auto& e : expects_) {
@@ -331,8 +431,33 @@ bool Connection::abandon(Work& work) {
             live_ahead = true;
         }
     }
-    if (seen && depth_ > 0) --depth_;
     return seen && !live_ahead;
+}
+
+bool Connection::at_head(const Work& work) const {
+    for (const auto& e : expects_) {
+        if (e.work == &work) return true;
+        if (e.work != nullptr) return false;
+    }
+    return false;
+}
+
+void Connection::pause() {
+    if (state_ != State::ready || paused_) return;
+    paused_ = true;
+    update_interest();
+}
+
+void Connection::resume() {
+    if (!paused_) return;
+    paused_ = false;
+    if (state_ != State::ready) return;
+    update_interest();
+    continue_reading();  // libpq may hold complete results already
+}
+
+PGcancel* Connection::make_cancel() const {
+    return state_ == State::ready ? PQgetCancel(conn_) : nullptr;
 }
 
 bool Connection::flush() {
@@ -344,11 +469,10 @@ bool Connection::flush() {
 }
 
 void Connection::update_interest() {
-    const std::uint32_t want = EPOLLIN | (flush_pending_ ? EPOLLOUT : 0u);
-    if (want != interest_ && fd_ >= 0) {
-        loop_.modify(fd_, want);
-        interest_ = want;
-    }
+    if (!watch_.active()) return;
+    const std::uint32_t want =
+        (paused_ || backlogged_ ? 0u : std::uint32_t{EPOLLIN}) | (flush_pending_ ? EPOLLOUT : 0u);
+    watch_.set_events(want);
 }
 
 void Connection::on_socket(std::uint32_t events) {
@@ -357,7 +481,17 @@ void Connection::on_socket(std::uint32_t events) {
         return;
     }
     if (state_ != State::ready) return;
-    if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
+    const bool hangup = (events & (EPOLLERR | EPOLLHUP)) != 0;
+    if (paused_) {
+        // Nothing is read while paused; epoll reports a reset socket anyway
+        // (level-triggered), and only closing stops that from repeating.
+        if (hangup) {
+            close("connection lost to " + settings_.display_name + " while its result was paused");
+            return;
+        }
+    } else if (!backlogged_ && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) {
+        // While backlogged, libpq already holds input: the continuation parses
+        // it first, so libpq never buffers more than one read ahead.
         last_input_ = std::chrono::steady_clock::now();
         if (PQconsumeInput(conn_) != 1) {
             close(describe_libpq_error("connection lost to"));
@@ -370,31 +504,63 @@ void Connection::on_socket(std::uint32_t events) {
             return;
         }
     }
-    read_results();
+    if (!paused_ && !backlogged_) read_results();
+}
+
+void Connection::continue_reading() {
+    if (continuation_pending_) return;
+    continuation_pending_ = true;
+    const auto gen = generation_;
+    scope_.defer([this, gen] {
+        if (generation_ != gen) return;
+        continuation_pending_ = false;
+        if (state_ != State::ready || paused_) return;
+        read_results();
+    });
 }
 
 void Connection::read_results() {
-    if (reading_) return;
+    if (reading_ || state_ != State::ready) return;
     reading_ = true;
     const auto gen = generation_;
-    std::weak_ptr<bool> alive = alive_;
-    while (!alive.expired() && generation_ == gen && state_ == State::ready && !expects_.empty()) {
-        if (PQisBusy(conn_) != 0) break;
+    std::size_t rows = 0;
+    std::size_t bytes = 0;
+    bool budget_spent = false;
+    bool needs_input = false;
+    while (generation_ == gen && state_ == State::ready && !paused_ && !expects_.empty()) {
+        if (rows >= kRowsPerPass || bytes >= kBytesPerPass) {
+            budget_spent = true;
+            break;
+        }
+        const Expect& head = expects_.front();
+        if (!single_row_armed_ && head.kind == Expect::Kind::command && head.single_row) {
+            // Only possible while the command is at the head of libpq's queue and
+            // none of its rows has been parsed (PQisBusy/PQgetResult parse); when
+            // libpq refuses, the rows come as one result, handled the same way.
+            PQsetSingleRowMode(conn_);
+            single_row_armed_ = true;
+        }
+        if (PQisBusy(conn_) != 0) {
+            needs_input = true;
+            break;
+        }
         PgResultPtr r(PQgetResult(conn_));
         const Expect e = expects_.front();
         const bool expecting_sync = e.kind == Expect::Kind::sync || e.kind == Expect::Kind::internal_sync;
         if (!r) {
             // The end of one command's results. A sync is never followed by NULL, so
             // NULL while a sync is expected means nothing more is available yet.
-            if (expecting_sync) break;
+            if (expecting_sync) {
+                needs_input = true;
+                break;
+            }
             expects_.pop_front();
-            if (e.kind == Expect::Kind::command && e.last && e.work != nullptr) {
-                // A batched Work's last command: the Work is done (the batch's sync
-                // comes later, shared).
-                if (depth_ > 0) --depth_;
-                e.work->on_finished();
-                if (alive.expired() || generation_ != gen) break;
-                listener_.on_work_done(*this);
+            single_row_armed_ = false;
+            if (e.kind == Expect::Kind::command && e.last) {
+                // A batched Work's last command: its results are in; it finishes
+                // at the batch's shared sync, after the session checks.
+                if (e.counted && depth_ > 0) --depth_;
+                if (e.work != nullptr) batch_complete_.push_back(e.work);
             }
             continue;
         }
@@ -405,23 +571,100 @@ void Connection::read_results() {
                 break;
             }
             expects_.pop_front();
-            if (e.kind == Expect::Kind::sync && e.last) {
-                if (e.work != nullptr) {
-                    if (depth_ > 0) --depth_;
-                    e.work->on_finished();
-                }
-                if (alive.expired() || generation_ != gen) break;
-                listener_.on_work_done(*this);
-            }
+            single_row_armed_ = false;
+            on_sync(e);
             continue;
         }
         if (expecting_sync) {
             close("protocol error on " + settings_.display_name + ": result where a pipeline sync was expected");
             break;
         }
+        if (status == PGRES_SINGLE_TUPLE) {
+            ++rows;
+            bytes += row_bytes(*r);
+        }
         handle_result(e, std::move(r));
     }
-    if (!alive.expired()) reading_ = false;
+    if (generation_ != gen || state_ != State::ready) return;  // close() reset the flags
+    reading_ = false;
+    if (rows > 0) last_input_ = std::chrono::steady_clock::now();  // parsed from libpq's buffer: input too
+    if (budget_spent && !paused_) {
+        backlogged_ = true;
+        update_interest();
+        continue_reading();
+    } else if (backlogged_ && (needs_input || expects_.empty())) {
+        backlogged_ = false;
+        update_interest();
+    }
+}
+
+void Connection::on_sync(const Expect& e) {
+    // The session checks (see the header): a transaction block left open shows
+    // as a command tag, or in PQtransactionStatus when nothing else is queued
+    // (libpq says ACTIVE while commands are pending); a reported parameter that
+    // differs from its value at connect means a statement changed the session.
+    std::string violation;
+    bool transaction_open = transaction_tag_seen_;
+    if (!transaction_open) {
+        const PGTransactionStatusType ts = PQtransactionStatus(conn_);
+        transaction_open = ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+    }
+    transaction_tag_seen_ = false;
+    if (transaction_open) {
+        violation = "a transaction block was left open";
+    } else if (!e.reset_follows) {
+        const std::string changed = changed_parameter();
+        if (!changed.empty()) violation = "the session setting " + changed + " was changed";
+    }
+    const auto reset_why = [&](const std::string& what) {
+        return "connection to " + settings_.display_name + " reset: " + what;
+    };
+    const auto gen = generation_;
+    if (e.kind == Expect::Kind::sync) {
+        if (!e.last) {
+            // Inside a Work (a write's first segment). An open transaction block
+            // must not survive into the next segment: closing rolls it back.
+            if (transaction_open) {
+                close(reset_why(violation + "; it was rolled back"), CloseCause::reset, e.work);
+            } else if (!violation.empty()) {
+                reset_pending_ = true;
+                reset_pending_why_ = violation;
+            }
+            return;
+        }
+        if (e.counted && depth_ > 0) --depth_;
+        if (e.work != nullptr) e.work->on_finished();
+        if (generation_ != gen) return;
+        if (violation.empty() && reset_pending_) violation = reset_pending_why_;
+        reset_pending_ = false;
+        if (!violation.empty()) {
+            close(reset_why(violation), CloseCause::reset);
+            return;
+        }
+        listener_.on_work_done(*this);
+        return;
+    }
+    // An internal sync: setup, deallocations, DISCARD ALL, or a batch's.
+    if (!violation.empty() || reset_pending_) {
+        if (violation.empty()) violation = reset_pending_why_;
+        reset_pending_ = false;
+        CloseInfo info;
+        info.why = reset_why(violation);
+        info.cause = CloseCause::reset;
+        info.batch_violation = e.batch;
+        close_with(std::move(info), true);
+        return;
+    }
+    if (!e.batch) return;
+    // One at a time from the front: a callback that closes the connection
+    // leaves the rest here for close() to tell.
+    while (!batch_complete_.empty()) {
+        Work* w = batch_complete_.front();
+        batch_complete_.erase(batch_complete_.begin());
+        w->on_finished();
+        if (generation_ != gen) return;
+    }
+    listener_.on_work_done(*this);
 }
 
 void Connection::handle_result(const Expect& e, PgResultPtr result) {
@@ -438,7 +681,7 @@ void Connection::handle_result(const Expect& e, PgResultPtr result) {
             cache_.forget(e.cache_id);
             if (status != PGRES_PIPELINE_ABORTED && e.work != nullptr) e.work->on_result(e.tag, std::move(result));
             return;
-        case Expect::Kind::command:
+        case Expect::Kind::command: {
             if (status == PGRES_FATAL_ERROR && e.cache_id != 0) {
                 const char* state = PQresultErrorField(&r, PG_DIAG_SQLSTATE);
                 // 0A000 "cached plan must not change result type" (the table changed
@@ -449,8 +692,23 @@ void Connection::handle_result(const Expect& e, PgResultPtr result) {
                     if (std::strcmp(state, "0A000") == 0) to_deallocate_.push_back(e.cache_id);
                 }
             }
+            if (status == PGRES_COMMAND_OK && opens_transaction(PQcmdStatus(result.get())))
+                transaction_tag_seen_ = true;
+            const bool handled = handled_status(status);
+            const auto gen = generation_;
             if (e.work != nullptr) e.work->on_result(e.tag, std::move(result));
+            if (!handled && generation_ == gen && state_ == State::ready) {
+                // COPY (or anything the daemon does not speak): libpq would return
+                // the same status forever. The Work has its error; the session
+                // is in a state only closing ends.
+                const bool copy = status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH;
+                close("connection to " + settings_.display_name + " reset after " +
+                          (copy ? std::string("a COPY")
+                                : std::string("an unexpected result (") + PQresStatus(status) + ")"),
+                      CloseCause::reset, e.work);
+            }
             return;
+        }
         case Expect::Kind::internal_command:
             if (e.tag == kTagSystemId) {
                 if (status == PGRES_TUPLES_OK && PQntuples(&r) == 1 && PQnfields(&r) == 1 && !PQgetisnull(&r, 0, 0)) {
@@ -461,46 +719,68 @@ void Connection::handle_result(const Expect& e, PgResultPtr result) {
                                    (msg != nullptr ? base::redact_secrets(msg) : std::string("no result"));
                 }
             }
+            if (!handled_status(status) || (e.discard && status != PGRES_COMMAND_OK)) {
+                // A session that cannot be reset is never reused.
+                const char* msg = PQresultErrorField(&r, PG_DIAG_MESSAGE_PRIMARY);
+                close("connection to " + settings_.display_name + " reset: " +
+                          (e.discard ? std::string("DISCARD ALL failed") : std::string("internal command failed")) +
+                          (msg != nullptr ? std::string(": ") + msg : std::string()),
+                      CloseCause::reset);
+            }
             return;
         case Expect::Kind::sync:
         case Expect::Kind::internal_sync: return;
     }
 }
 
-void Connection::close(const std::string& why, bool notify) {
+void Connection::close(const std::string& why, CloseCause cause, const Work* culprit, bool notify) {
+    CloseInfo info;
+    info.why = why;
+    info.cause = cause;
+    info.culprit = culprit;
+    close_with(std::move(info), notify);
+}
+
+void Connection::close_with(CloseInfo info, bool notify) {
     if (state_ == State::closed) return;
     const bool was_ready = state_ == State::ready;
     ++generation_;
-    if (connect_timer_ != 0) {
-        loop_.cancel_timer(connect_timer_);
-        connect_timer_ = 0;
-    }
-    if (fd_ >= 0) loop_.remove(fd_);
-    fd_ = -1;
-    interest_ = 0;
+    connect_timer_.cancel();
+    watch_.reset();
     if (conn_ != nullptr) PQfinish(conn_);
     conn_ = nullptr;
     state_ = State::closed;
     flush_pending_ = false;
     batch_open_ = false;
     reading_ = false;
+    paused_ = false;
+    backlogged_ = false;
+    continuation_pending_ = false;
+    single_row_armed_ = false;
+    transaction_tag_seen_ = false;
+    reset_pending_ = false;
     depth_ = 0;
     cache_.clear();
     to_deallocate_.clear();
+    parameters_.clear();
     system_identifier_ = 0;
     setup_error_.clear();
-    std::vector<Work*> works;
+    const std::vector<Work*> complete = std::move(batch_complete_);
+    batch_complete_.clear();
+    std::vector<Work*> live;
     for (const auto& e : expects_) {
-        if (e.work != nullptr && std::find(works.begin(), works.end(), e.work) == works.end()) works.push_back(e.work);
+        if (e.work != nullptr && std::find(live.begin(), live.end(), e.work) == live.end()) live.push_back(e.work);
     }
     expects_.clear();
+    info.head = live.empty() ? nullptr : live.front();
     if (!notify) return;
-    std::weak_ptr<bool> alive = alive_;
-    for (Work* w : works) {
-        w->on_connection_closed(why);
-        if (alive.expired()) return;
+    for (Work* w : complete) {
+        CloseInfo mine = info;
+        mine.complete = true;
+        w->on_connection_closed(mine);
     }
-    listener_.on_closed(*this, why, was_ready);
+    for (Work* w : live) w->on_connection_closed(info);
+    listener_.on_closed(*this, info, was_ready);
 }
 
 }  // namespace regiond::daemon::pg

@@ -23,6 +23,8 @@
 
 namespace regiond::daemon::pg {
 
+class StatementClassifier;
+
 enum class Role : std::uint8_t { primary, replica };
 
 struct EndpointOptions {
@@ -38,6 +40,9 @@ struct EndpointOptions {
     unsigned down_after = 3;                ///< consecutive failures that mark the endpoint down
     unsigned up_after = 2;                  ///< consecutive successes that mark it up again
     std::size_t max_chunk_bytes = 1 << 19;  ///< response chunk size (ring max payload)
+    /// Shared by every endpoint of a daemon (its cache is keyed by SQL text);
+    /// null: the endpoint makes its own.
+    std::shared_ptr<StatementClassifier> classifier;
 };
 
 /// A read or write to run. The SQL and parameters are sent with the extended

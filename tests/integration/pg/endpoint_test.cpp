@@ -16,6 +16,7 @@
 #include "../pg_session.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/pg/endpoint.hpp"
+#include "endpoint_harness.hpp"
 #include "shm/codec.hpp"
 
 using namespace std::chrono_literals;
@@ -35,158 +36,7 @@ using regiond::testing::LinkCut;
 using regiond::testing::PgSession;
 using Clock = std::chrono::steady_clock;
 
-namespace {
-
-const char* const kTable = "pg_endpoint_test";
-
-struct Result {
-    Outcome outcome;
-    Response response;
-    double ms = 0;
-};
-
-Response decode(const Outcome& out) {
-    regiond::shm::ResponseDecoder dec;
-    for (const auto& chunk : out.chunks) REQUIRE(dec.feed(chunk) == regiond::shm::CodecError::ok);
-    REQUIRE(dec.complete());
-    return dec.take();
-}
-
-std::optional<std::string> cell(const Response& r, std::size_t row, std::size_t col) {
-    REQUIRE(row < r.nrows());
-    REQUIRE(col < r.ncols());
-    auto v = r.value(row, col);
-    return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
-}
-
-Job make_job(Job::Kind kind, std::string sql, std::vector<std::optional<std::string>> params = {},
-             std::chrono::milliseconds timeout = 10s) {
-    Job j;
-    j.kind = kind;
-    j.sql = std::move(sql);
-    j.params = std::move(params);
-    j.deadline = Clock::now() + timeout;
-    return j;
-}
-
-Job read(std::string sql, std::vector<std::optional<std::string>> params = {},
-         std::chrono::milliseconds timeout = 10s) {
-    return make_job(Job::Kind::read, std::move(sql), std::move(params), timeout);
-}
-
-Job write(std::string sql, std::vector<std::optional<std::string>> params = {},
-          std::chrono::milliseconds timeout = 10s) {
-    return make_job(Job::Kind::write, std::move(sql), std::move(params), timeout);
-}
-
-// Runs the loop until cond holds or the limit passes (never a fixed sleep).
-bool run_until(EventLoop& loop, const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-    const auto end = Clock::now() + limit;
-    while (Clock::now() < end) {
-        if (cond()) return true;
-        loop.run_once(5ms);
-    }
-    return cond();
-}
-
-Result run_job(EventLoop& loop, Endpoint& ep, Job job, std::chrono::milliseconds limit = 15s) {
-    std::optional<Outcome> got;
-    const auto t0 = Clock::now();
-    ep.submit(std::move(job), [&](Outcome&& o) {
-        REQUIRE_FALSE(got.has_value());  // exactly once
-        got = std::move(o);
-    });
-    REQUIRE(run_until(
-        loop, [&] { return got.has_value(); }, limit));
-    Result r;
-    r.ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    r.outcome = std::move(*got);
-    r.response = decode(r.outcome);
-    return r;
-}
-
-EndpointOptions options(const std::string& region, Role role, const std::string& conninfo, const std::string& display) {
-    EndpointOptions o;
-    o.region = region;
-    o.role = role;
-    o.conninfo = conninfo;
-    o.display_name = display;
-    o.pool_size = 4;
-    o.connect_timeout = 2000ms;
-    o.check_interval = 200ms;
-    o.lag_poll_interval = 50ms;
-    o.max_chunk_bytes = 64 * 1024;
-    return o;
-}
-
-std::string link_display(const ClusterEnv& env, const std::string& from, const std::string& to) {
-    const auto& l = env.link(from, to, "pg");
-    return l.listen_host + ":" + std::to_string(l.listen_port);
-}
-
-// The eu-west-1 replica as seen from the ap-northeast-1 host (an 11 ms link in
-// the fast profile), for tests that cut that link.
-EndpointOptions eu_replica_from_tokyo(const ClusterEnv& env) {
-    return options("eu-west-1", Role::replica, env.app_conninfo_via("ap-northeast-1", "eu-west-1"),
-                   link_display(env, "ap-northeast-1", "eu-west-1"));
-}
-
-// The primary as seen from the eu-west-1 host (through the WAN link).
-std::unique_ptr<Endpoint> primary_from_eu(EventLoop& loop, unsigned pool = 4) {
-    const auto& env = ClusterEnv::get();
-    auto o = options("us-east-1", Role::primary, env.app_conninfo_via("eu-west-1", "us-east-1"),
-                     link_display(env, "eu-west-1", "us-east-1"));
-    o.pool_size = pool;
-    auto ep = Endpoint::create(loop, o);
-    ep->start();
-    return ep;
-}
-
-// The eu-west-1 replica as seen from its own region.
-std::unique_ptr<Endpoint> local_replica(EventLoop& loop, unsigned pool = 4) {
-    const auto& env = ClusterEnv::get();
-    auto o = options("eu-west-1", Role::replica, env.app_conninfo_via("eu-west-1", "eu-west-1"),
-                     link_display(env, "eu-west-1", "eu-west-1"));
-    o.pool_size = pool;
-    auto ep = Endpoint::create(loop, o);
-    ep->start();
-    return ep;
-}
-
-std::string unique_value() {
-    std::random_device rd;
-    return "v-" + std::to_string(getpid()) + "-" + std::to_string(rd());
-}
-
-void ensure_table() {
-    const auto& env = ClusterEnv::get();
-    PgSession primary(env.superuser_conninfo("us-east-1"));
-    primary.exec("set client_min_messages = warning");  // no "already exists" notices
-    primary.exec(std::string("create table if not exists ") + kTable +
-                 " (id bigserial primary key, v text not null, n int)");
-    primary.exec(std::string("grant all on ") + kTable + " to " + env.value("APP_USER"));
-    primary.exec(std::string("grant all on sequence ") + kTable + "_id_seq to " + env.value("APP_USER"));
-    const std::string lsn = primary.scalar("select pg_current_wal_insert_lsn()");
-    PgSession replica(env.superuser_conninfo("eu-west-1"));
-    REQUIRE(eventually(
-        [&] { return replica.scalar("select pg_last_wal_replay_lsn() >= '" + lsn + "'::pg_lsn") == "t"; }, 30s));
-}
-
-std::string count_of(PgSession& s, const std::string& v) {
-    return s.scalar(std::string("select count(*) from ") + kTable + " where v = '" + v + "'");
-}
-
-struct ReplayPauseGuard {
-    PgSession& replica;
-    explicit ReplayPauseGuard(PgSession& r) : replica(r) { replica.exec("select pg_wal_replay_pause()"); }
-    ~ReplayPauseGuard() {
-        try {
-            replica.exec("select pg_wal_replay_resume()");
-        } catch (...) {}
-    }
-};
-
-}  // namespace
+using namespace regiond::testing::pg;
 
 TEST_CASE("a read on a replica returns rows, columns and served_by", "[pg][read]") {
     EventLoop loop;
@@ -347,7 +197,7 @@ TEST_CASE("a multi-statement write is one transaction", "[pg][write]") {
             run_job(loop, *ep, write(std::string("begin; insert into ") + kTable + " (v) values ($1); commit", {v}));
         CHECK_FALSE(r.outcome.ok);
         CHECK(r.response.error.find("BEGIN") != std::string::npos);
-        CHECK(r.response.error.find("one transaction") != std::string::npos);
+        CHECK(std::string(r.response.sqlstate) == "0A000");  // refused before anything was sent
         CHECK(count_of(primary, v) == "0");
     }
     SECTION("a statement that uses more parameters than given is refused") {
@@ -480,27 +330,22 @@ TEST_CASE("a read timing out behind a running one is dropped without disturbing 
     CHECK(cell(next.response, 0, 0) == "next");
 }
 
-TEST_CASE("a connection killed under a job: a read is sent again, a write says it may have committed",
-          "[pg][pool][failure]") {
+TEST_CASE("a backend ended under a job: its own error, not retried, health unchanged", "[pg][pool][failure]") {
+    // 57P01 received as the job's own result while the probe still answers is
+    // that job's error alone (docs/design.md, "Health"): a statement that ends
+    // its own backend must not be re-run, nor count against the endpoint.
     ensure_table();
     const auto& env = ClusterEnv::get();
     EventLoop loop;
     auto ep = primary_from_eu(loop, 1);
+    REQUIRE(run_until(
+        loop, [&] { return ep->health().healthy; }, 10s));
     REQUIRE(run_job(loop, *ep, read("select 1")).outcome.ok);
     PgSession primary(env.superuser_conninfo("us-east-1"));
-    // Terminates the backend running the statement that contains `marker`.
     auto kill_running = [&](const std::string& marker) {
-        std::string killed;
-        REQUIRE(run_until(
-            loop,
-            [&] {
-                killed = primary.scalar(
-                    "select count(pg_terminate_backend(pid)) from pg_stat_activity where state = 'active' "
-                    "and query like '%" +
-                    marker + "%' and pid <> pg_backend_pid()");
-                return killed == "1";
-            },
-            5s));
+        wait_active(loop, primary, marker);
+        primary.exec("select pg_terminate_backend(pid) from pg_stat_activity where state = 'active' and query like '%" +
+                     marker + "%' and pid <> pg_backend_pid()");
     };
 
     const std::string read_marker = unique_value();
@@ -509,8 +354,10 @@ TEST_CASE("a connection killed under a job: a read is sent again, a write says i
     kill_running(read_marker);
     REQUIRE(run_until(
         loop, [&] { return got.has_value(); }, 10s));
-    REQUIRE(got->ok);  // answered by the second attempt, on a new connection
-    CHECK(cell(decode(*got), 0, 1) == read_marker);
+    CHECK_FALSE(got->ok);
+    CHECK_FALSE(got->retry_elsewhere);
+    CHECK(std::string(decode(*got).sqlstate) == "57P01");
+    CHECK(ep->health().healthy);
 
     const std::string v = unique_value();
     std::optional<Outcome> w;
@@ -520,11 +367,74 @@ TEST_CASE("a connection killed under a job: a read is sent again, a write says i
     REQUIRE(run_until(
         loop, [&] { return w.has_value(); }, 10s));
     CHECK_FALSE(w->ok);
-    CHECK(w->retry_elsewhere);
-    CHECK(decode(*w).error.find("may or may not have committed") != std::string::npos);
+    CHECK_FALSE(w->retry_elsewhere);  // never for a write
+    CHECK(std::string(decode(*w).sqlstate) == "57P01");
+    CHECK(decode(*w).error.find("rolled back") != std::string::npos);
     CHECK(count_of(primary, v) == "0");
+    CHECK(ep->health().healthy);
     // The pool recovers.
     CHECK(run_job(loop, *ep, read("select 1")).outcome.ok);
+}
+
+TEST_CASE("a connection lost under a job: a read is sent again once, a write says it may have committed",
+          "[pg][pool][failure]") {
+    // The link resets every open connection (RST, no 57P01) and comes back at
+    // once: the probe reconnects and answers, so the read that may have run is
+    // sent again on the same endpoint, spending its one re-send.
+    ensure_table();
+    const auto& env = ClusterEnv::get();
+    const std::string link = env.link("eu-west-1", "us-east-1", "pg").name;
+    EventLoop loop;
+    auto ep = primary_from_eu(loop, 1);
+    REQUIRE(run_until(
+        loop, [&] { return ep->health().healthy; }, 10s));
+    REQUIRE(run_job(loop, *ep, read("select 1")).outcome.ok);
+    PgSession primary(env.superuser_conninfo("us-east-1"));
+    auto reset_link = [&] { LinkCut cut(env, link, "reset"); };
+
+    const std::string read_marker = unique_value();
+    std::optional<Outcome> got;
+    ep->submit(read("select pg_sleep(0.3), '" + read_marker + "'"), [&](Outcome&& o) { got = std::move(o); });
+    wait_active(loop, primary, read_marker);
+    reset_link();
+    REQUIRE(run_until(
+        loop, [&] { return got.has_value(); }, 10s));
+    INFO(decode(*got).error);
+    REQUIRE(got->ok);  // answered by the second attempt, on a new connection
+    CHECK(cell(decode(*got), 0, 1) == read_marker);
+
+    // Its re-send already spent (the dispatcher sent it here as its retry): an error.
+    const std::string again = unique_value();
+    Job spent = read("select pg_sleep(0.3), '" + again + "'");
+    spent.may_retry = false;
+    std::optional<Outcome> lost;
+    ep->submit(std::move(spent), [&](Outcome&& o) { lost = std::move(o); });
+    wait_active(loop, primary, again);
+    reset_link();
+    REQUIRE(run_until(
+        loop, [&] { return lost.has_value(); }, 10s));
+    CHECK_FALSE(lost->ok);
+    CHECK_FALSE(lost->retry_elsewhere);
+
+    const std::string v = unique_value();
+    std::optional<Outcome> w;
+    ep->submit(write(std::string("insert into ") + kTable + " (v) select $1 from pg_sleep(0.3)", {v}),
+               [&](Outcome&& o) { w = std::move(o); });
+    wait_active(loop, primary, "from pg_sleep(0.3)");
+    reset_link();
+    REQUIRE(run_until(
+        loop, [&] { return w.has_value(); }, 10s));
+    CHECK_FALSE(w->ok);
+    CHECK_FALSE(w->retry_elsewhere);
+    CHECK(decode(*w).error.find("may or may not have committed") != std::string::npos);
+    // Not committed here (the server rolls back when it sees the connection gone).
+    CHECK(eventually([&] { return count_of(primary, v) == "0"; }, 3s));
+    CHECK(ep->health().healthy);
+    {
+        auto last = run_job(loop, *ep, read("select 1"));
+        INFO(last.response.error);
+        CHECK(last.outcome.ok);
+    }
 }
 
 TEST_CASE("reads are pipelined on one connection", "[pg][pool][pipeline]") {
@@ -736,18 +646,18 @@ TEST_CASE("a stalled link: the endpoint goes down within down_after checks and a
     CHECK(ep->in_flight() == 0);
 }
 
-TEST_CASE("down because new connections are refused: a long read on an open connection is not cut off",
+TEST_CASE("new connections refused while the probe answers: the endpoint stays healthy, the long read finishes",
           "[pg][health]") {
-    // The probe still answers, so the server is there: what is running on the
-    // open connection must finish; only the jobs waiting for a new connection
-    // are answered (so the router can go elsewhere).
+    // Health comes from the probe alone (docs/design.md, "Health"): refused pool
+    // connects ("too many connections for role") ask the probe, whose open
+    // connection answers, so the endpoint stays healthy. What runs on the open
+    // connection finishes; the jobs waiting for a connection get it after.
     const auto& env = ClusterEnv::get();
     EventLoop loop;
     auto o = eu_replica_from_tokyo(env);
     o.pool_size = 4;
     o.check_interval = 100ms;
     o.down_after = 2;
-    o.up_after = 100;  // stays down while the long read runs (10 s of good checks to come back)
     auto ep = Endpoint::create(loop, o);
     ep->start();
     REQUIRE(run_until(
@@ -777,20 +687,21 @@ TEST_CASE("down because new connections are refused: a long read on an open conn
     ep->submit(read("select 'kept' as v, pg_sleep(1.5)", {}, 20s), [&](Outcome&& out) { long_read = std::move(out); });
     std::vector<std::optional<Outcome>> waiting(3);
     for (auto& w : waiting) ep->submit(read("select 2", {}, 20s), [&w](Outcome&& out) { w = std::move(out); });
+    bool stayed_healthy = true;
     REQUIRE(run_until(
-        loop, [&] { return !ep->health().healthy; }, 10s));
-    INFO(ep->health().last_error);
-    CHECK(ep->health().last_error.find("too many connections") != std::string::npos);
-    REQUIRE(run_until(
-        loop, [&] { return long_read.has_value(); }, 10s));
+        loop,
+        [&] {
+            stayed_healthy = stayed_healthy && ep->health().healthy;
+            return long_read && waiting[0] && waiting[1] && waiting[2];
+        },
+        15s));
+    CHECK(stayed_healthy);
     INFO(decode(*long_read).error);
     REQUIRE(long_read->ok);  // finished on its connection, not cut off
     CHECK(cell(decode(*long_read), 0, 0) == "kept");
-    REQUIRE(run_until(
-        loop, [&] { return waiting[0] && waiting[1] && waiting[2]; }, 10s));
     for (auto& w : waiting) {
-        // Either sent on the freed connection, or answered as the endpoint went down.
-        if (!w->ok) CHECK(w->retry_elsewhere);
+        INFO(decode(*w).error);
+        CHECK(w->ok);  // sent on the connection the long read freed
     }
 }
 

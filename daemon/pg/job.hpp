@@ -1,0 +1,86 @@
+// One submitted job, from Endpoint::submit() to its `done`: what it sends
+// (PreparedJob), what came back in the current attempt, its streamed rows
+// (ResultStream), and how it is being stopped. The scheduler owns JobStates
+// and decides what happens to them; absorb() only records results.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "daemon/event_loop.hpp"
+#include "daemon/pg/connection.hpp"
+#include "daemon/pg/endpoint.hpp"
+#include "daemon/pg/endpoint_context.hpp"
+#include "daemon/pg/job_steps.hpp"
+#include "daemon/pg/outcome.hpp"
+#include "daemon/pg/result_stream.hpp"
+
+namespace regiond::daemon::pg {
+
+class Scheduler;
+struct Slot;
+
+/// SQLSTATEs of a backend that ended (57P01 admin_shutdown, 57P02
+/// crash_shutdown, 57P03 cannot_connect_now): when a job receives one as its
+/// own result, its statement may have ended its own backend.
+bool backend_ended(const std::string& sqlstate);
+
+struct JobState final : Work {
+    JobState(Scheduler& s, JobId i, Job j, JobCallbacks cb, EncoderPool& encoders, std::string_view served_by,
+             std::size_t max_chunk);
+
+    Scheduler& sched;
+    const JobId id;
+    Job job;
+    JobCallbacks callbacks;
+    std::int64_t total_ms = 0;
+    TimerHandle deadline_timer;
+    /// expired: taken off the queue by dispatch after its deadline passed; its
+    /// timer (due now) answers it. confirming: its connection was lost while
+    /// it may have been running; the probe's answer decides.
+    enum class Where : std::uint8_t { queued, sent, confirming, expired } where = Where::queued;
+    Slot* slot = nullptr;
+    Clock::time_point sent_at{};
+    PreparedJob prepared;
+    bool no_batch = false;  ///< a batch's sync showed changed session state: sent alone
+
+    // What came back in the current attempt (reset_attempt() before each send).
+    bool failed = false;
+    SqlError error;
+    std::size_t error_tag = 0;
+    /// Skipped (PGRES_PIPELINE_ABORTED) because another read of its batch
+    /// failed: sent again, for free.
+    bool aborted_by_batch = false;
+    /// 57014 while it was not being cancelled, on a connection that had a
+    /// cancel for another job moments before: sent again, for free.
+    bool stray_cancel = false;
+    std::int64_t affected = 0;
+    std::optional<std::uint64_t> lsn;
+    std::string lsn_error;
+    PgResultPtr kept_rows;  ///< a write's rows of an earlier statement (the last one with rows wins)
+    ResultStream stream;
+    std::string lost_why;  ///< the connection loss it waits on the probe for
+
+    bool streamed = false;  ///< JobCallbacks::partial has been called: never sent again
+    bool paused = false;    ///< partial returned false: its connection is not read
+
+    enum class Stop : std::uint8_t { none, cancel, deadline, limit } stop = Stop::none;
+    std::string stop_message;
+    std::string stop_sqlstate;
+    bool cancelled = false;  ///< cancel() was called (Outcome::cancelled)
+
+    bool is_write() const { return job.kind == Job::Kind::write; }
+    bool batchable() const { return prepared.batchable && !no_batch; }
+    void reset_attempt();
+
+    /// What the scheduler must do after a result.
+    enum class Absorbed : std::uint8_t { nothing, chunks, over_limit };
+    Absorbed absorb(std::size_t tag, PgResultPtr result);
+
+    void on_result(std::size_t tag, PgResultPtr result) override;
+    void on_finished() override;
+    void on_connection_closed(const CloseInfo& info) override;
+};
+
+}  // namespace regiond::daemon::pg

@@ -1,0 +1,123 @@
+#include "daemon/pg/job_steps.hpp"
+
+#include <algorithm>
+
+namespace regiond::daemon::pg {
+namespace {
+
+constexpr Oid kTextOid = 25;
+constexpr std::size_t kMaxParams = 65535;  // the protocol's limit (Bind has a 16-bit count)
+constexpr const char* kWriteLsnSql = "select pg_current_wal_insert_lsn()";
+constexpr const char* kReadOnlySql = "select set_config('transaction_read_only', 'on', true)";
+
+// Refused before anything is sent: libpq would cut the text at a NUL silently,
+// and a send libpq refuses would cost the connection (and the jobs pipelined on it).
+std::optional<Refusal> refuse_unsendable(const Job& job) {
+    if (job.sql.find('\0') != std::string::npos) return Refusal{"the SQL text contains a NUL byte", "22021"};
+    if (job.params.size() > kMaxParams) {
+        return Refusal{
+            std::to_string(job.params.size()) + " parameters: PostgreSQL accepts at most " + std::to_string(kMaxParams),
+            "54023"};
+    }
+    for (std::size_t i = 0; i < job.params.size(); ++i) {
+        if (job.params[i] && job.params[i]->find('\0') != std::string::npos) {
+            return Refusal{
+                "parameter $" + std::to_string(i + 1) + " contains a NUL byte, which PostgreSQL text cannot hold",
+                "22021"};
+        }
+    }
+    return std::nullopt;
+}
+
+void fill_values(const Job& job, PreparedJob& out) {
+    out.values.clear();
+    out.values.reserve(job.params.size());
+    for (const auto& p : job.params) out.values.push_back(p ? p->c_str() : nullptr);
+}
+
+void prepare_read(const Job& job, const Classification& c, Role role, PreparedJob& out) {
+    // A read is one statement (the classifier refuses more); a text the parser
+    // rejects is sent whole so that the server reports the error itself.
+    out.reset_after = c.changes_session;
+    out.batchable = role == Role::replica && c.parsed && c.batchable && !c.changes_session;
+    if (role == Role::primary) {
+        Step prefix = Step::command(kReadOnlySql, {}, kReadOnlyTag);
+        out.steps.push_back(prefix);
+    }
+    Step read = Step::command(job.sql, out.values, 0);
+    read.single_row = true;
+    out.steps.push_back(read);
+    out.steps.push_back(Step::sync());
+}
+
+std::optional<Refusal> prepare_write(const Job& job, const Classification& c, PreparedJob& out) {
+    out.reset_after = c.changes_session;
+    if (!c.parsed) {
+        // The server will report the syntax error with its SQLSTATE and position.
+        out.statements.push_back(job.sql);
+        out.steps.push_back(Step::command(out.statements[0], out.values, 0));
+    } else {
+        if (c.statements.empty()) return Refusal{"the write contains no SQL statement", ""};
+        for (std::size_t i = 0; i < c.statements.size(); ++i) {
+            const auto& st = c.statements[i];
+            if (st.max_param() > out.values.size()) {
+                return Refusal{"statement " + std::to_string(i + 1) + " uses $" + std::to_string(st.max_param()) +
+                                   " but the write has " + std::to_string(out.values.size()) + " parameter(s)",
+                               ""};
+            }
+            out.statements.push_back(st.sql);
+        }
+        if (out.statements.size() == 1) {
+            // One statement gets every parameter, as a read does (the server checks them).
+            out.steps.push_back(Step::command(out.statements[0], out.values, 0));
+        } else {
+            std::size_t highest = 0;
+            for (const auto& st : c.statements) highest = std::max(highest, st.max_param());
+            if (highest < out.values.size()) {
+                return Refusal{"the write has " + std::to_string(out.values.size()) +
+                                   " parameters but its statements use only $1..$" + std::to_string(highest),
+                               ""};
+            }
+            out.types.resize(out.statements.size());
+            for (std::size_t i = 0; i < out.statements.size(); ++i) {
+                const auto& st = c.statements[i];
+                const std::size_t k = st.max_param();
+                // $n the statement skips still has to be bound: give it type text.
+                if (std::find(st.referenced.begin(), st.referenced.end(), false) != st.referenced.end()) {
+                    out.types[i].resize(k);
+                    for (std::size_t n = 0; n < k; ++n) out.types[i][n] = st.referenced[n] ? 0 : kTextOid;
+                }
+                out.steps.push_back(Step::command(out.statements[i], std::span<const char* const>(out.values.data(), k),
+                                                  i, out.types[i]));
+            }
+        }
+    }
+    // Rows a write returns are those of its last statement that returned any;
+    // only the last statement's can stream (earlier ones may still be replaced).
+    out.steps.back().single_row = true;
+    // One implicit transaction, then the LSN in the next one (ENVIRONMENT.md:
+    // never in the same transaction as the write).
+    out.steps.push_back(Step::sync());
+    out.steps.push_back(Step::command(kWriteLsnSql, {}, kLsnTag));
+    out.steps.push_back(Step::sync());
+    return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Refusal> prepare_job(const Job& job, const Classification& classification, Role role, PreparedJob& out) {
+    out = PreparedJob{};
+    if (auto refusal = refuse_unsendable(job)) return refusal;
+    if (job.kind == Job::Kind::write && role != Role::primary) {
+        return Refusal{"write sent to a replica: writes must go to the primary (routing bug in the daemon)", ""};
+    }
+    if (!classification.refusal.empty()) return Refusal{classification.refusal, kRefusedSqlstate};
+    fill_values(job, out);
+    if (job.kind == Job::Kind::read) {
+        prepare_read(job, classification, role, out);
+        return std::nullopt;
+    }
+    return prepare_write(job, classification, out);
+}
+
+}  // namespace regiond::daemon::pg
