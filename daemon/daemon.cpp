@@ -285,6 +285,7 @@ void Daemon::on_backend_change() {
     if (tearing_down_ || !state_) return;
     backends_->observe(config_.lag.alert_after);
     publish_all();
+    if (dispatcher_) dispatcher_->on_backends_changed();
 }
 
 void Daemon::publish_endpoint(std::size_t index) {

@@ -23,7 +23,12 @@ shm::Counter request_counter(shm::Op op) {
 
 Dispatcher::Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& backends, Responder& responder,
                        Stats& stats)
-    : settings_(std::move(settings)), backends_(backends), responder_(responder), stats_(stats), scope_(loop) {
+    : settings_(std::move(settings)),
+      backends_(backends),
+      responder_(responder),
+      stats_(stats),
+      loop_(loop),
+      scope_(loop) {
     handlers_[static_cast<std::size_t>(shm::Op::read_local)] = std::make_unique<ReadHandler>(RouteKind::read_local);
     handlers_[static_cast<std::size_t>(shm::Op::read_primary)] = std::make_unique<ReadHandler>(RouteKind::read_primary);
     handlers_[static_cast<std::size_t>(shm::Op::write)] = std::make_unique<WriteHandler>();
@@ -78,8 +83,48 @@ void Dispatcher::on_request(ClientId client, std::uint64_t request_id, const shm
     waiting_.emplace(key, it->first);
     PendingRequest& pending = it->second;
     handler(pending.op).start(pending, *this);
-    if (!pending.job_running && !pending.answered) answer_error(pending, "internal error: no handler took the request");
+    if (!pending.job_running && !pending.answered && !pending.parked)
+        answer_error(pending, "internal error: no handler took the request");
     finish_if_idle(it);
+}
+
+void Dispatcher::park(PendingRequest& request, std::string_view error) {
+    request.parked = true;
+    request.parked_error.assign(error);
+    const std::uint64_t ticket = request.ticket;
+    request.parked_deadline = loop_.timer(request.deadline - std::chrono::steady_clock::now(), [this, ticket] {
+        auto it = requests_.find(ticket);
+        if (it == requests_.end() || !it->second.parked) return;
+        it->second.parked = false;
+        if (!it->second.answered) {
+            stats_.add(shm::Counter::timeouts);
+            answer_error(it->second, it->second.parked_error);
+        }
+        finish_if_idle(it);
+    });
+    parked_.push_back(ticket);
+}
+
+void Dispatcher::on_backends_changed() {
+    if (parked_.empty()) return;
+    // start() may park a request again (into the fresh parked_).
+    std::vector<std::uint64_t> parked;
+    parked.swap(parked_);
+    for (const std::uint64_t ticket : parked) {
+        auto it = requests_.find(ticket);
+        if (it == requests_.end() || !it->second.parked) continue;
+        PendingRequest& r = it->second;
+        r.parked = false;
+        r.parked_deadline.cancel();
+        if (!r.answered && !draining_) {
+            handler(r.op).start(r, *this);
+            if (!r.job_running && !r.answered && !r.parked)
+                answer_error(r, "internal error: no handler took the request");
+        } else if (!r.answered) {
+            answer_error(r, "regiond is shutting down");
+        }
+        finish_if_idle(it);
+    }
 }
 
 void Dispatcher::submit(PendingRequest& request, std::size_t index, bool keep_job) {
@@ -112,7 +157,7 @@ void Dispatcher::forget(PendingRequest& request) {
 }
 
 void Dispatcher::finish_if_idle(Requests::iterator it) {
-    if (it->second.job_running) return;
+    if (it->second.job_running || it->second.parked) return;
     forget(it->second);
     const ClientId client = it->second.client;
     requests_.erase(it);
@@ -161,6 +206,7 @@ void Dispatcher::on_cancel(ClientId client, std::uint64_t request_id) {
     if (w == waiting_.end()) return;  // answered already: the answer crossed the cancel
     auto it = requests_.find(w->second);
     forget(it->second);
+    it->second.parked = false;  // a parked request has nothing running: it ends here
     if (it->second.job_running)
         cancel_jobs({{it->second.endpoint, it->second.job_id}});  // counts until its done
     else
@@ -169,13 +215,16 @@ void Dispatcher::on_cancel(ClientId client, std::uint64_t request_id) {
 
 void Dispatcher::on_client_gone(ClientId client) {
     std::vector<std::pair<std::size_t, pg::JobId>> jobs;
+    std::vector<std::uint64_t> parked;
     auto w = waiting_.lower_bound(Key{client, 0});
     while (w != waiting_.end() && w->first.first == client) {
         PendingRequest& r = requests_.at(w->second);
         r.answered = true;
         if (r.job_running) jobs.emplace_back(r.endpoint, r.job_id);
+        if (r.parked) parked.push_back(r.ticket);
         w = waiting_.erase(w);
     }
+    end_parked(parked);  // nothing runs for them: they end here
     cancel_jobs(std::move(jobs));
 }
 
@@ -192,6 +241,7 @@ void Dispatcher::on_window_open(ClientId client) {
 
 void Dispatcher::abandon_all(const std::string& message) {
     std::vector<std::pair<std::size_t, pg::JobId>> jobs;
+    std::vector<std::uint64_t> parked;
     for (auto w = waiting_.begin(); w != waiting_.end();) {
         PendingRequest& r = requests_.at(w->second);
         r.answered = true;
@@ -199,9 +249,34 @@ void Dispatcher::abandon_all(const std::string& message) {
         // the client sees the daemon go away instead.
         if (!r.streamed) responder_.respond_error(r.client, r.request_id, message);
         if (r.job_running) jobs.emplace_back(r.endpoint, r.job_id);
+        if (r.parked) parked.push_back(r.ticket);
         w = waiting_.erase(w);
     }
+    end_parked(parked);
     cancel_jobs(std::move(jobs));
+}
+
+void Dispatcher::begin_drain() {
+    draining_ = true;
+    // Parked requests would start nothing now: they are answered at once.
+    std::vector<std::uint64_t> parked;
+    parked.swap(parked_);
+    for (const std::uint64_t ticket : parked) {
+        auto it = requests_.find(ticket);
+        if (it == requests_.end() || !it->second.parked) continue;
+        if (!it->second.answered) answer_error(it->second, "regiond is shutting down");
+    }
+    end_parked(parked);
+}
+
+void Dispatcher::end_parked(const std::vector<std::uint64_t>& tickets) {
+    for (const std::uint64_t ticket : tickets) {
+        auto it = requests_.find(ticket);
+        if (it == requests_.end() || !it->second.parked) continue;
+        it->second.parked = false;
+        it->second.parked_deadline.cancel();
+        finish_if_idle(it);
+    }
 }
 
 }  // namespace regiond::daemon

@@ -32,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "daemon/backends.hpp"
 #include "daemon/event_loop.hpp"
@@ -55,9 +56,11 @@ public:
     void on_cancel(ClientId client, std::uint64_t request_id) override;
     void on_client_gone(ClientId client) override;
     void on_window_open(ClientId client) override;
+    /// An endpoint's health changed: parked requests try their route again.
+    void on_backends_changed();
 
     /// SIGTERM: new requests are answered "regiond is shutting down".
-    void begin_drain() noexcept { draining_ = true; }
+    void begin_drain();
     /// Answers every request still waiting with `message` and cancels its job.
     void abandon_all(const std::string& message);
     /// Requests whose job has not ended (answered or not).
@@ -74,6 +77,7 @@ private:
     const BackendEndpoint& endpoint(std::size_t index) const override { return backends_.at(index); }
     void submit(PendingRequest& request, std::size_t index, bool keep_job) override;
     void answer_error(PendingRequest& request, std::string_view message) override;
+    void park(PendingRequest& request, std::string_view error) override;
 
     OperationHandler& handler(shm::Op op);
     bool on_partial(std::uint64_t ticket, std::vector<std::byte>&& chunk);
@@ -83,6 +87,8 @@ private:
     /// Ends the request if it has no job running: release its count.
     void finish_if_idle(Requests::iterator it);
     void cancel_jobs(std::vector<std::pair<std::size_t, pg::JobId>> jobs);
+    /// Ends parked requests that nothing runs for (cancelled, client gone, drain).
+    void end_parked(const std::vector<std::uint64_t>& tickets);
 
     DispatchSettings settings_;
     Backends& backends_;
@@ -91,10 +97,12 @@ private:
     Requests requests_;
     std::map<Key, std::uint64_t> waiting_;  ///< (client, request id) -> ticket, until answered or forgotten
     std::array<std::unique_ptr<OperationHandler>, 6> handlers_;  ///< by shm::Op (1..5)
+    std::vector<std::uint64_t> parked_;  ///< tickets; a ticket no longer parked is skipped
     std::uint64_t next_ticket_ = 1;
     bool draining_ = false;
     /// Callbacks handed to endpoints check it: after the dispatcher is gone
     /// (daemon exit), a backend that still calls back does nothing.
+    EventLoop& loop_;
     LoopScope scope_;
 };
 

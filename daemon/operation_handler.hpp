@@ -16,6 +16,7 @@
 #include "config/config.hpp"
 #include "daemon/backends.hpp"
 #include "daemon/client_session.hpp"
+#include "daemon/event_loop.hpp"
 #include "daemon/pg/endpoint.hpp"
 #include "daemon/routing.hpp"
 #include "shm/codec.hpp"
@@ -54,6 +55,11 @@ struct PendingRequest {
     bool resent = false;    ///< the request's one re-send is spent
     bool streamed = false;  ///< a chunk reached the client: never sent again
     bool answered = false;  ///< the client has its answer (or forgot the request)
+
+    // Parked: waiting for an endpoint's first health verdict (Route::awaiting_verdict).
+    bool parked = false;
+    std::string parked_error;  ///< the answer if the deadline comes first
+    TimerHandle parked_deadline;
 };
 
 /// What a handler may ask of the dispatcher.
@@ -70,6 +76,18 @@ public:
     virtual void submit(PendingRequest& request, std::size_t index, bool keep_job) = 0;
     /// Answers at once with an error; the request ends when the handler returns.
     virtual void answer_error(PendingRequest& request, std::string_view message) = 0;
+    /// No route yet, but one may appear with an endpoint's first verdict: the
+    /// request waits, and start() runs again at the next health change; at the
+    /// request's deadline it is answered with `error` instead.
+    virtual void park(PendingRequest& request, std::string_view error) = 0;
+    /// Parks the request when the route awaits a verdict, else answers its
+    /// error. Precondition: !route.ok().
+    void no_route(PendingRequest& request, const Route& route) {
+        if (route.awaiting_verdict)
+            park(request, route.error);
+        else
+            answer_error(request, route.error);
+    }
 };
 
 class OperationHandler {

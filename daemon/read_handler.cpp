@@ -9,7 +9,7 @@ void ReadHandler::start(PendingRequest& request, DispatchContext& context) {
     request.job.may_retry = true;
     const Route route = context.route(kind_, {});
     if (!route.ok()) {
-        context.answer_error(request, route.error);
+        context.no_route(request, route);
         return;
     }
     context.submit(request, route.candidates.front(), true);

@@ -49,15 +49,17 @@ Route route_reads(std::span<const EndpointState> endpoints, const RoutingSetting
     enum Bucket { local_replica, local_primary, remote_replica, remote_primary, kBuckets };
     std::vector<std::size_t> candidates[kBuckets];
     std::vector<std::string> reasons[kBuckets];
+    bool unchecked = false;
     for (std::size_t i = 0; i < endpoints.size(); ++i) {
         const EndpointState& e = endpoints[i];
         if (contains(exclude, i)) continue;
         const bool local = e.region == settings.local_region;
         const Bucket bucket = e.role == pg::Role::primary ? (local ? local_primary : remote_primary)
                                                           : (local ? local_replica : remote_replica);
-        if (const std::string refusal = read_refusal(e, settings); !refusal.empty())
+        if (const std::string refusal = read_refusal(e, settings); !refusal.empty()) {
             reasons[bucket].push_back(label(e, endpoints, settings) + " " + refusal);
-        else
+            unchecked = unchecked || !e.checked;
+        } else
             candidates[bucket].push_back(i);
     }
     sort_by_rtt(candidates[local_replica], endpoints);
@@ -70,6 +72,7 @@ Route route_reads(std::span<const EndpointState> endpoints, const RoutingSetting
         for (const std::string& reason : reasons[b]) why += (why.empty() ? "" : "; ") + reason;
     }
     if (route.candidates.empty()) {
+        route.awaiting_verdict = unchecked;
         route.error = "no healthy endpoint for reads in " + settings.local_region;
         if (!why.empty())
             route.error += " (" + why + ")";
@@ -89,6 +92,7 @@ Route route_primary(RouteKind kind, std::span<const EndpointState> endpoints, st
             route.candidates.push_back(i);
             return route;
         }
+        route.awaiting_verdict = !e.checked;
         route.error = std::string("no healthy primary for ") + what + " (primary " + e.region + " " + e.name +
                       (e.checked ? " unreachable)" : " not checked yet)");
         return route;

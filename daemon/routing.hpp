@@ -9,6 +9,10 @@
 //               A replica that is down or lags past lag.max_lag gets no reads.
 // read_primary, write: the primary, if healthy.
 //
+// When nothing qualifies only because an endpoint has no verdict yet, the route
+// says so (awaiting_verdict) and the request waits for that verdict, up to its
+// deadline, instead of failing.
+//
 // The result is the ordered list of candidates: the first is used, the second is
 // where a read that failed on an endpoint fault is retried (once). When nothing
 // qualifies the error names every endpoint and why it was passed over, e.g.
@@ -48,6 +52,11 @@ struct RoutingSettings {
 struct Route {
     std::vector<std::size_t> candidates;  ///< indices into the endpoint list, best first
     std::string error;                    ///< set when candidates is empty
+    /// No candidate now, but an endpoint that could be one has no verdict yet
+    /// (the daemon just started or the endpoint was just added): worth waiting
+    /// for its first probe rather than failing a request in the daemon's first
+    /// milliseconds.
+    bool awaiting_verdict = false;
     bool ok() const noexcept { return !candidates.empty(); }
 };
 

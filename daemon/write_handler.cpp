@@ -7,7 +7,7 @@ void WriteHandler::start(PendingRequest& request, DispatchContext& context) {
     request.job.may_retry = false;
     const Route route = context.route(RouteKind::write, {});
     if (!route.ok()) {
-        context.answer_error(request, route.error);
+        context.no_route(request, route);
         return;
     }
     context.submit(request, route.candidates.front(), false);

@@ -338,6 +338,7 @@ TEST_CASE("a squatted state segment name: the daemon serves under a suffixed nam
         CHECK(regular_file_owned_by(squatted_path, squatter.uid));
         CHECK(read_file(squatted_path) == "mine");  // never opened for writing, never truncated
         const ProgramRun q = d.query(kClientUser, {"select 1"});
+        INFO(q.out << q.err);
         CHECK(q.status == 0);
         d.stop();  // a clean stop removes its suffixed segment
     }

@@ -96,6 +96,58 @@ TEST_CASE("answers that need no database: not implemented, no route, too large",
     CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::errors)].second == 5);
 }
 
+TEST_CASE("a request that comes before any endpoint's first verdict waits for it instead of failing",
+          "[daemon][startup]") {
+    Fixture f;
+    auto d = f.start();  // no endpoint has been probed yet
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(c->ok());
+
+    c->send(1, shm::Op::read_local, "select 1");
+    c->send(2, shm::Op::write, "insert into t values (1)");
+    for (int i = 0; i < 50; ++i) d->run_once(1ms);  // nowhere to go yet, nothing answered
+    CHECK(c->pop_all().empty());
+    CHECK(f.local_replica().jobs.empty());
+
+    // The first verdicts release them to where they belong.
+    f.tokyo_replica().set_health(false);  // releases nothing: the others are still unknown
+    for (int i = 0; i < 20; ++i) d->run_once(1ms);
+    CHECK(c->pop_all().empty());
+    f.local_replica().set_health(true, 0, 500);
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    CHECK(f.primary().jobs.empty());  // the write still waits for the primary's verdict
+    f.primary().set_health(true, 0, 200'000);
+    REQUIRE(run_until(*d, [&] { return !f.primary().jobs.empty(); }));
+    CHECK(f.primary().jobs.front().job.kind == pg::Job::Kind::write);
+    f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"1"}}, kMaxChunk));
+    f.primary().complete_next(test::ok_outcome("us-east-1/primary", {}, {}, kMaxChunk));
+    const auto read = c->wait_response(*d, 1);
+    REQUIRE(read);
+    CHECK(read->status == shm::Status::ok);
+    CHECK(read->served_by == "eu-west-1/replica");
+    const auto written = c->wait_response(*d, 2);
+    REQUIRE(written);
+    CHECK(written->status == shm::Status::ok);
+}
+
+TEST_CASE("a request waiting for a first verdict is answered at its deadline with the reason", "[daemon][startup]") {
+    Fixture f;
+    auto d = f.start();
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(c->ok());
+    shm::RequestView r;
+    r.op = shm::Op::read_local;
+    r.sql = "select 1";
+    r.timeout_ms = 100;
+    std::vector<std::byte> bytes;
+    REQUIRE(shm::encode_request_append(r, bytes));
+    c->push(shm::RecordKind::request, 9, bytes);
+    CHECK_THAT(error_of(c->wait_response(*d, 9)), Catch::Contains("replica not checked yet"));
+    CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::timeouts)].second == 1);
+    // Nothing is left behind: the client may send its whole window again.
+    CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::errors)].second == 1);
+}
+
 TEST_CASE("a read failing on its endpoint is retried once elsewhere; a write is not", "[daemon]") {
     Fixture f;
     auto d = f.start();

@@ -97,6 +97,21 @@ TEST_CASE("nothing qualifies: the error names every reason", "[routing]") {
         for (auto& e : endpoints) e.checked = false;
         const Route route = plan_route(RouteKind::read_local, endpoints, eu);
         CHECK_THAT(route.error, Catch::Contains("replica not checked yet"));
+        CHECK(route.awaiting_verdict);  // worth waiting for the first probe
+    }
+    SECTION("a verdict of down everywhere is final: nothing to wait for") {
+        const auto endpoints = cluster(false, false, false);
+        CHECK_FALSE(plan_route(RouteKind::read_local, endpoints, eu).awaiting_verdict);
+        CHECK_FALSE(plan_route(RouteKind::write, endpoints, eu).awaiting_verdict);
+    }
+    SECTION("one endpoint without a verdict is enough to wait") {
+        auto endpoints = cluster(false, false, false);
+        endpoints[2].checked = false;
+        CHECK(plan_route(RouteKind::read_local, endpoints, eu).awaiting_verdict);
+        CHECK_FALSE(plan_route(RouteKind::write, endpoints, eu).awaiting_verdict);  // the primary is decided
+        endpoints[0].checked = false;
+        CHECK(plan_route(RouteKind::write, endpoints, eu).awaiting_verdict);
+        CHECK(plan_route(RouteKind::read_primary, endpoints, eu).awaiting_verdict);
     }
 }
 
