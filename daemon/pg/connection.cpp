@@ -160,11 +160,13 @@ void Connection::connect() {
                       ": the connection string was rejected by libpq (check its syntax)");
         return;
     }
-    // Keywords are processed in order: the conninfo (expanded from dbname) may
-    // override client_encoding, and application_name wins over the fallback;
-    // `options` is the conninfo's own, merged with the daemon's settings.
-    const char* keys[] = {"client_encoding", "dbname", "fallback_application_name", "options", nullptr};
-    const char* values[] = {"UTF8", settings_.conninfo.c_str(), "regiond", options->c_str(), nullptr};
+    // Keywords are processed in order: client_encoding after the conninfo
+    // (expanded from dbname), so the conninfo cannot change it (the statement
+    // classifier reads SQL as UTF-8, and results are passed on as UTF-8);
+    // application_name wins over the fallback; `options` is the conninfo's
+    // own, merged with the daemon's settings.
+    const char* keys[] = {"dbname", "client_encoding", "fallback_application_name", "options", nullptr};
+    const char* values[] = {settings_.conninfo.c_str(), "UTF8", "regiond", options->c_str(), nullptr};
     conn_ = PQconnectStartParams(keys, values, 1);
     if (conn_ == nullptr) {
         fail_deferred("cannot connect to " + settings_.display_name + ": out of memory");
@@ -216,6 +218,12 @@ void Connection::became_ready() {
     last_input_ = std::chrono::steady_clock::now();
     connect_timer_.cancel();
     PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+    // What the statement classifier assumes of every text it reads (an
+    // options='-c client_encoding=...' in the conninfo could still change it).
+    if (const std::string wrong = wrong_session_basics(); !wrong.empty()) {
+        connect_failed("cannot use " + settings_.display_name + ": " + wrong);
+        return;
+    }
     if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1) {
         connect_failed(describe_libpq_error("cannot enter pipeline mode on"));
         return;
@@ -229,6 +237,18 @@ void Connection::became_ready() {
         return;
     }
     listener_.on_connected(*this);
+}
+
+std::string Connection::wrong_session_basics() const {
+    const char* encoding = PQparameterStatus(conn_, "client_encoding");
+    if (encoding == nullptr || std::strcmp(encoding, "UTF8") != 0)
+        return std::string("its client_encoding is ") + (encoding != nullptr ? encoding : "unknown") +
+               ", regiond needs UTF8 (remove client_encoding from the connection string's options)";
+    const char* strings = PQparameterStatus(conn_, "standard_conforming_strings");
+    if (strings == nullptr || std::strcmp(strings, "on") != 0)
+        return "standard_conforming_strings is off, regiond needs it on (remove it from the connection string's "
+               "options and the role's or database's settings)";
+    return "";
 }
 
 void Connection::remember_parameters() {

@@ -262,6 +262,9 @@ private:
     void poll_connect();
     void connect_failed(const std::string& why);
     void became_ready();
+    /// "" when the session is UTF-8 with standard_conforming_strings on (what
+    /// the statement classifier assumes), else why not.
+    std::string wrong_session_basics() const;
     void remember_parameters();
     std::string changed_parameter() const;
     void send_setup();

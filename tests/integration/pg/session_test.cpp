@@ -545,3 +545,37 @@ TEST_CASE("reset after a job: DISCARD ALL right behind it drops what the session
     CHECK(primary.scalar("select pg_try_advisory_lock(7171)") == "t");
     primary.exec("select pg_advisory_unlock_all()");
 }
+
+TEST_CASE("the connection string cannot change what the classifier assumes: UTF-8, standard strings",
+          "[pg][session][encoding]") {
+    const auto& env = ClusterEnv::get();
+    EventLoop loop;
+    SECTION("client_encoding in the conninfo is overridden") {
+        auto o = options("us-east-1", Role::primary,
+                         env.app_conninfo_via("eu-west-1", "us-east-1") + " client_encoding=LATIN1",
+                         link_display(env, "eu-west-1", "us-east-1"));
+        o.pool_size = 1;
+        auto ep = Endpoint::create(loop, o);
+        ep->start();
+        auto r = run_job(loop, *ep, read("select current_setting('client_encoding'), 'é'"));
+        REQUIRE(r.outcome.ok);
+        CHECK(cell(r.response, 0, 0) == "UTF8");
+        CHECK(cell(r.response, 0, 1) == "\xc3\xa9");  // UTF-8 bytes of é, not LATIN1's 0xe9
+    }
+    SECTION("standard_conforming_strings off (options) makes the endpoint unusable, with the reason") {
+        auto o = options("us-east-1", Role::primary,
+                         env.app_conninfo_via("eu-west-1", "us-east-1") +
+                             " options='-c standard_conforming_strings=off'",
+                         link_display(env, "eu-west-1", "us-east-1"));
+        o.pool_size = 1;
+        auto ep = Endpoint::create(loop, o);
+        ep->start();
+        auto r = run_job(loop, *ep, read("select 1"));
+        CHECK_FALSE(r.outcome.ok);
+        CHECK_THAT(r.response.error, Catch::Contains("standard_conforming_strings is off"));
+        REQUIRE(run_until(
+            loop, [&] { return !ep->health().last_error.empty(); }, 10s));
+        CHECK_FALSE(ep->health().healthy);
+        CHECK_THAT(ep->health().last_error, Catch::Contains("standard_conforming_strings"));
+    }
+}
