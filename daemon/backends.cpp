@@ -56,6 +56,7 @@ shm::Expected<std::unique_ptr<Backends>> Backends::create(EventLoop& loop, const
             o.down_after = config.health.down_after;
             o.up_after = config.health.up_after;
             o.max_chunk_bytes = options.max_chunk_bytes;
+            o.classifier = backends->classifier_;
 
             BackendEndpoint e;
             e.region_index = r;

@@ -19,6 +19,7 @@
 #include "config/conninfo.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/pg/endpoint.hpp"
+#include "daemon/pg/statement_classifier.hpp"
 #include "daemon/redis_probe.hpp"
 #include "daemon/routing.hpp"
 #include "shm/error.hpp"
@@ -69,6 +70,9 @@ public:
     /// The routing snapshot, refreshed from every endpoint's health().
     std::span<const EndpointState> routing_states();
 
+    /// The statement classifier (and its cache) every endpoint shares.
+    pg::StatementClassifier& classifier() { return *classifier_; }
+
     std::size_t region_count() const noexcept { return region_names_.size(); }
     const std::string& region_name(std::size_t region) const { return region_names_[region]; }
     /// nullptr when Redis checks are off.
@@ -90,6 +94,7 @@ private:
 
     EventLoop& loop_;
     std::shared_ptr<pg::LagTracker> lag_tracker_;
+    std::shared_ptr<pg::StatementClassifier> classifier_ = std::make_shared<pg::StatementClassifier>();
     std::vector<BackendEndpoint> endpoints_;
     std::vector<EndpointState> states_;
     std::vector<std::string> region_names_;

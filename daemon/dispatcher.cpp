@@ -28,6 +28,7 @@ Dispatcher::Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& bac
       responder_(responder),
       stats_(stats),
       loop_(loop),
+      classifier_worker_(loop),
       scope_(loop) {
     handlers_[static_cast<std::size_t>(shm::Op::read_local)] = std::make_unique<ReadHandler>(RouteKind::read_local);
     handlers_[static_cast<std::size_t>(shm::Op::read_primary)] = std::make_unique<ReadHandler>(RouteKind::read_primary);
@@ -82,9 +83,50 @@ void Dispatcher::on_request(ClientId client, std::uint64_t request_id, const shm
     const auto [it, inserted] = requests_.emplace(r.ticket, std::move(r));
     waiting_.emplace(key, it->first);
     PendingRequest& pending = it->second;
-    handler(pending.op).start(pending, *this);
-    if (!pending.job_running && !pending.answered && !pending.parked)
-        answer_error(pending, "internal error: no handler took the request");
+    // A long text not classified before is classified off the loop (up to
+    // ~2 us per byte: a max_request text would hold every client for most of
+    // a second); the endpoint then uses that classification.
+    const pg::Operation as = pending.op == shm::Op::write ? pg::Operation::write : pg::Operation::read;
+    if (pending.job.sql.size() > kClassifyOnLoopBytes) {
+        if (auto known = backends_.classifier().find(pending.job.sql, as)) {
+            pending.job.classification = std::move(known);
+        } else {
+            pending.classifying = true;
+            const std::uint64_t ticket = pending.ticket;
+            classifier_worker_.classify(pending.job.sql, as, [this, ticket](auto classification) {
+                classified(ticket, std::move(classification));
+            });
+            return;
+        }
+    }
+    start(pending);
+    finish_if_idle(it);
+}
+
+void Dispatcher::start(PendingRequest& request) {
+    handler(request.op).start(request, *this);
+    if (!request.job_running && !request.answered && !request.parked)
+        answer_error(request, "internal error: no handler took the request");
+}
+
+void Dispatcher::classified(std::uint64_t ticket, std::shared_ptr<const pg::Classification> classification) {
+    auto it = requests_.find(ticket);
+    if (it == requests_.end() || !it->second.classifying) return;  // cancelled or its client went away
+    PendingRequest& r = it->second;
+    r.classifying = false;
+    const pg::Operation as = r.op == shm::Op::write ? pg::Operation::write : pg::Operation::read;
+    backends_.classifier().remember(r.job.sql, as, classification);
+    r.job.classification = std::move(classification);
+    if (r.answered) {
+        // Nothing to do: it was answered meanwhile (a drain).
+    } else if (draining_) {
+        answer_error(r, "regiond is shutting down");
+    } else if (std::chrono::steady_clock::now() >= r.deadline) {
+        stats_.add(shm::Counter::timeouts);
+        answer_error(r, "timed out while regiond checked the statement");
+    } else {
+        start(r);
+    }
     finish_if_idle(it);
 }
 
@@ -117,9 +159,7 @@ void Dispatcher::on_backends_changed() {
         r.parked = false;
         r.parked_deadline.cancel();
         if (!r.answered && !draining_) {
-            handler(r.op).start(r, *this);
-            if (!r.job_running && !r.answered && !r.parked)
-                answer_error(r, "internal error: no handler took the request");
+            start(r);
         } else if (!r.answered) {
             answer_error(r, "regiond is shutting down");
         }
@@ -157,7 +197,7 @@ void Dispatcher::forget(PendingRequest& request) {
 }
 
 void Dispatcher::finish_if_idle(Requests::iterator it) {
-    if (it->second.job_running || it->second.parked) return;
+    if (it->second.job_running || it->second.parked || it->second.classifying) return;
     forget(it->second);
     const ClientId client = it->second.client;
     requests_.erase(it);
@@ -206,7 +246,10 @@ void Dispatcher::on_cancel(ClientId client, std::uint64_t request_id) {
     if (w == waiting_.end()) return;  // answered already: the answer crossed the cancel
     auto it = requests_.find(w->second);
     forget(it->second);
-    it->second.parked = false;  // a parked request has nothing running: it ends here
+    // A parked or classifying request has nothing running: it ends here (the
+    // worker's late result finds no request).
+    it->second.parked = false;
+    it->second.classifying = false;
     if (it->second.job_running)
         cancel_jobs({{it->second.endpoint, it->second.job_id}});  // counts until its done
     else
@@ -221,7 +264,7 @@ void Dispatcher::on_client_gone(ClientId client) {
         PendingRequest& r = requests_.at(w->second);
         r.answered = true;
         if (r.job_running) jobs.emplace_back(r.endpoint, r.job_id);
-        if (r.parked) parked.push_back(r.ticket);
+        if (r.parked || r.classifying) parked.push_back(r.ticket);
         w = waiting_.erase(w);
     }
     end_parked(parked);  // nothing runs for them: they end here
@@ -249,7 +292,7 @@ void Dispatcher::abandon_all(const std::string& message) {
         // the client sees the daemon go away instead.
         if (!r.streamed) responder_.respond_error(r.client, r.request_id, message);
         if (r.job_running) jobs.emplace_back(r.endpoint, r.job_id);
-        if (r.parked) parked.push_back(r.ticket);
+        if (r.parked || r.classifying) parked.push_back(r.ticket);
         w = waiting_.erase(w);
     }
     end_parked(parked);
@@ -261,9 +304,11 @@ void Dispatcher::begin_drain() {
     // Parked requests would start nothing now: they are answered at once.
     std::vector<std::uint64_t> parked;
     parked.swap(parked_);
+    for (auto& [ticket, r] : requests_)
+        if (r.classifying) parked.push_back(ticket);
     for (const std::uint64_t ticket : parked) {
         auto it = requests_.find(ticket);
-        if (it == requests_.end() || !it->second.parked) continue;
+        if (it == requests_.end() || !(it->second.parked || it->second.classifying)) continue;
         if (!it->second.answered) answer_error(it->second, "regiond is shutting down");
     }
     end_parked(parked);
@@ -272,8 +317,9 @@ void Dispatcher::begin_drain() {
 void Dispatcher::end_parked(const std::vector<std::uint64_t>& tickets) {
     for (const std::uint64_t ticket : tickets) {
         auto it = requests_.find(ticket);
-        if (it == requests_.end() || !it->second.parked) continue;
+        if (it == requests_.end() || !(it->second.parked || it->second.classifying)) continue;
         it->second.parked = false;
+        it->second.classifying = false;
         it->second.parked_deadline.cancel();
         finish_if_idle(it);
     }

@@ -56,6 +56,10 @@ struct PendingRequest {
     bool streamed = false;  ///< a chunk reached the client: never sent again
     bool answered = false;  ///< the client has its answer (or forgot the request)
 
+    /// Its text is being classified off the loop (a long text: see
+    /// ClassifierWorker); the handler starts when that is done.
+    bool classifying = false;
+
     // Parked: waiting for an endpoint's first health verdict (Route::awaiting_verdict).
     bool parked = false;
     std::string parked_error;  ///< the answer if the deadline comes first

@@ -24,6 +24,7 @@
 namespace regiond::daemon::pg {
 
 class StatementClassifier;
+struct Classification;
 
 enum class Role : std::uint8_t { primary, replica };
 
@@ -61,6 +62,10 @@ struct Job {
     /// when its connection was lost while the probe still answers); a job
     /// submitted with false is never sent twice once it may have executed.
     bool may_retry = true;
+    /// Set when the job's text was classified already as its kind (by the
+    /// dispatcher's ClassifierWorker, off the loop, for a long text); else
+    /// the endpoint classifies it when it is submitted.
+    std::shared_ptr<const Classification> classification;
 };
 
 /// Identifies a submitted job for resume() and cancel(); never reused.

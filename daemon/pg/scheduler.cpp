@@ -71,7 +71,9 @@ JobId Scheduler::submit(Job job, JobCallbacks callbacks) {
                                             ctx_.served_by, ctx_.options.max_chunk_bytes);
     state->total_ms = total_ms;
     // Classified before anything is sent: a refusal never reaches the server.
-    const auto classification = ctx_.classifier->classify(state->job.sql, write ? Operation::write : Operation::read);
+    const auto classification = state->job.classification
+                                    ? state->job.classification
+                                    : ctx_.classifier->classify(state->job.sql, write ? Operation::write : Operation::read);
     if (auto refusal = prepare_job(state->job, *classification, ctx_.options.role, state->prepared)) {
         answer_later(std::move(state->callbacks.done), ctx_.error(refusal->message, refusal->sqlstate));
         return id;

@@ -194,15 +194,26 @@ std::size_t StatementClassifier::cost(const Entry& e) {
     return bytes + e.value->refusal.size() + e.value->parse_error.size();
 }
 
-std::shared_ptr<const Classification> StatementClassifier::classify(std::string_view sql, Operation op) {
+std::shared_ptr<const Classification> StatementClassifier::find(std::string_view sql, Operation op) {
     auto& index = index_[op == Operation::read ? 0 : 1];
-    if (auto it = index.find(sql); it != index.end()) {
-        lru_.splice(lru_.begin(), lru_, it->second);
-        return it->second->value;
-    }
+    const auto it = index.find(sql);
+    if (it == index.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return it->second->value;
+}
+
+std::shared_ptr<const Classification> StatementClassifier::classify(std::string_view sql, Operation op) {
+    if (auto hit = find(sql, op)) return hit;
     auto value = std::make_shared<const Classification>(pg::classify(sql, op));
-    if (sql.size() > kMaxCachedText) return value;  // classified every time: see kMaxCachedText
-    lru_.push_front(Entry{std::string(sql), op, value, 0});
+    remember(sql, op, value);
+    return value;
+}
+
+void StatementClassifier::remember(std::string_view sql, Operation op, std::shared_ptr<const Classification> value) {
+    if (sql.size() > kMaxCachedText) return;  // classified every time: see kMaxCachedText
+    auto& index = index_[op == Operation::read ? 0 : 1];
+    if (index.count(sql) != 0) return;  // classified twice meanwhile: the first stays
+    lru_.push_front(Entry{std::string(sql), op, std::move(value), 0});
     lru_.front().bytes = cost(lru_.front());
     bytes_ += lru_.front().bytes;
     index.emplace(std::string_view(lru_.front().sql), lru_.begin());
@@ -212,7 +223,6 @@ std::shared_ptr<const Classification> StatementClassifier::classify(std::string_
         bytes_ -= last.bytes;
         lru_.pop_back();
     }
-    return value;
 }
 
 }  // namespace regiond::daemon::pg

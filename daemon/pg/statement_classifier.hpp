@@ -92,6 +92,10 @@ public:
     StatementClassifier& operator=(const StatementClassifier&) = delete;
 
     std::shared_ptr<const Classification> classify(std::string_view sql, Operation op);
+    /// The cached classification, or nullptr (counts as a use for the LRU).
+    std::shared_ptr<const Classification> find(std::string_view sql, Operation op);
+    /// Caches a classification made elsewhere (ClassifierWorker, off the loop).
+    void remember(std::string_view sql, Operation op, std::shared_ptr<const Classification> value);
 
     std::size_t size() const noexcept { return lru_.size(); }
     std::size_t capacity() const noexcept { return capacity_; }

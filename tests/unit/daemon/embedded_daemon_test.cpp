@@ -148,6 +148,68 @@ TEST_CASE("a request waiting for a first verdict is answered at its deadline wit
     CHECK(d->snapshot().counters[static_cast<std::size_t>(shm::Counter::errors)].second == 1);
 }
 
+TEST_CASE("a long text is classified off the loop: requests behind it are not held", "[daemon][classify]") {
+    Fixture f;
+    auto config = f.make_config();
+    config.daemon.max_request = 30000;
+    auto d = f.start(std::move(config));
+    f.local_replica().set_health(true, 0, 500);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(c->ok());
+    // Deeply nested: the parser's most expensive kind of text per byte.
+    const std::string nested = "select " + std::string(9000, '(') + "1" + std::string(9000, ')');
+    REQUIRE(nested.size() > Dispatcher::kClassifyOnLoopBytes);
+
+    c->send(1, shm::Op::read_local, nested);
+    c->send(2, shm::Op::read_local, "select 2");
+    // The short one is on its endpoint first, whatever the long one costs.
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    CHECK(f.local_replica().jobs.front().job.sql == "select 2");
+    CHECK(f.local_replica().jobs.front().job.classification == nullptr);  // classified by the endpoint itself
+    REQUIRE(run_until(*d, [&] { return f.local_replica().jobs.size() == 2; }));
+    const pg::Job& long_job = f.local_replica().jobs.back().job;
+    CHECK(long_job.sql == nested);
+    REQUIRE(long_job.classification != nullptr);  // the endpoint uses it as it is
+    CHECK(long_job.classification->parsed);
+    const auto first_classification = long_job.classification;
+
+    SECTION("the same text again is found in the classifier's cache") {
+        f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"2"}}, kMaxChunk));
+        f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"1"}}, kMaxChunk));
+        REQUIRE(c->wait_response(*d, 2));
+        REQUIRE(c->wait_response(*d, 1));
+        c->send(3, shm::Op::read_local, nested);
+        REQUIRE(run_until(*d, [&] { return f.local_replica().jobs.size() == 1; }));
+        // The very same classification: the worker would have made a new one.
+        CHECK(f.local_replica().jobs.front().job.classification == first_classification);
+    }
+}
+
+TEST_CASE("a request cancelled while its text is classified ends there; nothing reaches an endpoint",
+          "[daemon][classify]") {
+    Fixture f;
+    auto config = f.make_config();
+    config.daemon.max_request = 30000;
+    auto d = f.start(std::move(config));
+    f.local_replica().set_health(true, 0, 500);
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(c->ok());
+    const std::string nested = "select " + std::string(9000, '(') + "1" + std::string(9000, ')');
+    c->send(1, shm::Op::read_local, nested);
+    c->cancel(1);
+    // The id is free again at once, and the late classification is dropped.
+    c->send(1, shm::Op::read_local, "select 1");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"1"}}, kMaxChunk));
+    const auto r = c->wait_response(*d, 1);
+    REQUIRE(r);
+    CHECK(r->status == shm::Status::ok);
+    // The cancelled one never shows up on the endpoint (its classification,
+    // when it comes, finds no request).
+    CHECK_FALSE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }, 500ms));
+    CHECK(d->client_count() == 1);  // not dropped for reusing an id
+}
+
 TEST_CASE("a read failing on its endpoint is retried once elsewhere; a write is not", "[daemon]") {
     Fixture f;
     auto d = f.start();
