@@ -60,6 +60,8 @@ public:
     }
 
     void set_lag_tracker(std::shared_ptr<LagTracker> tracker) override { probe_.set_lag_tracker(std::move(tracker)); }
+    void set_lsn_watch(bool fast) override { probe_.set_fast(fast); }
+    void on_replay_lsn(std::function<void(std::uint64_t)> fn) override { lsn_callbacks_.push_back(std::move(fn)); }
 
     void drain(std::string reason, std::function<void()> drained) override {
         probe_.stop();
@@ -77,12 +79,20 @@ private:
     void health_changed() override {
         for (auto& fn : health_callbacks_) fn();
     }
+    void replay_lsn_polled(std::uint64_t lsn) override {
+        // By index: a callback may register another one.
+        for (std::size_t i = 0; i < lsn_callbacks_.size(); ++i) {
+            auto fn = lsn_callbacks_[i];  // a copy: a push_back may move the vector
+            fn(lsn);
+        }
+    }
 
     mutable EndpointContext ctx_;
     Canceller canceller_;
     Probe probe_;
     Scheduler scheduler_;  ///< last: destroyed first (its jobs wait on the probe and the canceller)
     std::vector<std::function<void()>> health_callbacks_;
+    std::vector<std::function<void(std::uint64_t)>> lsn_callbacks_;
     bool started_ = false;
 };
 
