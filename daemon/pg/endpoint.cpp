@@ -8,6 +8,7 @@
 
 #include "daemon/pg/canceller.hpp"
 #include "daemon/pg/endpoint_context.hpp"
+#include "daemon/pg/job_steps.hpp"
 #include "daemon/pg/probe.hpp"
 #include "daemon/pg/scheduler.hpp"
 
@@ -123,6 +124,8 @@ EndpointContext::EndpointContext(EventLoop& l, EndpointOptions o)
     settings.connect_timeout = options.connect_timeout;
     settings.statement_cache_capacity = kStatementCacheCapacity;
     settings.startup_settings = startup_settings(options.role);
+    // A replica batch's reads share one token: the replay LSN read after all of them.
+    if (options.role == Role::replica) settings.batch_trailer_sql = kReplayLsnSql;
     health.pool_size = options.pool_size;
 }
 
