@@ -15,6 +15,7 @@ namespace {
 // Internal command tags.
 constexpr std::size_t kTagSystemId = 1;
 constexpr std::size_t kTagDiscard = 2;
+constexpr std::size_t kTagBatchTrailer = 3;
 
 constexpr const char* kSystemIdSql = "select system_identifier from pg_control_system()";
 // Resets everything a session can keep (settings, prepared statements,
@@ -419,6 +420,15 @@ void Connection::send_batched(Work& work, std::span<const Step> steps) {
 void Connection::end_batch() {
     if (!batch_open_ || state_ != State::ready) return;
     batch_open_ = false;
+    if (!settings_.batch_trailer_sql.empty()) {
+        // After every Work of the batch, in its implicit transaction: its
+        // result goes to each of them (Work::on_batch_result).
+        const Step trailer = Step::command(settings_.batch_trailer_sql, {}, kTagBatchTrailer);
+        if (!send_command(nullptr, trailer, Expect::Kind::internal_command)) {
+            fail_deferred(describe_libpq_error("cannot send to"));
+            return;
+        }
+    }
     if (PQpipelineSync(conn_) != 1) {
         fail_deferred(describe_libpq_error("cannot send to"));
         return;
@@ -730,6 +740,14 @@ void Connection::handle_result(const Expect& e, PgResultPtr result) {
             return;
         }
         case Expect::Kind::internal_command:
+            if (e.tag == kTagBatchTrailer) {
+                if (status == PGRES_FATAL_ERROR && e.cache_id != 0) cache_.forget(e.cache_id);
+                // Skipped (a read of the batch failed: the others go again) or
+                // failed: the batch's reads get no token.
+                if (status == PGRES_TUPLES_OK)
+                    for (Work* w : batch_complete_) w->on_batch_result(r);
+                return;
+            }
             if (e.tag == kTagSystemId) {
                 if (status == PGRES_TUPLES_OK && PQntuples(&r) == 1 && PQnfields(&r) == 1 && !PQgetisnull(&r, 0, 0)) {
                     system_identifier_ = std::strtoull(PQgetvalue(&r, 0, 0), nullptr, 10);

@@ -107,6 +107,11 @@ public:
     virtual void on_finished() = 0;
     /// The connection closed before on_finished.
     virtual void on_connection_closed(const CloseInfo& info) = 0;
+    /// A batched Work: the result of the batch's shared trailer command
+    /// (ConnectionSettings::batch_trailer_sql), read after every Work of the
+    /// batch, before its sync; given to each Work whose results were all in.
+    /// The Work records what it needs (it must not call into the connection).
+    virtual void on_batch_result(const PGresult&) {}
 };
 
 struct Step {
@@ -147,6 +152,9 @@ struct ConnectionSettings {
     /// spaces in values). Appended to the conninfo's own `options`, so these
     /// win for the settings they name.
     std::vector<std::pair<std::string, std::string>> startup_settings;
+    /// "" or a command sent at the end of every batch, before its sync (a
+    /// replica's `select pg_last_wal_replay_lsn()`: one token for the batch).
+    std::string batch_trailer_sql;
 };
 
 /// The startup `options` value: the conninfo's own options (if any) followed by

@@ -8,6 +8,7 @@
 
 #include "daemon/pg/canceller.hpp"
 #include "daemon/pg/endpoint_context.hpp"
+#include "daemon/pg/job_steps.hpp"
 #include "daemon/pg/probe.hpp"
 #include "daemon/pg/scheduler.hpp"
 
@@ -60,6 +61,8 @@ public:
     }
 
     void set_lag_tracker(std::shared_ptr<LagTracker> tracker) override { probe_.set_lag_tracker(std::move(tracker)); }
+    void set_lsn_watch(bool fast) override { probe_.set_fast(fast); }
+    void on_replay_lsn(std::function<void(std::uint64_t)> fn) override { lsn_callbacks_.push_back(std::move(fn)); }
 
     void drain(std::string reason, std::function<void()> drained) override {
         probe_.stop();
@@ -77,12 +80,20 @@ private:
     void health_changed() override {
         for (auto& fn : health_callbacks_) fn();
     }
+    void replay_lsn_polled(std::uint64_t lsn) override {
+        // By index: a callback may register another one.
+        for (std::size_t i = 0; i < lsn_callbacks_.size(); ++i) {
+            auto fn = lsn_callbacks_[i];  // a copy: a push_back may move the vector
+            fn(lsn);
+        }
+    }
 
     mutable EndpointContext ctx_;
     Canceller canceller_;
     Probe probe_;
     Scheduler scheduler_;  ///< last: destroyed first (its jobs wait on the probe and the canceller)
     std::vector<std::function<void()>> health_callbacks_;
+    std::vector<std::function<void(std::uint64_t)>> lsn_callbacks_;
     bool started_ = false;
 };
 
@@ -113,6 +124,8 @@ EndpointContext::EndpointContext(EventLoop& l, EndpointOptions o)
     settings.connect_timeout = options.connect_timeout;
     settings.statement_cache_capacity = kStatementCacheCapacity;
     settings.startup_settings = startup_settings(options.role);
+    // A replica batch's reads share one token: the replay LSN read after all of them.
+    if (options.role == Role::replica) settings.batch_trailer_sql = kReplayLsnSql;
     health.pool_size = options.pool_size;
 }
 

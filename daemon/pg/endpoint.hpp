@@ -66,6 +66,17 @@ struct Job {
     /// dispatcher's ClassifierWorker, off the loop, for a long text); else
     /// the endpoint classifies it when it is submitted.
     std::shared_ptr<const Classification> classification;
+    /// read_consistent: on a replica, the read's result is delivered only if
+    /// the replica had replayed at least this LSN when the read ran (a guard
+    /// `select pg_last_wal_replay_lsn()` runs right before it, in the same
+    /// pipeline segment and implicit transaction, on the same connection).
+    /// Below it: no row is streamed, Outcome::behind, ok=false,
+    /// retry_elsewhere=false, error "replica at <lsn> is behind token <lsn>".
+    /// Such reads are never batched. 0: none. Ignored on the primary.
+    std::uint64_t min_lsn = 0;
+    /// Why the request went to this endpoint; written into the response
+    /// head's route_reason (success and error answers alike). "" when none.
+    std::string route_reason;
 };
 
 /// Identifies a submitted job for resume() and cancel(); never reused.
@@ -88,6 +99,16 @@ struct Outcome {
     bool retry_elsewhere = false;
     /// The job ended because cancel() was called (its chunks hold an error).
     bool cancelled = false;
+    /// A replica read with Job::min_lsn found the replica's replay LSN below
+    /// it (its chunks hold the error; nothing was streamed). Not retried here.
+    bool behind = false;
+    /// The token LSN of a successful answer (0 otherwise): a write's LSN read
+    /// after its commit; a replica read's pg_last_wal_replay_lsn() read after
+    /// the read in the same segment (an upper bound of what it saw); a primary
+    /// read's pg_current_wal_insert_lsn() after the read in the same segment.
+    /// The trailer's token is "SYSTEMID/LSN" whenever this is set and the
+    /// system identifier is known.
+    std::uint64_t lsn = 0;
 };
 
 using Completion = std::function<void(Outcome&&)>;
@@ -118,7 +139,10 @@ struct Health {
     std::uint32_t pool_in_use = 0;
     std::uint32_t pool_size = 0;
     std::uint64_t system_identifier = 0;  ///< primary: pg_control_system(); 0 until known
-    std::string last_error;               ///< "" when none; safe to show (no secrets)
+    /// Replica: replay progress in bytes per second, smoothed over the last
+    /// ~1 s of LSN polls (for a catch-up prediction); 0 unknown (or idle).
+    double replay_rate = 0;
+    std::string last_error;  ///< "" when none; safe to show (no secrets)
 };
 
 class Endpoint {
@@ -150,6 +174,14 @@ public:
     /// samples every lag_poll_interval; each replica reads its replay LSN every
     /// lag_poll_interval and asks the tracker for its lag.
     virtual void set_lag_tracker(std::shared_ptr<LagTracker> tracker) = 0;
+    /// fast: the probe polls the replay LSN back to back (the next poll as soon
+    /// as the previous one answered, at least 1 ms apart) instead of every
+    /// lag_poll_interval; for read_consistent waiters. false: back to normal.
+    virtual void set_lsn_watch(bool fast) = 0;
+    /// Called on the loop after every successful LSN poll of a replica (not only
+    /// on a change) with its replay LSN. A pure LSN poll (no health change, no
+    /// check) does not run the on_health_change callbacks.
+    virtual void on_replay_lsn(std::function<void(std::uint64_t lsn)> fn) = 0;
     /// Stops accepting jobs; jobs in flight finish; queued jobs are answered with
     /// `reason` as an error. `drained` runs once nothing is in flight.
     virtual void drain(std::string reason, std::function<void()> drained) = 0;

@@ -30,8 +30,9 @@ struct EndpointContext {
     EncoderPool encoders;  ///< outlives every job (the scheduler is destroyed first)
 
     bool primary() const { return options.role == Role::primary; }
-    Outcome error(std::string_view message, std::string_view sqlstate = "", bool retry_elsewhere = false) const {
-        return error_outcome(served_by, message, sqlstate, retry_elsewhere, options.max_chunk_bytes);
+    Outcome error(std::string_view message, std::string_view sqlstate = "", bool retry_elsewhere = false,
+                  std::string_view route_reason = {}) const {
+        return error_outcome(served_by, message, sqlstate, retry_elsewhere, options.max_chunk_bytes, route_reason);
     }
 };
 

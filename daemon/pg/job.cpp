@@ -6,6 +6,26 @@
 #include "daemon/pg/scheduler.hpp"
 
 namespace regiond::daemon::pg {
+namespace {
+
+/// A read whose guard failed but that still sends this many bytes of rows is
+/// cancelled on the server. Below it the read usually ends by itself sooner
+/// than a cancel would (PQcancel opens a connection to the server).
+constexpr std::uint64_t kBehindCancelBytes = 64 * 1024;
+
+std::optional<std::uint64_t> single_lsn(const PGresult& r) {
+    if (PQntuples(&r) != 1 || PQnfields(&r) != 1 || PQgetisnull(&r, 0, 0)) return std::nullopt;
+    return parse_lsn(PQgetvalue(&r, 0, 0));
+}
+
+std::size_t value_bytes(const PGresult& r) {
+    std::size_t n = 0;
+    for (int row = 0; row < PQntuples(&r); ++row)
+        for (int c = 0; c < PQnfields(&r); ++c) n += static_cast<std::size_t>(PQgetlength(&r, row, c));
+    return n;
+}
+
+}  // namespace
 
 bool backend_ended(const std::string& sqlstate) {
     return sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03";
@@ -17,7 +37,7 @@ JobState::JobState(Scheduler& s, JobId i, Job j, JobCallbacks cb, EncoderPool& e
       id(i),
       job(std::move(j)),
       callbacks(std::move(cb)),
-      stream(encoders, served_by, max_chunk, job.max_result) {}
+      stream(encoders, served_by, max_chunk, job.max_result, job.route_reason) {}
 
 void JobState::reset_attempt() {
     failed = false;
@@ -27,7 +47,12 @@ void JobState::reset_attempt() {
     stray_cancel = false;
     affected = 0;
     lsn.reset();
+    lsn_sysid = 0;
     lsn_error.clear();
+    guard_lsn.reset();
+    guard_passed = false;
+    behind = false;
+    behind_dropped = 0;
     kept_rows.reset();
     stream.reset();
     lost_why.clear();
@@ -38,13 +63,25 @@ JobState::Absorbed JobState::absorb(std::size_t tag, PgResultPtr r) {
     const bool rows_or_done = status == PGRES_TUPLES_OK || status == PGRES_SINGLE_TUPLE || status == PGRES_COMMAND_OK ||
                               status == PGRES_EMPTY_QUERY;
     if (tag == kLsnTag) {
-        if (rows_or_done && PQntuples(r.get()) == 1 && PQnfields(r.get()) == 1 && !PQgetisnull(r.get(), 0, 0))
-            lsn = parse_lsn(PQgetvalue(r.get(), 0, 0));
-        if (!lsn) lsn_error = rows_or_done ? "pg_current_wal_insert_lsn() returned no LSN" : sql_error_of(*r).message;
+        absorb_lsn(*r, rows_or_done);
+        return Absorbed::nothing;
+    }
+    if (tag == kGuardTag && rows_or_done) {
+        // Arrives before any result of the read (the pipeline is in order).
+        guard_lsn = single_lsn(*r);
+        guard_passed = guard_lsn && *guard_lsn >= job.min_lsn;
+        behind = !guard_passed;
         return Absorbed::nothing;
     }
     if (rows_or_done) {
         if (stop != Stop::none || tag == kReadOnlyTag) return Absorbed::nothing;  // rows of a stopped job are dropped
+        if (prepared.guarded && !guard_passed) {
+            // The guard did not pass (behind, or it failed): not a row of this
+            // read may leave. A read still sending a lot is worth a cancel.
+            if (status != PGRES_SINGLE_TUPLE && status != PGRES_TUPLES_OK) return Absorbed::nothing;
+            behind_dropped += value_bytes(*r);
+            return behind && behind_dropped >= kBehindCancelBytes ? Absorbed::behind_running : Absorbed::nothing;
+        }
         const bool tuples = status == PGRES_TUPLES_OK || status == PGRES_SINGLE_TUPLE;
         if (is_write()) {
             // Rows changed: DML counts; a SELECT's row count is not a change. The
@@ -93,6 +130,24 @@ JobState::Absorbed JobState::absorb(std::size_t tag, PgResultPtr r) {
                                  "): regiond cannot handle it"};
     }
     return Absorbed::nothing;
+}
+
+void JobState::absorb_lsn(const PGresult& r, bool rows_or_done) {
+    lsn = rows_or_done ? single_lsn(r) : std::nullopt;
+    lsn_sysid = slot != nullptr ? slot->conn.system_identifier() : 0;
+    if (!lsn) lsn_error = rows_or_done ? "the LSN query returned no LSN" : sql_error_of(r).message;
+}
+
+std::string JobState::behind_message() const {
+    if (!guard_lsn)
+        return "the replay LSN of the replica is unknown (not in recovery?): it cannot show it has reached token " +
+               format_lsn(job.min_lsn);
+    return "replica at " + format_lsn(*guard_lsn) + " is behind token " + format_lsn(job.min_lsn);
+}
+
+void JobState::on_batch_result(const PGresult& r) {
+    const ExecStatusType status = PQresultStatus(&r);
+    absorb_lsn(r, status == PGRES_TUPLES_OK);
 }
 
 void JobState::on_result(std::size_t tag, PgResultPtr result) {

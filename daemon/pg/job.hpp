@@ -56,16 +56,27 @@ struct JobState final : Work {
     /// cancel for another job moments before: sent again, for free.
     bool stray_cancel = false;
     std::int64_t affected = 0;
-    std::optional<std::uint64_t> lsn;
+    std::optional<std::uint64_t> lsn;  ///< the token's LSN (kLsnTag, or a batch's shared step)
+    /// The system identifier of the connection that read `lsn`, taken with it
+    /// (0: unknown; then no token: none is better than a wrong one).
+    std::uint64_t lsn_sysid = 0;
     std::string lsn_error;
-    PgResultPtr kept_rows;  ///< a write's rows of an earlier statement (the last one with rows wins)
+    /// A guarded read (Job::min_lsn on a replica): the guard's answer. Until it
+    /// has passed, no row is kept or streamed.
+    std::optional<std::uint64_t> guard_lsn;
+    bool guard_passed = false;
+    /// The guard found the replica below min_lsn (or its LSN unknown): the
+    /// answer is Outcome::behind; the read's rows are dropped.
+    bool behind = false;
+    std::uint64_t behind_dropped = 0;  ///< bytes of rows dropped since
+    PgResultPtr kept_rows;             ///< a write's rows of an earlier statement (the last one with rows wins)
     ResultStream stream;
     std::string lost_why;  ///< the connection loss it waits on the probe for
 
     bool streamed = false;  ///< JobCallbacks::partial has been called: never sent again
     bool paused = false;    ///< partial returned false: its connection is not read
 
-    enum class Stop : std::uint8_t { none, cancel, deadline, limit } stop = Stop::none;
+    enum class Stop : std::uint8_t { none, cancel, deadline, limit, behind } stop = Stop::none;
     std::string stop_message;
     std::string stop_sqlstate;
     bool cancelled = false;  ///< cancel() was called (Outcome::cancelled)
@@ -74,13 +85,20 @@ struct JobState final : Work {
     bool batchable() const { return prepared.batchable && !no_batch; }
     void reset_attempt();
 
-    /// What the scheduler must do after a result.
-    enum class Absorbed : std::uint8_t { nothing, chunks, over_limit };
+    /// What the scheduler must do after a result. behind_running: a read
+    /// whose guard failed is still sending rows (worth a cancel).
+    enum class Absorbed : std::uint8_t { nothing, chunks, over_limit, behind_running };
     Absorbed absorb(std::size_t tag, PgResultPtr result);
+    /// "replica at X is behind token Y" (the guard's answer).
+    std::string behind_message() const;
 
     void on_result(std::size_t tag, PgResultPtr result) override;
     void on_finished() override;
     void on_connection_closed(const CloseInfo& info) override;
+    void on_batch_result(const PGresult& r) override;
+
+private:
+    void absorb_lsn(const PGresult& r, bool rows_or_done);
 };
 
 }  // namespace regiond::daemon::pg

@@ -8,6 +8,9 @@ namespace {
 constexpr Oid kTextOid = 25;
 constexpr std::size_t kMaxParams = 65535;  // the protocol's limit (Bind has a 16-bit count)
 constexpr const char* kWriteLsnSql = "select pg_current_wal_insert_lsn()";
+// A primary read's token: the insert position after the read, in its own
+// read-only implicit transaction (a read-only function, allowed there).
+constexpr const char* kPrimaryReadLsnSql = kWriteLsnSql;
 constexpr const char* kReadOnlySql = "select set_config('transaction_read_only', 'on', true)";
 
 // Refused before anything is sent: libpq would cut the text at a NUL silently,
@@ -39,14 +42,40 @@ void prepare_read(const Job& job, const Classification& c, Role role, PreparedJo
     // A read is one statement (the classifier refuses more); a text the parser
     // rejects is sent whole so that the server reports the error itself.
     out.reset_after = c.changes_session;
-    out.batchable = role == Role::replica && c.parsed && c.batchable && !c.changes_session;
+    out.guarded = role == Role::replica && job.min_lsn != 0;
+    out.batchable = role == Role::replica && c.parsed && c.batchable && !c.changes_session && !out.guarded;
     if (role == Role::primary) {
         Step prefix = Step::command(kReadOnlySql, {}, kReadOnlyTag);
         out.steps.push_back(prefix);
     }
+    if (out.guarded) {
+        // Why a guard read right before the read, on the same connection, is
+        // enough against the race "passed the check, then went back": within
+        // one session the replay LSN only moves forward (it is the startup
+        // process's position in shared memory; a restart of the replica ends
+        // every session, and a replaced replica is reached on new connections,
+        // each of which guards its own reads). So the snapshot of a read that
+        // starts after the guard answered G reflects at least every commit up
+        // to G (replay applies a commit to the snapshot data before it advances
+        // the replay LSN past it), whatever the dispatcher's check saw earlier.
+        //
+        // The guard has a segment (implicit transaction) of its own rather than
+        // sharing the read's: under REPEATABLE READ (a role's or database's
+        // default_transaction_isolation, or a function's set_config) a
+        // transaction's snapshot is taken by its first statement, i.e. before
+        // the guard reads the LSN, and replay may pass the token in between:
+        // the guard would pass while the read saw the older snapshot. A read
+        // in the next implicit transaction takes its snapshot after the guard
+        // answered at any isolation level. Same flush, no extra round trip.
+        out.steps.push_back(Step::command(kReplayLsnSql, {}, kGuardTag));
+        out.steps.push_back(Step::sync());
+    }
     Step read = Step::command(job.sql, out.values, 0);
     read.single_row = true;
     out.steps.push_back(read);
+    // The token: a position read after the read, in its segment, so it bounds
+    // from above what the read's snapshot saw (the snapshot was taken before).
+    out.steps.push_back(Step::command(role == Role::primary ? kPrimaryReadLsnSql : kReplayLsnSql, {}, kLsnTag));
     out.steps.push_back(Step::sync());
 }
 

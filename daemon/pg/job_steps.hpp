@@ -4,10 +4,19 @@
 //
 //   read on the primary   select set_config('transaction_read_only', 'on', true)
 //                         <the read>                                (single-row)
+//                         select pg_current_wal_insert_lsn()        (its token)
 //                         Sync
 //   read on a replica     <the read>                                (single-row)
-//                         Sync, or the batch's shared sync when it is batchable;
-//                         the connection runs with default_transaction_read_only
+//                         select pg_last_wal_replay_lsn()           (its token)
+//                         Sync; or, batchable, only <the read>: the batch ends
+//                         with one shared replay-LSN step and sync
+//                         (ConnectionSettings::batch_trailer_sql); the
+//                         connection runs with default_transaction_read_only
+//   read on a replica     select pg_last_wal_replay_lsn()           (the guard)
+//   with Job::min_lsn     Sync
+//                         <the read>; select pg_last_wal_replay_lsn(); Sync
+//                         (never batched; see prepare_read for why the guard
+//                         has a segment of its own)
 //   write                 stmt 1 .. stmt n (the last one single-row: RETURNING)
 //                         Sync     (one implicit transaction)
 //                         select pg_current_wal_insert_lsn()
@@ -38,6 +47,12 @@ namespace regiond::daemon::pg {
 /// Result tags beyond the statement indexes of a write.
 inline constexpr std::size_t kLsnTag = static_cast<std::size_t>(-1);
 inline constexpr std::size_t kReadOnlyTag = static_cast<std::size_t>(-2);
+/// The replay LSN read before a replica read with Job::min_lsn.
+inline constexpr std::size_t kGuardTag = static_cast<std::size_t>(-3);
+
+/// A replica's replay position: the guard, a replica read's token, a batch's
+/// shared token step.
+inline constexpr const char* kReplayLsnSql = "select pg_last_wal_replay_lsn()";
 
 /// SQLSTATE of a request refused by the classifier (transaction control,
 /// session state, COPY, several statements in a read): feature_not_supported.
@@ -52,8 +67,10 @@ struct PreparedJob {
     std::vector<Step> steps;
     bool reset_after = false;  ///< changes_session: DISCARD ALL follows
     bool batchable = false;    ///< a plain read that may share a replica batch
-    /// Steps of a batched send (without the trailing sync).
-    std::span<const Step> batch_steps() const { return {steps.data(), steps.size() - 1}; }
+    bool guarded = false;      ///< a replica read with Job::min_lsn: its guard step comes first
+    /// Steps of a batched send: the read alone (its token comes from the
+    /// batch's shared LSN step, its sync is the batch's).
+    std::span<const Step> batch_steps() const { return {steps.data(), 1}; }
 };
 
 struct Refusal {

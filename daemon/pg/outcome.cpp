@@ -33,7 +33,7 @@ SqlError sql_error_of(const PGresult& result) {
 }
 
 Outcome error_outcome(std::string_view served_by, std::string_view message, std::string_view sqlstate,
-                      bool retry_elsewhere, std::size_t max_chunk_bytes) {
+                      bool retry_elsewhere, std::size_t max_chunk_bytes, std::string_view route_reason) {
     Outcome out;
     out.ok = false;
     out.retry_elsewhere = retry_elsewhere;
@@ -42,12 +42,15 @@ Outcome error_outcome(std::string_view served_by, std::string_view message, std:
     head.status = shm::Status::error;
     head.sqlstate = sqlstate.size() == 5 ? sqlstate : std::string_view{};
     head.served_by = served_by;
+    head.route_reason = route_reason;
     // The head must fit in one chunk: cut an enormous message rather than fail.
-    const std::size_t room = enc.max_chunk() > 256 + served_by.size() ? enc.max_chunk() - 256 - served_by.size() : 0;
+    const std::size_t fixed = 256 + served_by.size() + route_reason.size();
+    const std::size_t room = enc.max_chunk() > fixed ? enc.max_chunk() - fixed : 0;
     head.error = message.substr(0, room);
     if (enc.begin(head) != shm::CodecError::ok) {
         head.error = "error message too large to encode";
         head.served_by = {};
+        head.route_reason = {};
         enc.begin(head);
     }
     out.chunks.push_back(copy_chunk(enc.take_chunk(true)));

@@ -20,9 +20,10 @@ struct SqlError {
 /// The error of a failed result (PG_DIAG_* fields; falls back to libpq's text).
 SqlError sql_error_of(const PGresult& result);
 
-/// An error response. `sqlstate` must be "" or 5 characters.
+/// An error response. `sqlstate` must be "" or 5 characters; `route_reason`
+/// goes into the head (Job::route_reason).
 Outcome error_outcome(std::string_view served_by, std::string_view message, std::string_view sqlstate,
-                      bool retry_elsewhere, std::size_t max_chunk_bytes);
+                      bool retry_elsewhere, std::size_t max_chunk_bytes, std::string_view route_reason = {});
 
 /// A successful response with the rows and column names of `rows` (null: no
 /// columns, no rows). A row too large for one chunk turns it into an error.

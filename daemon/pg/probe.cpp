@@ -83,6 +83,34 @@ void Probe::confirm(Confirmed done) {
     });
 }
 
+void Probe::set_fast(bool fast) {
+    if (fast == fast_) return;
+    fast_ = fast;
+    if (fast_ && started_ && !stopped_ && !in_flight_) schedule_fast_poll();
+    // Back to normal: the poll scheduled next runs, then tick() re-arms the period.
+}
+
+void Probe::schedule_fast_poll() {
+    // Replaces the tick timer: tick() arms the normal period again when it runs.
+    tick_timer_ = ctx_.loop.timer(std::max(Clock::now(), sent_at_ + kFastPollGap), [this] { tick(); });
+}
+
+void Probe::note_replay(std::uint64_t lsn, Clock::time_point now) {
+    // A replica that went back (restarted from its disk, or replaced): the
+    // old samples say nothing about it.
+    if (!replay_samples_.empty() && lsn < replay_samples_.back().lsn) replay_samples_.clear();
+    replay_samples_.push_back({now, lsn});
+    // Keep one sample at or before the window's start as its anchor.
+    while (replay_samples_.size() > 2 && replay_samples_[1].at <= now - kReplayRateWindow) replay_samples_.pop_front();
+    const auto span = replay_samples_.back().at - replay_samples_.front().at;
+    if (span < kReplayRateMinSpan) {
+        ctx_.health.replay_rate = 0;
+        return;
+    }
+    const double bytes = static_cast<double>(replay_samples_.back().lsn - replay_samples_.front().lsn);
+    ctx_.health.replay_rate = bytes / std::chrono::duration<double>(span).count();
+}
+
 void Probe::resolve(bool answered, const std::string& why) {
     if (waiting_.empty()) return;
     std::vector<Confirmed> waiting = std::move(waiting_);
@@ -230,7 +258,10 @@ void Probe::on_finished() {
         const bool in_recovery =
             PQnfields(r.get()) > 1 && !PQgetisnull(r.get(), 0, 1) && std::string_view(PQgetvalue(r.get(), 0, 1)) == "t";
         if (!in_recovery) warning = ctx_.options.display_name + " is not in recovery (promoted?): it is no replica";
-        if (lsn) health.replay_lsn = *lsn;
+        if (lsn) {
+            health.replay_lsn = *lsn;
+            note_replay(*lsn, now);
+        }
         if (tracker_ && tracker_->has_primary() && lsn) {
             const auto lag = tracker_->lag_of(*lsn, now);
             health.lag_bytes = lag.bytes;
@@ -242,8 +273,15 @@ void Probe::on_finished() {
     }
     if (is_check_) note_success();
     if (!warning.empty()) health.last_error = warning;
+    ++polls_;
+    if (fast_ && !stopped_) schedule_fast_poll();
     resolve(true, "");
-    listener_.health_changed();
+    // Fast polls republish no more often than normal polling would.
+    if (!fast_ || is_check_ || now - last_notified_ >= period()) {
+        last_notified_ = now;
+        listener_.health_changed();
+    }
+    if (!ctx_.primary() && lsn) listener_.replay_lsn_polled(*lsn);
 }
 
 void Probe::on_connection_closed(const CloseInfo& info) {

@@ -15,9 +15,20 @@
 // Nothing else changes the health: a pool connection lost or refused calls
 // confirm(), which makes the next probe a check at once and tells the caller
 // whether the server answered it. Job timeouts and SQL errors never count.
+//
+// The LSN watch (set_fast): while fast, the next poll is sent as soon as the
+// previous one answered (at least kFastPollGap after the previous one was
+// sent) instead of at the next tick; the ticks still run (a poll unanswered
+// for a check interval is still a failed check). Every answered poll of a
+// replica reaches ProbeListener::replay_lsn_polled; health_changed runs after
+// a check and otherwise at most once per period(): the fast polls alone never
+// republish more often than normal polling does. Health::replay_rate is the
+// replay LSN's progress over the last ~1 s of polls.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -35,9 +46,20 @@ public:
     virtual ~ProbeListener() = default;
     /// The endpoint was marked down, and again at every tick while it stays down.
     virtual void endpoint_down(const std::string& why) = 0;
-    /// After every probe and state change (the core republishes the state segment).
+    /// After every probe and state change (the core republishes the state
+    /// segment); while the LSN watch is fast, after a check or at most once per
+    /// period.
     virtual void health_changed() = 0;
+    /// After every answered LSN poll of a replica, with its replay LSN.
+    virtual void replay_lsn_polled(std::uint64_t lsn) = 0;
 };
+
+/// Fast LSN watch: the least time between the sends of two polls.
+inline constexpr std::chrono::milliseconds kFastPollGap{1};
+/// Health::replay_rate: the window of polls it is measured over, and the
+/// least span of samples that gives a rate (below it: 0, unknown).
+inline constexpr std::chrono::milliseconds kReplayRateWindow{1000};
+inline constexpr std::chrono::milliseconds kReplayRateMinSpan{50};
 
 class Probe final : Connection::Listener, Work {
 public:
@@ -56,6 +78,11 @@ public:
     /// verdict. Never calls `done` from inside this call.
     void confirm(Confirmed done);
     void set_lag_tracker(std::shared_ptr<LagTracker> tracker) { tracker_ = std::move(tracker); }
+    /// The LSN watch: fast polls back to back, or back to the normal period.
+    void set_fast(bool fast);
+    bool fast() const { return fast_; }
+    /// LSN polls answered so far (tests, measurements).
+    std::uint64_t polls() const { return polls_; }
     /// SIGHUP: thresholds and intervals from ctx.options, from the next tick.
     void settings_changed();
     void close();
@@ -75,6 +102,8 @@ private:
     void note_success();
     void resolve(bool answered, const std::string& why);
     void answered();
+    void schedule_fast_poll();
+    void note_replay(std::uint64_t lsn, Clock::time_point now);
 
     // Connection::Listener
     void on_connected(Connection&) override;
@@ -95,6 +124,14 @@ private:
     TimerHandle tick_timer_;
     TimerHandle deadline_;
     bool started_ = false;
+    bool fast_ = false;
+    std::uint64_t polls_ = 0;
+    Clock::time_point last_notified_{};
+    struct ReplaySample {
+        Clock::time_point at;
+        std::uint64_t lsn;
+    };
+    std::deque<ReplaySample> replay_samples_;  ///< the last kReplayRateWindow (+ one older)
     bool ever_up_ = false;
     bool stopped_ = false;
     bool in_flight_ = false;

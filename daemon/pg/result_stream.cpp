@@ -38,8 +38,12 @@ void EncoderPool::give(std::unique_ptr<shm::ResponseEncoder> encoder) {
 }
 
 ResultStream::ResultStream(EncoderPool& pool, std::string_view served_by, std::size_t max_chunk_bytes,
-                           std::uint64_t max_result)
-    : served_by_(served_by), max_chunk_(max_chunk_bytes), max_result_(max_result), pool_(pool) {}
+                           std::uint64_t max_result, std::string_view route_reason)
+    : served_by_(served_by),
+      route_reason_(route_reason),
+      max_chunk_(max_chunk_bytes),
+      max_result_(max_result),
+      pool_(pool) {}
 
 ResultStream::~ResultStream() {
     pool_.give(std::move(encoder_));
@@ -73,6 +77,7 @@ bool ResultStream::begin(const PGresult& r) {
     shm::ResponseHeadView head;
     head.status = shm::Status::ok;
     head.served_by = served_by_;
+    head.route_reason = route_reason_;
     head.columns = names;
     if (auto e = encoder().begin(head); e != shm::CodecError::ok) {
         problem_ = std::string("the result's column names do not fit in a response chunk (") + shm::to_string(e) + ")";
@@ -124,6 +129,7 @@ std::vector<std::vector<std::byte>> ResultStream::finish_ok(std::string_view tok
         shm::ResponseHeadView head;
         head.status = shm::Status::ok;
         head.served_by = served_by_;
+        head.route_reason = route_reason_;
         head.token = token;
         head.affected = affected;
         encoder().begin(head);
@@ -150,7 +156,7 @@ std::vector<std::vector<std::byte>> ResultStream::finish_error(std::string_view 
                                                                bool handed_out) {
     if (!handed_out || !begun_) {
         ready_.clear();
-        return error_outcome(served_by_, message, sqlstate, false, max_chunk_).chunks;
+        return error_outcome(served_by_, message, sqlstate, false, max_chunk_, route_reason_).chunks;
     }
     // Chunks taken but not handed out still go (the client checks that chunk
     // indexes follow each other); the error trailer makes it drop every row.

@@ -60,7 +60,9 @@ class ResultStream {
 public:
     enum class Added : std::uint8_t { ok, row_too_large, over_limit };
 
-    ResultStream(EncoderPool& pool, std::string_view served_by, std::size_t max_chunk_bytes, std::uint64_t max_result);
+    /// `route_reason` goes into the head; it must outlive the stream (the job's).
+    ResultStream(EncoderPool& pool, std::string_view served_by, std::size_t max_chunk_bytes, std::uint64_t max_result,
+                 std::string_view route_reason = {});
     ~ResultStream();
     ResultStream(const ResultStream&) = delete;
     ResultStream& operator=(const ResultStream&) = delete;
@@ -80,7 +82,8 @@ public:
     const std::string& problem() const { return problem_; }
 
     /// The final chunks of a response that ends well. `trailer` is needed when
-    /// the head's token/affected are not the final ones (a write).
+    /// the head's token/affected are not the final ones (a write, a read with
+    /// its token: both are known only at the end).
     std::vector<std::vector<std::byte>> finish_ok(std::string_view token, std::int64_t affected, bool trailer);
     /// The final chunks of an error. `handed_out`: chunks already left through
     /// partial (then the error must be a trailer); otherwise a plain error
@@ -96,6 +99,7 @@ private:
     shm::ResponseEncoder& encoder();
 
     std::string served_by_;
+    std::string_view route_reason_;
     std::size_t max_chunk_;
     std::uint64_t max_result_;
     EncoderPool& pool_;

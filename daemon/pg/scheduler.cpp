@@ -51,31 +51,34 @@ JobId Scheduler::submit(Job job, JobCallbacks callbacks) {
     const std::int64_t total_ms = round_ms(job.deadline - now);
     const bool write = job.kind == Job::Kind::write;
     if (draining_) {
-        answer_later(std::move(callbacks.done), ctx_.error(drain_reason_));
+        answer_later(std::move(callbacks.done), ctx_.error(drain_reason_, "", false, job.route_reason));
         return id;
     }
     if (write && !ctx_.primary()) {
         answer_later(std::move(callbacks.done),
                      ctx_.error("write sent to " + ctx_.options.display_name +
-                                ", a replica: writes must go to the primary (routing bug in the daemon)"));
+                                    ", a replica: writes must go to the primary (routing bug in the daemon)",
+                                "", false, job.route_reason));
         return id;
     }
     if (queue_.size() >= ctx_.options.max_queue) {
         answer_later(std::move(callbacks.done),
                      ctx_.error("endpoint " + ctx_.options.display_name + " queue full (" +
                                     std::to_string(queue_.size()) + " jobs waiting): retry later",
-                                "", !write && job.may_retry));
+                                "", !write && job.may_retry, job.route_reason));
         return id;
     }
     auto state = std::make_unique<JobState>(*this, id, std::move(job), std::move(callbacks), ctx_.encoders,
                                             ctx_.served_by, ctx_.options.max_chunk_bytes);
     state->total_ms = total_ms;
     // Classified before anything is sent: a refusal never reaches the server.
-    const auto classification = state->job.classification
-                                    ? state->job.classification
-                                    : ctx_.classifier->classify(state->job.sql, write ? Operation::write : Operation::read);
+    const auto classification =
+        state->job.classification
+            ? state->job.classification
+            : ctx_.classifier->classify(state->job.sql, write ? Operation::write : Operation::read);
     if (auto refusal = prepare_job(state->job, *classification, ctx_.options.role, state->prepared)) {
-        answer_later(std::move(state->callbacks.done), ctx_.error(refusal->message, refusal->sqlstate));
+        answer_later(std::move(state->callbacks.done),
+                     ctx_.error(refusal->message, refusal->sqlstate, false, state->job.route_reason));
         return id;
     }
     JobState& js = *state;
@@ -346,6 +349,10 @@ void Scheduler::job_result(JobState& job, std::size_t tag, PgResultPtr result) {
             // wanted; the server stops producing it.
             stop(job, JobState::Stop::limit, job.stream.problem(), "54000");
             return;
+        case JobState::Absorbed::behind_running:
+            // Its guard failed and the read is still sending rows nobody will see.
+            stop(job, JobState::Stop::behind, job.behind_message(), "");
+            return;
     }
 }
 
@@ -357,6 +364,8 @@ void Scheduler::job_finished(JobState& job) {
 
 void Scheduler::finish(JobState& job, Slot* slot) {
     if (job.stop != JobState::Stop::none) return complete(job, stopped_outcome(job, false, slot));
+    // The guard's verdict first: whatever the read did, none of it is shown.
+    if (job.behind) return complete(job, behind_outcome(job));
     if (!job.streamed && ((job.aborted_by_batch && !job.failed) || (job.stray_cancel && !job.is_write()))) {
         // Never executed (skipped for a batch-mate's error), or stopped by a
         // cancel meant for another job: not its fault, sent again for free (a
@@ -374,17 +383,36 @@ void Scheduler::finish(JobState& job, Slot* slot) {
         out.chunks = job.stream.finish_error(message, job.error.sqlstate, job.streamed);
         return complete(job, std::move(out));
     }
-    if (!job.is_write()) {
-        Outcome out;
-        out.ok = true;
-        out.chunks = job.stream.finish_ok("", -1, false);
-        return complete(job, std::move(out));
-    }
+    if (!job.is_write()) return complete(job, read_outcome(job));
     complete(job, write_outcome(job, slot));
 }
 
+Outcome Scheduler::read_outcome(JobState& job) {
+    // Its token, when the LSN step answered and the connection's system
+    // identifier is known; without them, the rows without a token (none is
+    // better than a wrong one). The trailer carries it: the head may have
+    // left already.
+    Outcome out;
+    out.ok = true;
+    out.lsn = job.lsn.value_or(0);
+    if (job.lsn && job.lsn_sysid != 0) {
+        const std::string token = std::to_string(job.lsn_sysid) + "/" + format_lsn(*job.lsn);
+        out.chunks = job.stream.finish_ok(token, -1, true);
+    } else {
+        out.chunks = job.stream.finish_ok("", -1, false);
+    }
+    return out;
+}
+
+Outcome Scheduler::behind_outcome(JobState& job) {
+    Outcome out;
+    out.behind = true;
+    out.chunks = job.stream.finish_error(job.behind_message(), "", job.streamed);
+    return out;
+}
+
 Outcome Scheduler::write_outcome(JobState& job, Slot* slot) {
-    const std::uint64_t sysid = slot != nullptr ? slot->conn.system_identifier() : ctx_.health.system_identifier;
+    const std::uint64_t sysid = job.lsn_sysid;
     if (!job.lsn || sysid == 0) {
         const std::string why =
             !job.lsn ? job.lsn_error
@@ -402,6 +430,7 @@ Outcome Scheduler::write_outcome(JobState& job, Slot* slot) {
     const std::string token = std::to_string(sysid) + "/" + format_lsn(*job.lsn);
     Outcome out;
     out.ok = true;
+    out.lsn = *job.lsn;
     out.chunks = job.stream.finish_ok(token, job.affected, true);
     return out;
 }
@@ -427,19 +456,21 @@ Outcome Scheduler::stopped_outcome(JobState& job, bool closed, Slot* slot) {
     Outcome out;
     out.chunks = job.stream.finish_error(text, sqlstate, job.streamed);
     out.cancelled = job.cancelled;
+    out.behind = job.stop == JobState::Stop::behind;
     return out;
 }
 
 Outcome Scheduler::endpoint_failure(const JobState& job, const std::string& why) const {
     // The dispatcher may send it to the next endpoint: a read that streamed
     // nothing and whose one re-send is unspent.
-    return ctx_.error(why, "", !job.is_write() && job.job.may_retry && !job.streamed);
+    return ctx_.error(why, "", !job.is_write() && job.job.may_retry && !job.streamed, job.job.route_reason);
 }
 
 void Scheduler::job_closed(JobState& job, const CloseInfo& info) {
     Slot* slot = job.slot;
     detach(job);
     if (job.stop != JobState::Stop::none) return complete(job, stopped_outcome(job, !info.complete, slot));
+    if (job.behind) return complete(job, behind_outcome(job));  // known: what the read did no longer matters
     if (info.complete) {
         // Its results were all in; only the batch's sync was missing, or it
         // showed a batch-mate's session change (which may have affected it).
@@ -465,7 +496,8 @@ void Scheduler::job_closed(JobState& job, const CloseInfo& info) {
         if (job.is_write()) {
             const bool started = info.head == &job;
             return complete(job, ctx_.error(info.why + (started ? "; the write may or may not have committed"
-                                                                : "; the write was not executed")));
+                                                                : "; the write was not executed"),
+                                            "", false, job.job.route_reason));
         }
         if (job.streamed) {
             Outcome out;
@@ -478,9 +510,11 @@ void Scheduler::job_closed(JobState& job, const CloseInfo& info) {
     if (job.is_write()) {
         if (job.failed && backend_ended(job.error.sqlstate)) {
             // Its statement failed (the backend ended under it): not committed.
-            return complete(job, ctx_.error(job.error.message + "; the write was rolled back", job.error.sqlstate));
+            return complete(job, ctx_.error(job.error.message + "; the write was rolled back", job.error.sqlstate,
+                                            false, job.job.route_reason));
         }
-        return complete(job, ctx_.error(info.why + "; the write may or may not have committed"));
+        return complete(
+            job, ctx_.error(info.why + "; the write may or may not have committed", "", false, job.job.route_reason));
     }
     // A read that may have run: whether the server is still there decides.
     job.where = JobState::Where::confirming;
@@ -627,7 +661,7 @@ void Scheduler::drain(std::string reason, std::function<void()> drained) {
         while (!queue_.empty()) {
             JobState* job = queue_.front();
             queue_.pop_front();
-            complete(*job, ctx_.error(drain_reason_));
+            complete(*job, ctx_.error(drain_reason_, "", false, job->job.route_reason));
         }
         check_drained();
     });

@@ -88,6 +88,8 @@ private:
     void finish(JobState& job, Slot* slot);
     Outcome stopped_outcome(JobState& job, bool closed, Slot* slot);
     Outcome write_outcome(JobState& job, Slot* slot);
+    Outcome read_outcome(JobState& job);
+    Outcome behind_outcome(JobState& job);
     Outcome endpoint_failure(const JobState& job, const std::string& why) const;
     void complete(JobState& job, Outcome outcome);
     void fail_queue(const std::string& why);

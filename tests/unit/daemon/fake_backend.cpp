@@ -60,6 +60,13 @@ void FakeEndpoint::set_health(bool healthy, std::uint64_t lag_ms, std::uint32_t 
     for (auto& fn : callbacks_) fn();
 }
 
+void FakeEndpoint::set_replay_lsn(std::uint64_t lsn) {
+    health_.replay_lsn = lsn;
+    // A copy: a callback may register another one.
+    const auto callbacks = lsn_callbacks_;
+    for (auto& fn : callbacks) fn(lsn);
+}
+
 void FakeEndpoint::complete_next(pg::Outcome outcome) {
     Submitted s = std::move(jobs.front());
     jobs.pop_front();

@@ -3,7 +3,9 @@
 // the real backend does). Health is set by the test.
 #pragma once
 
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +37,12 @@ public:
     const pg::EndpointOptions& options() const override { return options_; }
     void on_health_change(std::function<void()> fn) override { callbacks_.push_back(std::move(fn)); }
     void set_lag_tracker(std::shared_ptr<pg::LagTracker>) override {}
+    /// Records the mode (lsn_watch_fast, and every call in lsn_watch_calls).
+    void set_lsn_watch(bool fast) override {
+        lsn_watch_fast = fast;
+        lsn_watch_calls.push_back(fast);
+    }
+    void on_replay_lsn(std::function<void(std::uint64_t)> fn) override { lsn_callbacks_.push_back(std::move(fn)); }
     void drain(std::string reason, std::function<void()> drained) override;
     std::size_t in_flight() const override { return jobs.size(); }
     void update_health(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds check_interval,
@@ -47,6 +55,11 @@ public:
 
     /// Sets health and runs the health callbacks.
     void set_health(bool healthy, std::uint64_t lag_ms = 0, std::uint32_t rtt_us = 1000);
+    /// An LSN poll of the replica: sets health().replay_lsn and runs the
+    /// on_replay_lsn callbacks (not the health callbacks, like the real one).
+    void set_replay_lsn(std::uint64_t lsn);
+    /// Sets health().replay_rate (bytes per second; no callbacks).
+    void set_replay_rate(double bytes_per_second) { health_.replay_rate = bytes_per_second; }
     /// Answers the oldest job.
     void complete_next(pg::Outcome outcome);
     /// Answers the job `id`; false when there is none.
@@ -58,6 +71,8 @@ public:
     std::vector<pg::JobId> cancelled;
     std::vector<pg::JobId> resumed;
     bool cancel_answers_at_once = false;
+    bool lsn_watch_fast = false;
+    std::vector<bool> lsn_watch_calls;
     bool started = false;
     bool draining = false;
     std::string drain_reason;
@@ -67,6 +82,7 @@ private:
     pg::EndpointOptions options_;
     pg::Health health_;
     std::vector<std::function<void()>> callbacks_;
+    std::vector<std::function<void(std::uint64_t)>> lsn_callbacks_;
     std::function<void()> drained_;
     pg::JobId next_id_ = 1;
 };
