@@ -60,6 +60,8 @@ public:
     }
 
     void set_lag_tracker(std::shared_ptr<LagTracker> tracker) override { probe_.set_lag_tracker(std::move(tracker)); }
+    void set_lsn_watch(bool) override {}                                 // TEMP: rc-pg
+    void on_replay_lsn(std::function<void(std::uint64_t)>) override {}  // TEMP: rc-pg
 
     void drain(std::string reason, std::function<void()> drained) override {
         probe_.stop();

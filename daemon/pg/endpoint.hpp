@@ -66,6 +66,11 @@ struct Job {
     /// dispatcher's ClassifierWorker, off the loop, for a long text); else
     /// the endpoint classifies it when it is submitted.
     std::shared_ptr<const Classification> classification;
+    /// A read on a replica is answered only if the replica's replay LSN was at
+    /// least this when the read ran; else Outcome::behind. 0: no condition.
+    std::uint64_t min_lsn = 0;
+    /// Written into the response head (rgd_route_reason).
+    std::string route_reason;
 };
 
 /// Identifies a submitted job for resume() and cancel(); never reused.
@@ -88,6 +93,10 @@ struct Outcome {
     bool retry_elsewhere = false;
     /// The job ended because cancel() was called (its chunks hold an error).
     bool cancelled = false;
+    /// A read with Job::min_lsn found the replica behind it: nothing was delivered.
+    bool behind = false;
+    /// The LSN of the answer's token (0: none).
+    std::uint64_t lsn = 0;
 };
 
 using Completion = std::function<void(Outcome&&)>;
@@ -118,6 +127,7 @@ struct Health {
     std::uint32_t pool_in_use = 0;
     std::uint32_t pool_size = 0;
     std::uint64_t system_identifier = 0;  ///< primary: pg_control_system(); 0 until known
+    double replay_rate = 0;               ///< replica: bytes per second replayed, smoothed; 0 unknown
     std::string last_error;               ///< "" when none; safe to show (no secrets)
 };
 
@@ -159,6 +169,10 @@ public:
     /// and the next connect of every connection.
     virtual void update_health(std::chrono::milliseconds connect_timeout, std::chrono::milliseconds check_interval,
                                unsigned down_after, unsigned up_after) = 0;
+    /// While fast, the replay LSN is polled back to back (read_consistent waiters).
+    virtual void set_lsn_watch(bool fast) = 0;
+    /// Called on the loop after every replay-LSN poll of a replica.
+    virtual void on_replay_lsn(std::function<void(std::uint64_t lsn)> fn) = 0;
 };
 
 /// LSN text ("16/B374D848") <-> integer. parse_lsn returns nullopt on bad input.

@@ -45,6 +45,17 @@ public:
         options_.up_after = up_after;
     }
 
+    void set_lsn_watch(bool fast) override { lsn_watch_fast = fast; }
+    void on_replay_lsn(std::function<void(std::uint64_t)> fn) override { lsn_callbacks_.push_back(std::move(fn)); }
+    /// Sets Health::replay_lsn and runs the on_replay_lsn callbacks.
+    void set_replay_lsn(std::uint64_t lsn, double rate = 0) {
+        health_.replay_lsn = lsn;
+        health_.replay_rate = rate;
+        for (auto& fn : lsn_callbacks_) fn(lsn);
+    }
+    void set_system_identifier(std::uint64_t id) { health_.system_identifier = id; }
+    bool lsn_watch_fast = false;
+
     /// Sets health and runs the health callbacks.
     void set_health(bool healthy, std::uint64_t lag_ms = 0, std::uint32_t rtt_us = 1000);
     /// Answers the oldest job.
@@ -67,6 +78,7 @@ private:
     pg::EndpointOptions options_;
     pg::Health health_;
     std::vector<std::function<void()>> callbacks_;
+    std::vector<std::function<void(std::uint64_t)>> lsn_callbacks_;
     std::function<void()> drained_;
     pg::JobId next_id_ = 1;
 };
