@@ -120,6 +120,9 @@ std::span<const EndpointState> Backends::routing_states() {
         s.checked = has_verdict(h);
         s.lag_ms = h.lag_ms;
         s.rtt_us = h.rtt_us;
+        s.replay_lsn = h.replay_lsn;
+        s.replay_rate = h.replay_rate;
+        s.system_identifier = h.system_identifier;
     }
     return states_;
 }

@@ -389,6 +389,7 @@ StatusSnapshot Daemon::snapshot() {
         r.lag_bytes = h.lag_bytes;
         r.rtt_us = h.rtt_us;
         r.replay_lsn = h.replay_lsn;
+        r.replay_rate = h.replay_rate;
         r.pool_in_use = h.pool_in_use;
         r.pool_size = h.pool_size;
         r.cache_healthy = backends_->cache_healthy(e.region_index);
@@ -412,6 +413,7 @@ StatusSnapshot Daemon::snapshot() {
         const auto counter = static_cast<shm::Counter>(i);
         s.counters.emplace_back(counter_name(counter), stats_.get(counter));
     }
+    s.consistent_wait = stats_.consistent_wait();
     return s;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "daemon/consistent_read_handler.hpp"
 #include "daemon/read_handler.hpp"
 #include "daemon/write_handler.hpp"
 
@@ -33,9 +34,15 @@ Dispatcher::Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& bac
     handlers_[static_cast<std::size_t>(shm::Op::read_local)] = std::make_unique<ReadHandler>(RouteKind::read_local);
     handlers_[static_cast<std::size_t>(shm::Op::read_primary)] = std::make_unique<ReadHandler>(RouteKind::read_primary);
     handlers_[static_cast<std::size_t>(shm::Op::write)] = std::make_unique<WriteHandler>();
-    handlers_[static_cast<std::size_t>(shm::Op::read_consistent)] =
-        std::make_unique<NotImplementedHandler>("read_consistent");
+    handlers_[static_cast<std::size_t>(shm::Op::read_consistent)] = std::make_unique<ConsistentReadHandler>();
     handlers_[static_cast<std::size_t>(shm::Op::cached_read)] = std::make_unique<NotImplementedHandler>("cached_read");
+    lsn_waiters_.resize(backends_.size());
+    const std::weak_ptr<const bool> alive = scope_.token();
+    for (std::size_t i = 0; i < backends_.size(); ++i) {
+        backends_.at(i).endpoint->on_replay_lsn([this, alive, i](std::uint64_t lsn) {
+            if (!alive.expired()) on_replay_lsn(i, lsn);
+        });
+    }
 }
 
 Dispatcher::~Dispatcher() = default;
@@ -74,6 +81,7 @@ void Dispatcher::on_request(ClientId client, std::uint64_t request_id, const shm
     timeout = std::min(timeout, settings_.max_request_timeout);
     r.deadline = std::chrono::steady_clock::now() + timeout;
     r.job.sql.assign(request.sql);
+    r.token.assign(request.token);
     r.job.params.reserve(request.params.size());
     for (const auto& p : request.params)
         r.job.params.push_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
@@ -147,6 +155,68 @@ void Dispatcher::park(PendingRequest& request, std::string_view error) {
     parked_.push_back(ticket);
 }
 
+void Dispatcher::wait_for_lsn(PendingRequest& request, std::size_t index, std::uint64_t lsn,
+                              std::chrono::steady_clock::time_point until) {
+    request.parked = true;
+    request.lsn_waiting = true;
+    request.lsn_wait_endpoint = index;
+    request.lsn_wait = lsn;
+    if (lsn_waiters_[index].empty()) backends_.at(index).endpoint->set_lsn_watch(true);
+    lsn_waiters_[index].emplace(lsn, request.ticket);
+    const std::uint64_t ticket = request.ticket;
+    request.parked_deadline = loop_.timer(until - std::chrono::steady_clock::now(), [this, ticket] {
+        auto it = requests_.find(ticket);
+        if (it == requests_.end() || !it->second.parked) return;
+        unpark(it->second);
+        if (!it->second.answered && !draining_) {
+            handler(it->second.op).on_wait_over(it->second, *this);
+            if (!it->second.job_running && !it->second.answered && !it->second.parked)
+                answer_error(it->second, "internal error: no handler took the request");
+        }
+        finish_if_idle(it);
+    });
+    parked_.push_back(ticket);
+}
+
+void Dispatcher::unpark(PendingRequest& request) {
+    request.parked = false;
+    request.parked_deadline.cancel();
+    if (!request.lsn_waiting) return;
+    request.lsn_waiting = false;
+    auto& waiters = lsn_waiters_[request.lsn_wait_endpoint];
+    const auto [first, last] = waiters.equal_range(request.lsn_wait);
+    for (auto w = first; w != last; ++w) {
+        if (w->second == request.ticket) {
+            waiters.erase(w);
+            break;
+        }
+    }
+    if (waiters.empty()) backends_.at(request.lsn_wait_endpoint).endpoint->set_lsn_watch(false);
+}
+
+void Dispatcher::on_replay_lsn(std::size_t index, std::uint64_t lsn) {
+    auto& waiters = lsn_waiters_[index];
+    if (waiters.empty() || waiters.begin()->first > lsn) return;
+    // Released in LSN order; start() may park a request again (not on this
+    // endpoint for this LSN: the replica has it now).
+    std::vector<std::uint64_t> released;
+    for (auto w = waiters.begin(); w != waiters.end() && w->first <= lsn; ++w) released.push_back(w->second);
+    for (const std::uint64_t ticket : released) {
+        auto it = requests_.find(ticket);
+        if (it == requests_.end() || !it->second.lsn_waiting) continue;
+        PendingRequest& r = it->second;
+        unpark(r);
+        if (!r.answered && !draining_) start(r);
+        finish_if_idle(it);
+    }
+}
+
+std::uint64_t Dispatcher::system_identifier() {
+    for (const EndpointState& e : backends_.routing_states())
+        if (e.system_identifier != 0) return e.system_identifier;
+    return 0;
+}
+
 void Dispatcher::on_backends_changed() {
     if (parked_.empty()) return;
     // start() may park a request again (into the fresh parked_).
@@ -156,8 +226,13 @@ void Dispatcher::on_backends_changed() {
         auto it = requests_.find(ticket);
         if (it == requests_.end() || !it->second.parked) continue;
         PendingRequest& r = it->second;
-        r.parked = false;
-        r.parked_deadline.cancel();
+        // A read_consistent waiting for a replica that is still healthy keeps
+        // waiting (its own LSN polls release it); any other change plans again.
+        if (r.lsn_waiting && !draining_ && backends_.at(r.lsn_wait_endpoint).endpoint->health().healthy) {
+            parked_.push_back(ticket);
+            continue;
+        }
+        unpark(r);
         if (!r.answered && !draining_) {
             start(r);
         } else if (!r.answered) {
@@ -224,12 +299,17 @@ void Dispatcher::on_done(std::uint64_t ticket, pg::Outcome&& outcome) {
     if (!r.answered) {
         if (!outcome.ok && !outcome.cancelled) {
             handler(r.op).on_failure(r, outcome, *this);
-            if (r.job_running) return;  // sent again
+            if (r.job_running || r.parked) return;  // sent again, or waiting to be
+            if (r.answered) {                       // the handler answered it itself
+                finish_if_idle(it);
+                return;
+            }
         }
         if (!outcome.ok) {
             stats_.add(shm::Counter::errors);
             if (std::chrono::steady_clock::now() >= r.deadline) stats_.add(shm::Counter::timeouts);
         }
+        if (!outcome.cancelled) handler(r.op).on_answer(r, outcome, *this);
         forget(r);
         responder_.respond(r.client, r.request_id, std::move(outcome.chunks));
     }
@@ -248,7 +328,7 @@ void Dispatcher::on_cancel(ClientId client, std::uint64_t request_id) {
     forget(it->second);
     // A parked or classifying request has nothing running: it ends here (the
     // worker's late result finds no request).
-    it->second.parked = false;
+    if (it->second.parked) unpark(it->second);
     it->second.classifying = false;
     if (it->second.job_running)
         cancel_jobs({{it->second.endpoint, it->second.job_id}});  // counts until its done
@@ -318,9 +398,8 @@ void Dispatcher::end_parked(const std::vector<std::uint64_t>& tickets) {
     for (const std::uint64_t ticket : tickets) {
         auto it = requests_.find(ticket);
         if (it == requests_.end() || !(it->second.parked || it->second.classifying)) continue;
-        it->second.parked = false;
+        if (it->second.parked) unpark(it->second);
         it->second.classifying = false;
-        it->second.parked_deadline.cancel();
         finish_if_idle(it);
     }
 }

@@ -35,9 +35,9 @@
 #include <vector>
 
 #include "daemon/backends.hpp"
+#include "daemon/classifier_worker.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/operation_handler.hpp"
-#include "daemon/classifier_worker.hpp"
 #include "daemon/request_flow.hpp"
 #include "daemon/stats.hpp"
 
@@ -85,6 +85,17 @@ private:
     void submit(PendingRequest& request, std::size_t index, bool keep_job) override;
     void answer_error(PendingRequest& request, std::string_view message) override;
     void park(PendingRequest& request, std::string_view error) override;
+    void wait_for_lsn(PendingRequest& request, std::size_t index, std::uint64_t lsn,
+                      std::chrono::steady_clock::time_point until) override;
+    std::span<const EndpointState> endpoint_states() override { return backends_.routing_states(); }
+    std::uint64_t system_identifier() override;
+    void count(shm::Counter counter) override { stats_.add(counter); }
+    void record_consistent_wait(std::chrono::nanoseconds waited) override { stats_.record_consistent_wait(waited); }
+
+    /// An endpoint's replay LSN was polled: releases the waiters it reached.
+    void on_replay_lsn(std::size_t index, std::uint64_t lsn);
+    /// Takes a parked request off the parked state (and the LSN waiters).
+    void unpark(PendingRequest& request);
 
     OperationHandler& handler(shm::Op op);
     /// Runs the request's handler (or answers "internal error" when it took
@@ -111,7 +122,10 @@ private:
     std::map<Key, std::uint64_t> waiting_;  ///< (client, request id) -> ticket, until answered or forgotten
     std::array<std::unique_ptr<OperationHandler>, 6> handlers_;  ///< by shm::Op (1..5)
     ClassifierWorker classifier_worker_;
-    std::vector<std::uint64_t> parked_;  ///< tickets; a ticket no longer parked is skipped
+    std::vector<std::uint64_t> parked_;
+    /// Per endpoint: LSN -> ticket of the read_consistent requests waiting for it.
+    std::vector<std::multimap<std::uint64_t, std::uint64_t>>
+        lsn_waiters_;  ///< tickets; a ticket no longer parked is skipped
     std::uint64_t next_ticket_ = 1;
     bool draining_ = false;
     /// Callbacks handed to endpoints check it: after the dispatcher is gone

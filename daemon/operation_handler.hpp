@@ -16,10 +16,12 @@
 #include "config/config.hpp"
 #include "daemon/backends.hpp"
 #include "daemon/client_session.hpp"
+#include "daemon/consistent_plan.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/pg/endpoint.hpp"
 #include "daemon/routing.hpp"
 #include "shm/codec.hpp"
+#include "shm/state_layout.hpp"
 
 namespace regiond::daemon {
 
@@ -36,6 +38,16 @@ struct DispatchSettings {
     static DispatchSettings from(const config::Config& config);
 };
 
+/// read_consistent's part of a request (ConsistentReadHandler).
+struct ConsistentState {
+    bool checked = false;        ///< the token was parsed and matched the cluster
+    bool as_read_local = false;  ///< an empty token
+    std::uint64_t token_lsn = 0;
+    std::optional<std::chrono::steady_clock::time_point> waiting_since;  ///< first wait for the replica
+    std::chrono::steady_clock::time_point released_at;                   ///< when that wait ended
+    ConsistentKind kind = ConsistentKind::primary;                       ///< where it was sent last
+};
+
 /// One request, from when the dispatcher received it until its last job ended.
 struct PendingRequest {
     std::uint64_t ticket = 0;  ///< unique for the daemon's life
@@ -43,7 +55,9 @@ struct PendingRequest {
     std::uint64_t request_id = 0;
     shm::Op op = shm::Op::read_local;
     std::chrono::steady_clock::time_point deadline;
-    pg::Job job;                     ///< what is sent (kept for a re-send)
+    pg::Job job;        ///< what is sent (kept for a re-send)
+    std::string token;  ///< read_consistent's token, as the client sent it
+    ConsistentState consistent;
     std::vector<std::size_t> tried;  ///< endpoint indices, in order
 
     // The job now on an endpoint.
@@ -64,6 +78,11 @@ struct PendingRequest {
     bool parked = false;
     std::string parked_error;  ///< the answer if the deadline comes first
     TimerHandle parked_deadline;
+    /// Parked on the LSN waiters of endpoint lsn_wait_endpoint until its replay
+    /// LSN reaches lsn_wait (read_consistent); the timer then means "wait over".
+    bool lsn_waiting = false;
+    std::size_t lsn_wait_endpoint = 0;
+    std::uint64_t lsn_wait = 0;
 };
 
 /// What a handler may ask of the dispatcher.
@@ -84,6 +103,18 @@ public:
     /// request waits, and start() runs again at the next health change; at the
     /// request's deadline it is answered with `error` instead.
     virtual void park(PendingRequest& request, std::string_view error) = 0;
+    /// Parks the request until endpoint `index`'s polled replay LSN reaches
+    /// `lsn` (start() runs again then) or `until` passes (on_wait_over runs).
+    /// While anyone waits on an endpoint its replay LSN is polled back to back.
+    virtual void wait_for_lsn(PendingRequest& request, std::size_t index, std::uint64_t lsn,
+                              std::chrono::steady_clock::time_point until) = 0;
+    /// Every endpoint's health, lag, RTT and replay LSN (index = endpoint index).
+    virtual std::span<const EndpointState> endpoint_states() = 0;
+    /// The cluster's system identifier (tokens carry it); 0 until an endpoint connected.
+    virtual std::uint64_t system_identifier() = 0;
+    virtual void count(shm::Counter counter) = 0;
+    /// A read_consistent waited this long for the local replica and was served there.
+    virtual void record_consistent_wait(std::chrono::nanoseconds waited) = 0;
     /// Parks the request when the route awaits a verdict, else answers its
     /// error. Precondition: !route.ok().
     void no_route(PendingRequest& request, const Route& route) {
@@ -104,6 +135,16 @@ public:
     /// A job of the request failed (not cancelled, the client still waits). The
     /// handler may submit it again; if it does not, the outcome is the answer.
     virtual void on_failure(PendingRequest& request, const pg::Outcome& outcome, DispatchContext& context) {
+        (void)request;
+        (void)outcome;
+        (void)context;
+    }
+    /// A wait_for_lsn() ran out. Default: the request is answered with a timeout.
+    virtual void on_wait_over(PendingRequest& request, DispatchContext& context) {
+        context.answer_error(request, "timed out waiting for a replica");
+    }
+    /// The final outcome of the request (not called for a cancelled one).
+    virtual void on_answer(PendingRequest& request, const pg::Outcome& outcome, DispatchContext& context) {
         (void)request;
         (void)outcome;
         (void)context;

@@ -12,6 +12,7 @@ void ReadHandler::start(PendingRequest& request, DispatchContext& context) {
         context.no_route(request, route);
         return;
     }
+    request.job.route_reason = route.reason;
     context.submit(request, route.candidates.front(), true);
 }
 
@@ -27,6 +28,7 @@ void ReadHandler::on_failure(PendingRequest& request, const pg::Outcome& outcome
               failed.region + " " + failed.display_name);
     request.resent = true;
     request.job.may_retry = false;
+    request.job.route_reason = failed.region + " " + failed.display_name + " failed under the read; " + route.reason;
     context.submit(request, route.candidates.front(), false);
 }
 

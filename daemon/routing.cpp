@@ -71,6 +71,22 @@ Route route_reads(std::span<const EndpointState> endpoints, const RoutingSetting
         route.candidates.insert(route.candidates.end(), candidates[b].begin(), candidates[b].end());
         for (const std::string& reason : reasons[b]) why += (why.empty() ? "" : "; ") + reason;
     }
+    if (!route.candidates.empty()) {
+        const std::size_t first = route.candidates.front();
+        const EndpointState& e = endpoints[first];
+        if (e.region == settings.local_region) {
+            route.reason = "local " + label(e, endpoints, settings);
+        } else {
+            std::string local_out;
+            for (const std::string& reason : reasons[local_replica])
+                local_out += (local_out.empty() ? "" : "; ") + reason;
+            if (local_out.empty() && candidates[local_replica].empty())
+                local_out = "no replica in " + settings.local_region;
+            route.reason = local_out + "; nearest healthy: " + (e.role == pg::Role::primary ? e.region + " " : "") +
+                           label(e, endpoints, settings) + " (rtt " +
+                           format_duration(std::chrono::microseconds(e.rtt_us)) + ")";
+        }
+    }
     if (route.candidates.empty()) {
         route.awaiting_verdict = unchecked;
         route.error = "no healthy endpoint for reads in " + settings.local_region;
@@ -90,6 +106,7 @@ Route route_primary(RouteKind kind, std::span<const EndpointState> endpoints, st
         if (e.role != pg::Role::primary || contains(exclude, i)) continue;
         if (e.healthy) {
             route.candidates.push_back(i);
+            route.reason = "primary";
             return route;
         }
         route.awaiting_verdict = !e.checked;

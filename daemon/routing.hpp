@@ -40,6 +40,9 @@ struct EndpointState {
     bool checked = false;  ///< false until the first probe finished (no verdict yet)
     std::uint64_t lag_ms = 0;
     std::uint32_t rtt_us = 0;
+    std::uint64_t replay_lsn = 0;         ///< replica: last polled replay LSN (a lower bound of the current one)
+    double replay_rate = 0;               ///< replica: bytes replayed per second, smoothed; 0 unknown
+    std::uint64_t system_identifier = 0;  ///< 0 until the endpoint has connected once
 };
 
 enum class RouteKind : std::uint8_t { read_local, read_primary, write };
@@ -52,6 +55,9 @@ struct RoutingSettings {
 struct Route {
     std::vector<std::size_t> candidates;  ///< indices into the endpoint list, best first
     std::string error;                    ///< set when candidates is empty
+    /// Why the first candidate (rgd_route_reason), e.g. "local replica",
+    /// "replica lag 7.2s > max_lag 5s; nearest healthy: ap-northeast-1 replica (rtt 221ms)".
+    std::string reason;
     /// No candidate now, but an endpoint that could be one has no verdict yet
     /// (the daemon just started or the endpoint was just added): worth waiting
     /// for its first probe rather than failing a request in the daemon's first

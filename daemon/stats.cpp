@@ -1,5 +1,7 @@
 #include "daemon/stats.hpp"
 
+#include <algorithm>
+
 #include "shm/state_segment.hpp"
 
 namespace regiond::daemon {
@@ -23,6 +25,9 @@ const char* counter_name(shm::Counter counter) noexcept {
         case Counter::invalidations_received: return "invalidations_received";
         case Counter::consistent_reads_waited: return "consistent_reads_waited";
         case Counter::consistent_reads_to_primary: return "consistent_reads_to_primary";
+        case Counter::consistent_reads_local: return "consistent_reads_local";
+        case Counter::consistent_reads_elsewhere: return "consistent_reads_elsewhere";
+        case Counter::consistent_reads_failed: return "consistent_reads_failed";
         case Counter::kCount: break;
     }
     return "unknown";
@@ -37,6 +42,15 @@ void Stats::attach(shm::StateSegment* segment) noexcept {
 void Stats::add(shm::Counter counter, std::uint64_t n) noexcept {
     values_[static_cast<std::size_t>(counter)] += n;
     if (segment_ != nullptr) segment_->add(counter, n);
+}
+
+void Stats::record_consistent_wait(std::chrono::nanoseconds waited) noexcept {
+    const auto us = static_cast<std::uint64_t>(
+        std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+    for (std::size_t i = 0; i < WaitHistogram::kBoundsUs.size(); ++i)
+        if (us <= WaitHistogram::kBoundsUs[i]) ++consistent_wait_.buckets[i];
+    ++consistent_wait_.count;
+    consistent_wait_.sum_us += us;
 }
 
 }  // namespace regiond::daemon

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 
 #include "shm/state_layout.hpp"
@@ -19,6 +20,15 @@ const char* counter_name(shm::Counter counter) noexcept;
 
 inline constexpr std::size_t kCounterCount = static_cast<std::size_t>(shm::Counter::kCount);
 
+/// Cumulative buckets of a Prometheus histogram of durations.
+struct WaitHistogram {
+    static constexpr std::array<std::uint64_t, 10> kBoundsUs = {500,    1'000,  2'000,   5'000,   10'000,
+                                                                20'000, 50'000, 100'000, 200'000, 500'000};
+    std::array<std::uint64_t, kBoundsUs.size()> buckets{};  ///< observations <= bound (cumulative)
+    std::uint64_t count = 0;
+    std::uint64_t sum_us = 0;
+};
+
 class Stats {
 public:
     /// Mirrors every later add() into `segment` (nullptr: local only). Copies the
@@ -27,8 +37,14 @@ public:
     void add(shm::Counter counter, std::uint64_t n = 1) noexcept;
     std::uint64_t get(shm::Counter counter) const noexcept { return values_[static_cast<std::size_t>(counter)]; }
 
+    /// read_consistent requests served by the local replica after waiting for it:
+    /// how long they waited (a Prometheus histogram, kept here only).
+    void record_consistent_wait(std::chrono::nanoseconds waited) noexcept;
+    const WaitHistogram& consistent_wait() const noexcept { return consistent_wait_; }
+
 private:
     std::array<std::uint64_t, kCounterCount> values_{};
+    WaitHistogram consistent_wait_;
     shm::StateSegment* segment_ = nullptr;
 };
 

@@ -80,8 +80,9 @@ public:
         out_ += type;
         out_ += '\n';
     }
-    void sample(std::string_view labels, std::string_view value) {
+    void sample(std::string_view labels, std::string_view value, std::string_view suffix = "") {
         out_ += name_;
+        out_ += suffix;
         if (!labels.empty()) {
             out_ += '{';
             out_ += labels;
@@ -127,12 +128,13 @@ std::string format_status_text(const StatusSnapshot& s) {
     out += '\n';
 
     std::vector<std::vector<std::string>> rows;
-    rows.push_back(
-        {"REGION", "ENDPOINT", "ROLE", "HEALTHY", "LAG_MS", "LAG_BYTES", "RTT_MS", "POOL", "CACHE", "ALERT"});
+    rows.push_back({"REGION", "ENDPOINT", "ROLE", "HEALTHY", "LAG_MS", "LAG_BYTES", "REPLAY_LSN", "RTT_MS", "POOL",
+                    "CACHE", "ALERT"});
     for (const EndpointReport& e : s.endpoints) {
         const bool replica = e.role == pg::Role::replica;
         rows.push_back({e.region, e.endpoint, role_name(e.role), e.healthy ? "yes" : "no",
                         replica ? std::to_string(e.lag_ms) : "-", replica ? std::to_string(e.lag_bytes) : "-",
+                        replica && e.replay_lsn != 0 ? base::format_lsn(e.replay_lsn) : "-",
                         e.healthy ? rtt_ms_text(e.rtt_us) : "-",
                         std::to_string(e.pool_in_use) + "/" + std::to_string(e.pool_size),
                         e.cache_healthy ? "up" : "down", e.alert ? "LAG" : "-"});
@@ -272,6 +274,44 @@ std::string format_metrics(const StatusSnapshot& s) {
         }};
         for (const auto& [op, counter] : ops)
             f.sample("op=\"" + std::string(op) + "\"", std::to_string(counter_value(s, counter)));
+    }
+    {
+        Family f(out, "regiond_replay_lsn_bytes", "gauge",
+                 "Replica: the replay LSN last polled, as a byte position (pg_last_wal_replay_lsn()).");
+        for (const auto& e : s.endpoints)
+            if (e.role == pg::Role::replica) f.sample(endpoint_labels(e), std::to_string(e.replay_lsn));
+    }
+    {
+        Family f(out, "regiond_replay_rate_bytes_per_second", "gauge",
+                 "Replica: WAL bytes replayed per second, smoothed over about a second.");
+        for (const auto& e : s.endpoints)
+            if (e.role == pg::Role::replica)
+                f.sample(endpoint_labels(e), std::to_string(static_cast<std::uint64_t>(e.replay_rate)));
+    }
+    {
+        Family f(out, "regiond_consistent_reads_total", "counter",
+                 "read_consistent answers by where they went: local at once, local after a wait, a replica "
+                 "elsewhere, the primary; failed (bad or foreign token, nobody reached it).");
+        static constexpr std::array<std::pair<std::string_view, std::string_view>, 5> outcomes = {{
+            {"local", "consistent_reads_local"},
+            {"waited", "consistent_reads_waited"},
+            {"elsewhere", "consistent_reads_elsewhere"},
+            {"primary", "consistent_reads_to_primary"},
+            {"failed", "consistent_reads_failed"},
+        }};
+        for (const auto& [outcome, counter] : outcomes)
+            f.sample("outcome=\"" + std::string(outcome) + "\"", std::to_string(counter_value(s, counter)));
+    }
+    {
+        Family f(out, "regiond_consistent_wait_seconds", "histogram",
+                 "How long read_consistent requests served by the local replica waited for it.");
+        const WaitHistogram& h = s.consistent_wait;
+        for (std::size_t i = 0; i < WaitHistogram::kBoundsUs.size(); ++i)
+            f.sample("le=\"" + format_decimal(WaitHistogram::kBoundsUs[i], 6) + "\"", std::to_string(h.buckets[i]),
+                     "_bucket");
+        f.sample("le=\"+Inf\"", std::to_string(h.count), "_bucket");
+        f.sample("", format_decimal(h.sum_us, 6), "_sum");
+        f.sample("", std::to_string(h.count), "_count");
     }
     {
         Family f(out, "regiond_errors_total", "counter", "Requests answered with an error.");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "daemon/pg/endpoint.hpp"
+#include "daemon/stats.hpp"
 
 namespace regiond::daemon {
 
@@ -24,6 +25,7 @@ struct EndpointReport {
     std::uint64_t lag_bytes = 0;
     std::uint32_t rtt_us = 0;
     std::uint64_t replay_lsn = 0;
+    double replay_rate = 0;  ///< replica: bytes replayed per second, smoothed
     std::uint32_t pool_in_use = 0;
     std::uint32_t pool_size = 0;
     bool cache_healthy = false;  ///< the region's Redis
@@ -54,6 +56,7 @@ struct StatusSnapshot {
     std::vector<EndpointReport> endpoints;
     std::vector<CacheReport> caches;                              ///< one per region
     std::vector<std::pair<std::string, std::uint64_t>> counters;  ///< name, value (Stats order)
+    WaitHistogram consistent_wait;                                ///< read_consistent waits for the replica
 };
 
 const char* role_name(pg::Role role) noexcept;

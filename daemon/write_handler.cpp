@@ -10,6 +10,7 @@ void WriteHandler::start(PendingRequest& request, DispatchContext& context) {
         context.no_route(request, route);
         return;
     }
+    request.job.route_reason = route.reason;
     context.submit(request, route.candidates.front(), false);
 }
 

@@ -155,7 +155,10 @@ enum class Counter : std::uint32_t {
     invalidations_received = 13,
     consistent_reads_waited = 14,
     consistent_reads_to_primary = 15,
-    kCount = 16,
+    consistent_reads_local = 16,      ///< served by a local endpoint at once
+    consistent_reads_elsewhere = 17,  ///< by a replica of another region that had the token
+    consistent_reads_failed = 18,     ///< bad token, another cluster's, nobody reached it
+    kCount = 19,
 };
 static_assert(static_cast<std::uint32_t>(Counter::kCount) <= kCounterSlots);
 

@@ -74,8 +74,8 @@ TEST_CASE("answers that need no database: not implemented, no route, too large",
     auto c = TestClient::connect(*d, d->config().daemon.socket);
     REQUIRE(c->ok());
 
-    c->send(1, shm::Op::read_consistent, "select 1");
-    CHECK(error_of(c->wait_response(*d, 1)) == "read_consistent is not implemented yet");
+    c->send(1, shm::Op::cached_read, "select 1");
+    CHECK(error_of(c->wait_response(*d, 1)) == "cached_read is not implemented yet");
     c->send(2, shm::Op::cached_read, "select 1");
     CHECK(error_of(c->wait_response(*d, 2)) == "cached_read is not implemented yet");
 
@@ -334,8 +334,8 @@ TEST_CASE("cancel: the answer to a cancelled request is not sent", "[daemon]") {
     for (int i = 0; i < 5; ++i) d->run_once(1ms);
     f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"x"}}, kMaxChunk));
     // The id may be used again; only the new answer arrives.
-    c->send(1, shm::Op::read_consistent, "select 1");
-    CHECK(error_of(c->wait_response(*d, 1)) == "read_consistent is not implemented yet");
+    c->send(1, shm::Op::cached_read, "select 1");
+    CHECK(error_of(c->wait_response(*d, 1)) == "cached_read is not implemented yet");
 }
 
 TEST_CASE("a response larger than the ring waits in the output queue until the client reads", "[daemon]") {

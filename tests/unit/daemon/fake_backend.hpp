@@ -53,6 +53,8 @@ public:
         options_.up_after = up_after;
     }
 
+    void set_system_identifier(std::uint64_t id) { health_.system_identifier = id; }
+
     /// Sets health and runs the health callbacks.
     void set_health(bool healthy, std::uint64_t lag_ms = 0, std::uint32_t rtt_us = 1000);
     /// An LSN poll of the replica: sets health().replay_lsn and runs the

@@ -65,12 +65,12 @@ TEST_CASE("status text: header, table and alerts", "[status]") {
                Catch::StartsWith("region eu-west-1  pid 4242  uptime 1h2m5s  generation 77  clients 3  in flight 12  "
                                  "orphaned 2  backlog 3 MiB\n"
                                  "state segment /regiond.0a1b2c3d\n\n"));
-    CHECK_THAT(text, Catch::Contains("REGION     ENDPOINT       ROLE     HEALTHY  LAG_MS  LAG_BYTES  RTT_MS   POOL  "
-                                     "CACHE  ALERT\n"));
-    CHECK_THAT(text, Catch::Contains("us-east-1  10.0.0.1:5432  primary  yes      -       -          200.123  1/20  "
-                                     "up     -\n"));
-    CHECK_THAT(text, Catch::Contains("eu-west-1  10.1.0.1:5432  replica  yes      7200    123456     0.450    0/20  "
-                                     "down   LAG\n"));
+    CHECK_THAT(text, Catch::Contains("REGION     ENDPOINT       ROLE     HEALTHY  LAG_MS  LAG_BYTES  REPLAY_LSN   "
+                                     "RTT_MS   POOL  CACHE  ALERT\n"));
+    CHECK_THAT(text, Catch::Contains("us-east-1  10.0.0.1:5432  primary  yes      -       -          -            "
+                                     "200.123  1/20  up     -\n"));
+    CHECK_THAT(text, Catch::Contains("eu-west-1  10.1.0.1:5432  replica  yes      7200    123456     16/B374D848  "
+                                     "0.450    0/20  down   LAG\n"));
     CHECK_THAT(text,
                Catch::Contains("alerts:\n  eu-west-1 replica 10.1.0.1:5432: replication lag 7.2s > alert_after 5s\n"));
     CHECK_THAT(text, Catch::Contains("  eu-west-1 redis: down (connection refused)\n"));
@@ -115,7 +115,7 @@ TEST_CASE("metrics follow the Prometheus text format", "[metrics]") {
         if (line.rfind("# TYPE ", 0) == 0) {
             CHECK(line.substr(7, family.size()) == family);
             const std::string type = line.substr(8 + family.size());
-            CHECK((type == "gauge" || type == "counter"));
+            CHECK((type == "gauge" || type == "counter" || type == "histogram"));
             continue;
         }
         INFO(line);
@@ -138,6 +138,11 @@ TEST_CASE("metrics follow the Prometheus text format", "[metrics]") {
         samples.at("regiond_endpoint_rtt_seconds{region=\"us-east-1\",endpoint=\"10.0.0.1:5432\",role=\"primary\"}") ==
         "0.200123");
     CHECK(samples.at("regiond_lag_alert{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") == "1");
+    CHECK(samples.at("regiond_replay_lsn_bytes{region=\"eu-west-1\",endpoint=\"10.1.0.1:5432\",role=\"replica\"}") ==
+          std::to_string((std::uint64_t{0x16} << 32) | 0xB374D848));
+    CHECK(samples.at("regiond_consistent_reads_total{outcome=\"waited\"}") == "0");
+    CHECK(samples.at("regiond_consistent_wait_seconds_bucket{le=\"+Inf\"}") == "0");
+    CHECK(samples.at("regiond_consistent_wait_seconds_count") == "0");
     CHECK(samples.at("regiond_cache_healthy{region=\"eu-west-1\"}") == "0");
     CHECK(samples.at("regiond_requests_in_flight") == "12");
     CHECK(samples.at("regiond_requests_orphaned") == "2");
