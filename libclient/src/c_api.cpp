@@ -180,6 +180,11 @@ RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl
     });
 }
 
+RGD_API int rgd_token_cmp(const char* a, const char* b) {
+    if (a == nullptr || b == nullptr) return regiond::client::kTokensNotComparable;
+    return regiond::client::token_cmp(a, b);  // noexcept: nothing to catch
+}
+
 RGD_API rgd_result* rgd_health(rgd_client* c) {
     return guarded([&] {
         if (c == nullptr) return make_error("rgd_client is NULL: connect with rgd_connect() first");

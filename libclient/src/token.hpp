@@ -3,11 +3,29 @@
 // "7301234567890123456/0/16B3748".
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace regiond::client {
+
+/// A parsed token: the cluster (pg_control's system identifier) and the LSN.
+struct Token {
+    std::uint64_t system_id = 0;
+    std::uint64_t lsn = 0;
+};
+
+/// The token if well-formed (see token_well_formed), else nullopt ("" included).
+std::optional<Token> parse_token(std::string_view token) noexcept;
+
+/// rgd_token_cmp's result for tokens that cannot be ordered.
+inline constexpr int kTokensNotComparable = -2;
+
+/// rgd_token_cmp (API.md): -1, 0, 1 by LSN; kTokensNotComparable if either is
+/// malformed or they name different clusters. "" is "no token", older than any
+/// well-formed token and equal to itself.
+int token_cmp(std::string_view a, std::string_view b) noexcept;
 
 /// True if `token` is well-formed: 1-20 decimal digits whose value fits in 64
 /// bits, '/', then an LSN of two groups of 1-8 hexadecimal digits (either case)

@@ -82,7 +82,13 @@ RGD_API int rgd_ncols(const rgd_result* r);                           /* 0 for e
 RGD_API const char* rgd_colname(const rgd_result* r, int col);        /* NULL if out of range */
 RGD_API const char* rgd_value(const rgd_result* r, int row, int col); /* NULL for SQL NULL or out of range */
 RGD_API long long rgd_affected(const rgd_result* r);                  /* rows changed by a write, else -1 */
-RGD_API const char* rgd_token(const rgd_result* r);                   /* a write's consistency token, else "" */
+RGD_API const char* rgd_token(const rgd_result* r);                   /* token of a write or a read, else "" */
+/* Orders two tokens by LSN: -1 if a is older than b, 0 if equal, 1 if newer; -2 if
+ * they are not comparable: either is NULL or malformed, or they come from different
+ * clusters (system identifiers). "" is "no token", older than every token:
+ * ("", t) gives -1, (t, "") 1, ("", "") 0. Keep the newest token a session has
+ * seen and pass it to rgd_read_consistent. */
+RGD_API int rgd_token_cmp(const char* a, const char* b);
 /* Where the answer came from: "REGION/primary", "REGION/replica",
  * "cache:local", "cache:redis"; for errors where it failed, or "". */
 RGD_API const char* rgd_served_by(const rgd_result* r);

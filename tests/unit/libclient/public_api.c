@@ -41,6 +41,13 @@ int main(void) {
     EXPECT(rgd_ok(r) == 0 && strstr(rgd_error(r), "malformed consistency token") != NULL);
     rgd_free(r);
 
+    /* Tokens are ordered by LSN within one cluster, without a daemon. */
+    EXPECT(rgd_token_cmp("1/0/FFFFFFFF", "1/1/0") == -1);
+    EXPECT(rgd_token_cmp("1/1/0", "1/0/FFFFFFFF") == 1);
+    EXPECT(rgd_token_cmp("", "1/0/1") == -1);
+    EXPECT(rgd_token_cmp("1/0/1", "2/0/1") == -2);
+    EXPECT(rgd_token_cmp(NULL, "1/0/1") == -2);
+
     /* Every entry point links. */
     rgd_free(rgd_read_primary(c, "select 1", 0, NULL));
     rgd_free(rgd_write(c, "select 1", 0, NULL, 0, NULL));
