@@ -92,6 +92,10 @@ RGD_API int rgd_token_cmp(const char* a, const char* b);
 /* Where the answer came from: "REGION/primary", "REGION/replica",
  * "cache:local", "cache:redis"; for errors where it failed, or "". */
 RGD_API const char* rgd_served_by(const rgd_result* r);
+/* Why it was served there (or failed there), one short line for people and logs,
+ * never to be parsed: e.g. "local replica at 0/5A3F10 >= token 0/59F000"; "" when
+ * the daemon gave none (and for rgd_health and errors made by the library). */
+RGD_API const char* rgd_route_reason(const rgd_result* r);
 /* Frees a result (NULL is a no-op). */
 RGD_API void rgd_free(rgd_result* r);
 

@@ -92,6 +92,7 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     auto local = db.read_local("select $1, $2, $3", {"a", std::nullopt, ""});
     REQUIRE(local.ok());
     CHECK(local.served_by() == "fake/replica");
+    CHECK(local.route_reason() == "fake: read_local echoed");
     CHECK(text(local, "op") == "read_local");
     CHECK(text(local, "sql") == "select $1, $2, $3");
     CHECK(text(local, "p1") == "a");
@@ -107,6 +108,7 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     auto primary = db.read_primary("select 1");
     REQUIRE(primary.ok());
     CHECK(primary.served_by() == "fake/primary");
+    CHECK(primary.route_reason() == "fake: read_primary echoed");
     CHECK(text(primary, "op") == "read_primary");
 
     auto write = db.write("update t set v = $1", {"x"}, {"user:1", "user:2"});
@@ -126,6 +128,7 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     const auto seen = d.requests_seen();
     auto malformed = db.read_consistent("1234-0-ABC", "select 4");
     CHECK_FALSE(malformed.ok());
+    CHECK(malformed.route_reason() == "");  // routed nowhere
     CHECK(malformed.error().find("malformed consistency token") == 0);
     CHECK(d.requests_seen() == seen);  // no round trip
 
@@ -143,6 +146,7 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     CHECK_FALSE(error.ok());
     CHECK(error.sqlstate() == "42P01");
     CHECK(error.error() == "relation \"no_such_table\" does not exist");
+    CHECK(error.route_reason() == "fake: the nearest replica");
     CHECK(error.nrows() == 0);
 
     // The C++ wrapper: iteration and the throwing helper.
@@ -168,6 +172,7 @@ TEST_CASE("C API: params arrays with NULL entries and argument errors", "[ops]")
     REQUIRE(rgd_ok(r) == 1);
     CHECK(std::string(rgd_value(r, 0, 6)) == "x");
     CHECK(rgd_value(r, 0, 7) == nullptr);
+    CHECK(std::string(rgd_route_reason(r)) == "fake: read_local echoed");
     rgd_free(r);
 
     r = rgd_read_local(c, nullptr, 0, nullptr);
@@ -400,6 +405,7 @@ TEST_CASE("health: one row per endpoint from the state segment", "[health]") {
     REQUIRE(h.ok());
     CHECK(d.requests_seen() == seen);  // no round trip
     CHECK(h.served_by() == "");
+    CHECK(h.route_reason() == "");
     REQUIRE(h.ncols() == 8);
     const char* names[] = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms", "cache_healthy"};
     for (int c = 0; c < 8; ++c) CHECK(h.column(c) == names[c]);

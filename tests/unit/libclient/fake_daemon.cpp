@@ -48,6 +48,7 @@ const char* op_name(shm::Op op) {
 shm::Response echo(const shm::RequestView& r) {
     shm::Response out;
     out.served_by = (r.op == shm::Op::read_primary || r.op == shm::Op::write) ? "fake/primary" : "fake/replica";
+    out.route_reason = std::string("fake: ") + op_name(r.op) + " echoed";
     if (r.op == shm::Op::write) {
         out.token = "1234/0/ABC";
         out.affected = 1;
@@ -85,6 +86,7 @@ shm::Response sql_error() {
     std::memcpy(out.sqlstate, "42P01", 6);
     out.error = "relation \"no_such_table\" does not exist";
     out.served_by = "fake/replica";
+    out.route_reason = "fake: the nearest replica";
     return out;
 }
 

@@ -173,7 +173,32 @@ TEST_CASE("results: accessors on a hand-built response", "[result]") {
     CHECK(rgd_affected(r) == -1);
     CHECK(std::string(rgd_token(r)) == "");
     CHECK(std::string(rgd_served_by(r)) == "eu-west-1/replica");
+    CHECK(std::string(rgd_route_reason(r)) == "");  // the daemon gave none
     rgd_free(r);
+}
+
+TEST_CASE("results: route_reason of answers and errors", "[result]") {
+    regiond::shm::Response answer = two_by_two();
+    answer.route_reason = "local replica at 0/5A3F10 >= token 0/59F000";
+    rgd_result* r = make_result(std::move(answer)).release();
+    CHECK(std::string(rgd_route_reason(r)) == "local replica at 0/5A3F10 >= token 0/59F000");
+    rgd_free(r);
+
+    // The daemon's error answers carry one too (why it went where it failed).
+    regiond::shm::Response failed;
+    failed.status = regiond::shm::Status::error;
+    failed.error = "replica at 0/5A0000 is behind token 0/5A3F10";
+    failed.route_reason = "primary unreachable; local replica behind";
+    rgd_result* e = make_result(std::move(failed)).release();
+    CHECK(rgd_ok(e) == 0);
+    CHECK(std::string(rgd_route_reason(e)) == "primary unreachable; local replica behind");
+    rgd_free(e);
+
+    // Errors made by the library were routed nowhere.
+    rgd_result* local = make_error("timed out after 30000 ms").release();
+    CHECK(std::string(rgd_route_reason(local)) == "");
+    rgd_free(local);
+    CHECK(std::string(rgd_route_reason(nullptr)) == "");
 }
 
 TEST_CASE("results: out-of-range rows and columns give NULL, never UB", "[result]") {
