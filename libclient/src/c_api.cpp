@@ -160,8 +160,10 @@ RGD_API rgd_result* rgd_read_consistent(rgd_client* c, const char* token, const 
         shm::RequestView request;
         const std::string_view t = token != nullptr ? std::string_view(token) : std::string_view();
         if (auto bad = regiond::client::token_error(t)) return make_error(std::move(*bad));  // no round trip
-        // An empty token means "no write to wait for": exactly rgd_read_local.
-        request.op = t.empty() ? shm::Op::read_local : shm::Op::read_consistent;
+        // An empty token means "no write to wait for". It still goes as
+        // read_consistent: the daemon serves it as read_local and says so in
+        // route_reason and its read_consistent counters.
+        request.op = shm::Op::read_consistent;
         request.token = t;
         return run(c, request, fill_request(request, c, sql, nparams, params));
     });

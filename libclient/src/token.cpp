@@ -77,8 +77,8 @@ std::optional<std::string> token_error(std::string_view token) {
     }
     if (token.size() > kShown) shown += "...";
     return "malformed consistency token \"" + shown +
-           "\": expected SYSTEMID/LSN as returned by rgd_token() of a write, e.g. "
-           "\"7301234567890123456/0/16B3748\" (an empty token reads without waiting for a write)";
+           "\": a token is SYSTEMID/LSN, e.g. 7713697811223072330/0/41F2E80, exactly as rgd_token() "
+           "returned it (an empty token reads without waiting for a write)";
 }
 
 }  // namespace regiond::client

@@ -58,9 +58,11 @@ RGD_API rgd_result* rgd_read_primary(rgd_client* c, const char* sql, int nparams
  * The result carries the write's consistency token (rgd_token) and rgd_affected. */
 RGD_API rgd_result* rgd_write(rgd_client* c, const char* sql, int nparams, const char* const* params, int nkeys,
                               const char* const* invalidate_keys);
-/* Reads data at least as new as the write that returned `token`
- * ("SYSTEMID/LSN"); a malformed token is an error (no round trip), an empty or
- * NULL token behaves as rgd_read_local. */
+/* Reads data at least as new as the write (or read) that returned `token`
+ * ("SYSTEMID/LSN", e.g. "7713697811223072330/0/41F2E80"); a malformed token is an
+ * error at once (no round trip), one from another cluster an error from the
+ * daemon. An empty or NULL token has nothing to wait for: the daemon serves it
+ * as rgd_read_local. */
 RGD_API rgd_result* rgd_read_consistent(rgd_client* c, const char* token, const char* sql, int nparams,
                                         const char* const* params);
 /* Cache first (this host, then the region's Redis), then the local replica.

@@ -253,7 +253,7 @@ public:
         return write(sql, Params(params), Keys(invalidate_keys));
     }
 
-    /// token "" behaves as read_local.
+    /// At least as new as `token` (from Result::token()); "" waits for nothing (served as read_local).
     Result read_consistent(std::string_view token, std::string_view sql, Params params = {}) const {
         const detail::CStrings p(params);
         return Result(

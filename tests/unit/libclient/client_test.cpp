@@ -121,9 +121,13 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     REQUIRE(consistent.ok());
     CHECK(text(consistent, "op") == "read_consistent");
     CHECK(text(consistent, "token") == "1234/0/ABC");
+    // "" is "no write to wait for": still a read_consistent, the daemon serves it
+    // as read_local (and can say so in route_reason and its counters).
     auto no_token = db.read_consistent("", "select 3");
     REQUIRE(no_token.ok());
-    CHECK(text(no_token, "op") == "read_local");
+    CHECK(text(no_token, "op") == "read_consistent");
+    CHECK(text(no_token, "token") == "");
+    CHECK(text(no_token, "sql") == "select 3");
 
     const auto seen = d.requests_seen();
     auto malformed = db.read_consistent("1234-0-ABC", "select 4");
@@ -176,6 +180,26 @@ TEST_CASE("C API: params arrays with NULL entries and argument errors", "[ops]")
     rgd_free(r);
 
     r = rgd_read_local(c, nullptr, 0, nullptr);
+    CHECK(rgd_ok(r) == 0);
+    CHECK(std::string(rgd_error(r)) == "sql is NULL");
+    rgd_free(r);
+
+    // read_consistent: the token and the params reach the request as given; a NULL
+    // token is "".
+    const char* consistent_params[] = {nullptr, "y"};
+    r = rgd_read_consistent(c, "7713697811223072330/0/41F2E80", "select $1, $2", 2, consistent_params);
+    REQUIRE(rgd_ok(r) == 1);
+    CHECK(std::string(rgd_value(r, 0, 0)) == "read_consistent");
+    CHECK(std::string(rgd_value(r, 0, 3)) == "7713697811223072330/0/41F2E80");
+    CHECK(rgd_value(r, 0, 6) == nullptr);
+    CHECK(std::string(rgd_value(r, 0, 7)) == "y");
+    rgd_free(r);
+    r = rgd_read_consistent(c, nullptr, "select 1", 0, nullptr);
+    REQUIRE(rgd_ok(r) == 1);
+    CHECK(std::string(rgd_value(r, 0, 0)) == "read_consistent");
+    CHECK(std::string(rgd_value(r, 0, 3)) == "");
+    rgd_free(r);
+    r = rgd_read_consistent(c, "1/0/1", nullptr, 0, nullptr);
     CHECK(rgd_ok(r) == 0);
     CHECK(std::string(rgd_error(r)) == "sql is NULL");
     rgd_free(r);

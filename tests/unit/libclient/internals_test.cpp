@@ -78,6 +78,19 @@ TEST_CASE("rgd_read_consistent: a malformed token fails without a round trip", "
     rgd_free(r);
 }
 
+TEST_CASE("rgd_read_consistent: the error says what a token looks like", "[token]") {
+    for (const char* bad : {"not-a-token", "7713697811223072330/41F2E80", "7713697811223072330-0-41F2E80"}) {
+        INFO(bad);
+        rgd_result* r = rgd_read_consistent(nullptr, bad, "select 1", 0, nullptr);
+        REQUIRE(r != nullptr);
+        CHECK(rgd_ok(r) == 0);
+        const std::string error = rgd_error(r);
+        CHECK(error.find("SYSTEMID/LSN, e.g. 7713697811223072330/0/41F2E80") != std::string::npos);
+        CHECK(std::string(rgd_served_by(r)) == "");
+        rgd_free(r);
+    }
+}
+
 TEST_CASE("rgd_token_cmp: ordered by LSN, not by text", "[token_cmp]") {
     struct Case {
         const char* a;
