@@ -72,7 +72,9 @@ RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl
 
 /* Health, read from the state segment (no round trip): one row per endpoint,
  * columns region, endpoint, role ("primary"|"replica"), healthy ("t"|"f"),
- * lag_ms, lag_bytes, rtt_ms, cache_healthy ("t"|"f"). rgd_served_by is "". */
+ * lag_ms, lag_bytes, rtt_ms, cache_healthy ("t"|"f"), replay_lsn (a replica's
+ * replay position, the primary's WAL position, as PostgreSQL prints an LSN,
+ * e.g. "0/5A3F10"; "" while unknown). rgd_served_by is "". */
 RGD_API rgd_result* rgd_health(rgd_client* c);
 
 /* Results. */

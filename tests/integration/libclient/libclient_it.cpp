@@ -368,10 +368,10 @@ TEST_CASE("health comes from the state segment", "[health]") {
         INFO(h.error());
         REQUIRE(h.ok());
         CHECK(h.served_by() == "");
-        REQUIRE(h.ncols() == 8);
-        const char* names[] = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms",
-                               "cache_healthy"};
-        for (int c = 0; c < 8; ++c) CHECK(h.column(c) == names[c]);
+        REQUIRE(h.ncols() == 9);
+        const char* names[] = {"region",    "endpoint", "role",          "healthy",   "lag_ms",
+                               "lag_bytes", "rtt_ms",   "cache_healthy", "replay_lsn"};
+        for (int c = 0; c < 9; ++c) CHECK(h.column(c) == names[c]);
     }
 
     // The same rows as the daemon's status (polled: both move while probes run).
@@ -390,8 +390,10 @@ TEST_CASE("health comes from the state segment", "[health]") {
                 bool found = false;
                 for (regiond::Row row : h) {
                     if (row[0] != e["region"].str() || row[1] != e["endpoint"].str()) continue;
+                    // status prints an unknown LSN as 0/0, rgd_health as "".
+                    const std::string lsn = e["replay_lsn"].str() == "0/0" ? "" : e["replay_lsn"].str();
                     found = row[2] == e["role"].str() && row[3] == (e["healthy"].boolean() ? "t" : "f") &&
-                            row[7] == (e["cache_healthy"].boolean() ? "t" : "f");
+                            row[7] == (e["cache_healthy"].boolean() ? "t" : "f") && row[8] == lsn;
                 }
                 if (!found) {
                     last_difference = e["region"].str() + " " + e["endpoint"].str();
@@ -433,6 +435,20 @@ TEST_CASE("health comes from the state segment", "[health]") {
             20s);
         INFO("cluster: " << expected << " bytes behind; rgd_health: " << replica_lag("lag_bytes"));
         CHECK(bytes_match);
+        // replay_lsn is the replica's own, as PostgreSQL prints it (it stays put
+        // while replay is paused).
+        const std::string paused_at = replica.scalar("select pg_last_wal_replay_lsn()");
+        std::string shown;
+        const bool lsn_match = eventually(
+            [&] {
+                auto h = db.health();
+                for (regiond::Row row : h)
+                    if (h.ok() && row[0] == "eu-west-1" && row[2] == "replica") shown = row[8].value_or("<NULL>");
+                return shown == paused_at;
+            },
+            10s);
+        INFO("replica at " << paused_at << "; rgd_health: " << shown);
+        CHECK(lsn_match);
         const long long first_ms = replica_lag("lag_ms");
         CHECK(first_ms > 0);
         CHECK(eventually([&] { return replica_lag("lag_ms") > first_ms; }, 10s));  // replay stays paused

@@ -430,16 +430,23 @@ TEST_CASE("health: one row per endpoint from the state segment", "[health]") {
     CHECK(d.requests_seen() == seen);  // no round trip
     CHECK(h.served_by() == "");
     CHECK(h.route_reason() == "");
-    REQUIRE(h.ncols() == 8);
-    const char* names[] = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms", "cache_healthy"};
-    for (int c = 0; c < 8; ++c) CHECK(h.column(c) == names[c]);
-    REQUIRE(h.nrows() == 2);
-    const std::vector<std::string> primary = {"us-east-1", "primary-1", "primary", "t", "0", "0", "20.513", "t"};
-    const std::vector<std::string> replica = {"eu-west-1", "replica-1", "replica", "t", "12", "345", "0.052", "f"};
-    for (int c = 0; c < 8; ++c) {
-        CHECK(h.value(0, c) == primary[static_cast<std::size_t>(c)]);
-        CHECK(h.value(1, c) == replica[static_cast<std::size_t>(c)]);
-    }
+    // The contract's columns in their order, then replay_lsn last.
+    REQUIRE(h.ncols() == 9);
+    const char* names[] = {"region",    "endpoint", "role",          "healthy",   "lag_ms",
+                           "lag_bytes", "rtt_ms",   "cache_healthy", "replay_lsn"};
+    for (int c = 0; c < 9; ++c) CHECK(h.column(c) == names[c]);
+    REQUIRE(h.nrows() == 3);
+    // replay_lsn as PostgreSQL prints it (high half first), "" while unknown.
+    const std::vector<std::vector<std::string>> rows = {
+        {"us-east-1", "primary-1", "primary", "t", "0", "0", "20.513", "t", "16/B374D848"},
+        {"eu-west-1", "replica-1", "replica", "t", "12", "345", "0.052", "f", "0/16B3748"},
+        {"ap-northeast-1", "replica-2", "replica", "f", "0", "0", "0.000", "f", ""},
+    };
+    for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 9; ++c) {
+            INFO("row " << r << " column " << names[c]);
+            CHECK(h.value(r, c) == rows[static_cast<std::size_t>(r)][static_cast<std::size_t>(c)]);
+        }
 }
 
 TEST_CASE("clients come and go without disturbing each other", "[clients]") {
