@@ -160,8 +160,10 @@ RGD_API rgd_result* rgd_read_consistent(rgd_client* c, const char* token, const 
         shm::RequestView request;
         const std::string_view t = token != nullptr ? std::string_view(token) : std::string_view();
         if (auto bad = regiond::client::token_error(t)) return make_error(std::move(*bad));  // no round trip
-        // An empty token means "no write to wait for": exactly rgd_read_local.
-        request.op = t.empty() ? shm::Op::read_local : shm::Op::read_consistent;
+        // An empty token means "no write to wait for". It still goes as
+        // read_consistent: the daemon serves it as read_local and says so in
+        // route_reason and its read_consistent counters.
+        request.op = shm::Op::read_consistent;
         request.token = t;
         return run(c, request, fill_request(request, c, sql, nparams, params));
     });
@@ -178,6 +180,11 @@ RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl
         if (!invalid) request.key = key;
         return run(c, request, std::move(invalid));
     });
+}
+
+RGD_API int rgd_token_cmp(const char* a, const char* b) {
+    if (a == nullptr || b == nullptr) return regiond::client::kTokensNotComparable;
+    return regiond::client::token_cmp(a, b);  // noexcept: nothing to catch
 }
 
 RGD_API rgd_result* rgd_health(rgd_client* c) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "client.hpp"
+#include "shm/base/lsn.hpp"
 #include "shm/state_layout.hpp"
 
 namespace regiond::client {
@@ -30,7 +31,10 @@ ResultPtr health_from(const shm::StateView& state) {
     shm::Response response;
     response.status = shm::Status::ok;
     response.affected = -1;
-    response.columns = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms", "cache_healthy"};
+    // API.md's columns in its order; replay_lsn was added last so that column
+    // numbers of existing programs keep their meaning.
+    response.columns = {"region",    "endpoint", "role",          "healthy",   "lag_ms",
+                        "lag_bytes", "rtt_ms",   "cache_healthy", "replay_lsn"};
     unsigned busy = 0;
     for (std::uint32_t region = 0; region < state.max_regions(); ++region) {
         for (std::uint32_t endpoint = 0; endpoint < state.max_endpoints_per_region(); ++endpoint) {
@@ -45,6 +49,9 @@ ResultPtr health_from(const shm::StateView& state) {
             const std::string lag_ms = std::to_string(s.lag_ms);
             const std::string lag_bytes = std::to_string(s.lag_bytes);
             const std::string rtt_ms = rtt_text(s.rtt_us);
+            // 0 is what the daemon writes before its first probe answers (no real
+            // WAL position is 0/0): unknown, "".
+            const std::string replay_lsn = s.replay_lsn == 0 ? std::string() : base::format_lsn(s.replay_lsn);
             const std::optional<std::string_view> row[] = {
                 std::string_view(s.region),  // NUL-terminated by read_endpoint
                 std::string_view(s.endpoint),
@@ -54,6 +61,7 @@ ResultPtr health_from(const shm::StateView& state) {
                 std::string_view(lag_bytes),
                 std::string_view(rtt_ms),
                 std::string_view(s.cache_healthy ? "t" : "f"),
+                std::string_view(replay_lsn),
             };
             response.add_row(row);
         }

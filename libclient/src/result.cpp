@@ -98,6 +98,11 @@ RGD_API const char* rgd_served_by(const rgd_result* r) {
     return r == nullptr ? "" : r->response.served_by.c_str();
 }
 
+RGD_API const char* rgd_route_reason(const rgd_result* r) {
+    // Kept for errors too: where a failed request went is half of what to do about it.
+    return r == nullptr ? "" : r->response.route_reason.c_str();
+}
+
 RGD_API void rgd_free(rgd_result* r) {
     delete r;
 }

@@ -2,37 +2,31 @@
 
 #include <cstdint>
 
-#include "shm/base/lsn.hpp"
+#include "shm/base/token.hpp"
 
 namespace regiond::client {
 
-namespace {
-
-bool is_digit(char c) noexcept {
-    return c >= '0' && c <= '9';
-}
-
-// Decimal, 1..20 digits, value <= 2^64 - 1 (pg_control's system identifier is a u64).
-bool system_id_ok(std::string_view s) noexcept {
-    if (s.empty() || s.size() > 20) return false;
-    std::uint64_t value = 0;
-    for (char c : s) {
-        if (!is_digit(c)) return false;
-        const auto digit = static_cast<std::uint64_t>(c - '0');
-        if (value > (UINT64_MAX - digit) / 10) return false;
-        value = value * 10 + digit;
-    }
-    return true;
-}
-
-}  // namespace
+using base::parse_token;
 
 bool token_well_formed(std::string_view token) noexcept {
-    const auto first = token.find('/');
-    if (first == std::string_view::npos) return false;
-    // The LSN as PostgreSQL prints it: two groups of 1-8 hex digits (a third '/'
-    // is not a hex digit, so it fails there).
-    return system_id_ok(token.substr(0, first)) && base::parse_lsn(token.substr(first + 1)).has_value();
+    return parse_token(token).has_value();
+}
+
+int token_cmp(std::string_view a, std::string_view b) noexcept {
+    // "" first: it is not a token but "nothing seen yet", so a session that starts
+    // with "" and keeps the newer of two always ends up with a real token.
+    if (a.empty() || b.empty()) {
+        if (a.empty() && b.empty()) return 0;
+        if (!parse_token(a.empty() ? b : a)) return kTokensNotComparable;
+        return a.empty() ? -1 : 1;
+    }
+    const auto ta = parse_token(a);
+    const auto tb = parse_token(b);
+    // LSNs of two clusters say nothing about each other: an error value, so an
+    // application never keeps a foreign token as "newer".
+    if (!ta || !tb || ta->system_identifier != tb->system_identifier) return kTokensNotComparable;
+    if (ta->lsn < tb->lsn) return -1;
+    return ta->lsn > tb->lsn ? 1 : 0;
 }
 
 std::optional<std::string> token_error(std::string_view token) {
@@ -53,8 +47,8 @@ std::optional<std::string> token_error(std::string_view token) {
     }
     if (token.size() > kShown) shown += "...";
     return "malformed consistency token \"" + shown +
-           "\": expected SYSTEMID/LSN as returned by rgd_token() of a write, e.g. "
-           "\"7301234567890123456/0/16B3748\" (an empty token reads without waiting for a write)";
+           "\": a token is SYSTEMID/LSN, e.g. 7713697811223072330/0/41F2E80, exactly as rgd_token() "
+           "returned it (an empty token reads without waiting for a write)";
 }
 
 }  // namespace regiond::client

@@ -3,11 +3,20 @@
 // "7301234567890123456/0/16B3748".
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace regiond::client {
+
+/// rgd_token_cmp's result for tokens that cannot be ordered.
+inline constexpr int kTokensNotComparable = -2;
+
+/// rgd_token_cmp (API.md): -1, 0, 1 by LSN; kTokensNotComparable if either is
+/// malformed or they name different clusters. "" is "no token", older than any
+/// well-formed token and equal to itself.
+int token_cmp(std::string_view a, std::string_view b) noexcept;
 
 /// True if `token` is well-formed: 1-20 decimal digits whose value fits in 64
 /// bits, '/', then an LSN of two groups of 1-8 hexadecimal digits (either case)

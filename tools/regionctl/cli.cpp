@@ -198,13 +198,20 @@ std::string usage() {
 query:
   (no mode)          read from the nearest healthy replica
   --primary          read from the primary
-  --consistent TOKEN read data at least as new as the write that returned TOKEN
+  --consistent TOKEN read data at least as new as the write or read that returned
+                     TOKEN (SYSTEMID/LSN, e.g. 7713697811223072330/0/41F2E80);
+                     "" waits for nothing (served like no mode)
   --cached KEY       cache first (this host, then Redis), then the local replica;
   --ttl S            ... keeping the answer S seconds (default: the daemon's default_ttl)
   --write            write on the primary; prints the consistency token and rows affected
   --invalidate KEY   ... and evict KEY in every region (repeatable)
-  --json             print {"served_by", "token", "affected", "columns", "rows"} as JSON
+  --json             print {"served_by", "route_reason", "token", "affected", "columns",
+                     "rows"} as JSON
   PARAM              the value of $1, $2, ... as text; \N is SQL NULL
+
+  Rows print aligned like psql, then served_by (where the answer came from),
+  route_reason (why it went there, when the daemon says) and token (the
+  answer's consistency token, when it has one).
 
 Exit status: 0 success, 1 failure (message on stderr), 64 usage error.
 )";

@@ -105,7 +105,8 @@ std::string json_string(std::string_view text) {
 }
 
 std::string format_json(const Table& t) {
-    std::string out = "{\"served_by\":" + json_string(t.served_by) + ",\"token\":" + json_string(t.token) +
+    std::string out = "{\"served_by\":" + json_string(t.served_by) +
+                      ",\"route_reason\":" + json_string(t.route_reason) + ",\"token\":" + json_string(t.token) +
                       ",\"affected\":" + std::to_string(t.affected) + ",\"columns\":[";
     for (std::size_t c = 0; c < t.columns.size(); ++c) {
         if (c) out += ',';
@@ -186,6 +187,7 @@ std::string format_aligned(const Table& t) {
         out += "(" + std::to_string(t.rows.size()) + (t.rows.size() == 1 ? " row)\n" : " rows)\n");
     }
     out += "served_by: " + t.served_by + '\n';
+    if (!t.route_reason.empty()) out += "route_reason: " + t.route_reason + '\n';
     if (!t.token.empty()) out += "token: " + t.token + '\n';
     if (t.affected >= 0) out += "affected: " + std::to_string(t.affected) + '\n';
     return out;

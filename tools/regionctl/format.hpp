@@ -13,21 +13,24 @@ struct Table {
     std::vector<std::string> columns;
     std::vector<std::vector<std::optional<std::string>>> rows;  ///< nullopt: SQL NULL
     std::string served_by;
-    std::string token;        ///< "" when none
-    long long affected = -1;  ///< -1 when not a write
+    std::string route_reason;  ///< "" when the daemon gave none
+    std::string token;         ///< "" when none
+    long long affected = -1;   ///< -1 when not a write
 };
 
 /// A JSON string literal (with the quotes): ", \ and control characters escaped,
 /// invalid UTF-8 replaced by U+FFFD so the output is always valid JSON.
 std::string json_string(std::string_view text);
 
-/// {"served_by":"...","token":"...","affected":N,"columns":[...],"rows":[[...],...]}
-/// plus a newline. NULL is null; token "" and affected -1 as the C API gives them.
+/// {"served_by":"...","route_reason":"...","token":"...","affected":N,"columns":[...],
+/// "rows":[[...],...]} plus a newline (API.md's shape). NULL is null; route_reason
+/// "", token "" and affected -1 as the C API gives them.
 std::string format_json(const Table& table);
 
 /// psql's aligned format: centred header, a separator, left-aligned values (NULL
 /// as empty), multi-line values continued with '+', then "(N rows)"; then
-/// "served_by: ...", and "token: ..." / "affected: N" when the result has them.
+/// "served_by: ...", and "route_reason: ...", "token: ..." / "affected: N" when the
+/// result has them.
 /// A result without columns (a write without RETURNING) prints only those lines.
 std::string format_aligned(const Table& table);
 

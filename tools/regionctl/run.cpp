@@ -64,6 +64,7 @@ int query(const Options& o, std::ostream& out, std::ostream& err) {
 Table table_from(const Result& result) {
     Table t;
     t.served_by = std::string(result.served_by());
+    t.route_reason = std::string(result.route_reason());
     t.token = std::string(result.token());
     t.affected = result.affected();
     for (int c = 0; c < result.ncols(); ++c) t.columns.emplace_back(result.column(c));

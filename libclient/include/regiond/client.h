@@ -58,9 +58,11 @@ RGD_API rgd_result* rgd_read_primary(rgd_client* c, const char* sql, int nparams
  * The result carries the write's consistency token (rgd_token) and rgd_affected. */
 RGD_API rgd_result* rgd_write(rgd_client* c, const char* sql, int nparams, const char* const* params, int nkeys,
                               const char* const* invalidate_keys);
-/* Reads data at least as new as the write that returned `token`
- * ("SYSTEMID/LSN"); a malformed token is an error (no round trip), an empty or
- * NULL token behaves as rgd_read_local. */
+/* Reads data at least as new as the write (or read) that returned `token`
+ * ("SYSTEMID/LSN", e.g. "7713697811223072330/0/41F2E80"); a malformed token is an
+ * error at once (no round trip), one from another cluster an error from the
+ * daemon. An empty or NULL token has nothing to wait for: the daemon serves it
+ * as rgd_read_local. */
 RGD_API rgd_result* rgd_read_consistent(rgd_client* c, const char* token, const char* sql, int nparams,
                                         const char* const* params);
 /* Cache first (this host, then the region's Redis), then the local replica.
@@ -70,7 +72,9 @@ RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl
 
 /* Health, read from the state segment (no round trip): one row per endpoint,
  * columns region, endpoint, role ("primary"|"replica"), healthy ("t"|"f"),
- * lag_ms, lag_bytes, rtt_ms, cache_healthy ("t"|"f"). rgd_served_by is "". */
+ * lag_ms, lag_bytes, rtt_ms, cache_healthy ("t"|"f"), replay_lsn (a replica's
+ * replay position, the primary's WAL position, as PostgreSQL prints an LSN,
+ * e.g. "0/5A3F10"; "" while unknown). rgd_served_by is "". */
 RGD_API rgd_result* rgd_health(rgd_client* c);
 
 /* Results. */
@@ -82,10 +86,20 @@ RGD_API int rgd_ncols(const rgd_result* r);                           /* 0 for e
 RGD_API const char* rgd_colname(const rgd_result* r, int col);        /* NULL if out of range */
 RGD_API const char* rgd_value(const rgd_result* r, int row, int col); /* NULL for SQL NULL or out of range */
 RGD_API long long rgd_affected(const rgd_result* r);                  /* rows changed by a write, else -1 */
-RGD_API const char* rgd_token(const rgd_result* r);                   /* a write's consistency token, else "" */
+RGD_API const char* rgd_token(const rgd_result* r);                   /* token of a write or a read, else "" */
+/* Orders two tokens by LSN: -1 if a is older than b, 0 if equal, 1 if newer; -2 if
+ * they are not comparable: either is NULL or malformed, or they come from different
+ * clusters (system identifiers). "" is "no token", older than every token:
+ * ("", t) gives -1, (t, "") 1, ("", "") 0. Keep the newest token a session has
+ * seen and pass it to rgd_read_consistent. */
+RGD_API int rgd_token_cmp(const char* a, const char* b);
 /* Where the answer came from: "REGION/primary", "REGION/replica",
  * "cache:local", "cache:redis"; for errors where it failed, or "". */
 RGD_API const char* rgd_served_by(const rgd_result* r);
+/* Why it was served there (or failed there), one short line for people and logs,
+ * never to be parsed: e.g. "local replica at 0/5A3F10 >= token 0/59F000"; "" when
+ * the daemon gave none (and for rgd_health and errors made by the library). */
+RGD_API const char* rgd_route_reason(const rgd_result* r);
 /* Frees a result (NULL is a no-op). */
 RGD_API void rgd_free(rgd_result* r);
 

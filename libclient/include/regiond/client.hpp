@@ -126,7 +126,9 @@ public:
     std::string_view sqlstate() const noexcept { return rgd_sqlstate(result_); }
     /// "REGION/primary", "REGION/replica", "cache:local", "cache:redis", or "".
     std::string_view served_by() const noexcept { return rgd_served_by(result_); }
-    /// A write's consistency token, else "".
+    /// Why it was served (or failed) there, for people and logs; "" when none.
+    std::string_view route_reason() const noexcept { return rgd_route_reason(result_); }
+    /// The consistency token of a write or a read, else "".
     std::string_view token() const noexcept { return rgd_token(result_); }
     /// Rows changed by a write, else -1.
     long long affected() const noexcept { return rgd_affected(result_); }
@@ -251,7 +253,7 @@ public:
         return write(sql, Params(params), Keys(invalidate_keys));
     }
 
-    /// token "" behaves as read_local.
+    /// At least as new as `token` (from Result::token()); "" waits for nothing (served as read_local).
     Result read_consistent(std::string_view token, std::string_view sql, Params params = {}) const {
         const detail::CStrings p(params);
         return Result(

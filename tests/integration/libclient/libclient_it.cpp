@@ -12,9 +12,11 @@
 #include <regiond/client.h>
 #include <regiond/client.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -153,7 +155,10 @@ TEST_CASE("each operation says where it was served", "[ops]") {
     CHECK(local.column(0) == "one");
     CHECK(value(local, 0, 0) == "1");
     CHECK(local.affected() == -1);
-    CHECK(local.token() == "");
+    // Reads carry a token once the pg layer reads the LSN after them (issue 8);
+    // until then "". Either way never a malformed one.
+    INFO("read_local token: " << local.token());
+    CHECK((local.token().empty() || token_format_ok(local.token())));
 
     auto primary = db.read_primary("select pg_is_in_recovery()::text as standby");
     INFO(primary.error());
@@ -368,10 +373,10 @@ TEST_CASE("health comes from the state segment", "[health]") {
         INFO(h.error());
         REQUIRE(h.ok());
         CHECK(h.served_by() == "");
-        REQUIRE(h.ncols() == 8);
-        const char* names[] = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms",
-                               "cache_healthy"};
-        for (int c = 0; c < 8; ++c) CHECK(h.column(c) == names[c]);
+        REQUIRE(h.ncols() == 9);
+        const char* names[] = {"region",    "endpoint", "role",          "healthy",   "lag_ms",
+                               "lag_bytes", "rtt_ms",   "cache_healthy", "replay_lsn"};
+        for (int c = 0; c < 9; ++c) CHECK(h.column(c) == names[c]);
     }
 
     // The same rows as the daemon's status (polled: both move while probes run).
@@ -390,8 +395,10 @@ TEST_CASE("health comes from the state segment", "[health]") {
                 bool found = false;
                 for (regiond::Row row : h) {
                     if (row[0] != e["region"].str() || row[1] != e["endpoint"].str()) continue;
+                    // status prints an unknown LSN as 0/0, rgd_health as "".
+                    const std::string lsn = e["replay_lsn"].str() == "0/0" ? "" : e["replay_lsn"].str();
                     found = row[2] == e["role"].str() && row[3] == (e["healthy"].boolean() ? "t" : "f") &&
-                            row[7] == (e["cache_healthy"].boolean() ? "t" : "f");
+                            row[7] == (e["cache_healthy"].boolean() ? "t" : "f") && row[8] == lsn;
                 }
                 if (!found) {
                     last_difference = e["region"].str() + " " + e["endpoint"].str();
@@ -433,6 +440,20 @@ TEST_CASE("health comes from the state segment", "[health]") {
             20s);
         INFO("cluster: " << expected << " bytes behind; rgd_health: " << replica_lag("lag_bytes"));
         CHECK(bytes_match);
+        // replay_lsn is the replica's own, as PostgreSQL prints it (it stays put
+        // while replay is paused).
+        const std::string paused_at = replica.scalar("select pg_last_wal_replay_lsn()");
+        std::string shown;
+        const bool lsn_match = eventually(
+            [&] {
+                auto h = db.health();
+                for (regiond::Row row : h)
+                    if (h.ok() && row[0] == "eu-west-1" && row[2] == "replica") shown = row[8].value_or("<NULL>");
+                return shown == paused_at;
+            },
+            10s);
+        INFO("replica at " << paused_at << "; rgd_health: " << shown);
+        CHECK(lsn_match);
         const long long first_ms = replica_lag("lag_ms");
         CHECK(first_ms > 0);
         CHECK(eventually([&] { return replica_lag("lag_ms") > first_ms; }, 10s));  // replay stays paused
@@ -477,13 +498,40 @@ TEST_CASE("regionctl: status, status --json, metrics, query", "[regionctl]") {
         regionctl_binary(), {"--socket", d.socket(), "query", "select $1::text as a, $2::text as b", "x", "\\N"});
     INFO(table.err);
     CHECK(table.status == 0);
-    CHECK(table.out == " a | b\n---+---\n x | \n(1 row)\nserved_by: eu-west-1/replica\n");
+    // The rows and served_by exactly; after them only the optional trailer lines
+    // (route_reason when the daemon gives one, token when the read has one).
+    const std::string head = " a | b\n---+---\n x | \n(1 row)\nserved_by: eu-west-1/replica\n";
+    INFO(table.out);
+    CHECK(table.out.rfind(head, 0) == 0);
+    std::string_view trailer = std::string_view(table.out).substr(std::min(head.size(), table.out.size()));
+    if (trailer.starts_with("route_reason: ")) trailer.remove_prefix(trailer.find('\n') + 1);
+    if (trailer.starts_with("token: ")) {
+        const std::string_view line = trailer.substr(0, trailer.find('\n'));
+        CHECK(token_format_ok(line.substr(7)));
+        trailer.remove_prefix(line.size() + 1);
+    }
+    CHECK(trailer.empty());
+
     const Command js = run_command(regionctl_binary(),
                                    {"--socket", d.socket(), "query", "--json", "--primary", "select 'q\"' as \"a b\""});
+    INFO(js.out);
     CHECK(js.status == 0);
-    CHECK(js.out ==
-          "{\"served_by\":\"us-east-1/primary\",\"token\":\"\",\"affected\":-1,\"columns\":[\"a "
-          "b\"],\"rows\":[[\"q\\\"\"]]}\n");
+    // API.md's shape, in its order: served_by, route_reason, token, affected, columns, rows.
+    CHECK(js.out.rfind("{\"served_by\":\"us-east-1/primary\",\"route_reason\":\"", 0) == 0);
+    const auto order = [&](const char* a, const char* b) { return js.out.find(a) < js.out.find(b); };
+    CHECK(order("\"route_reason\":", "\"token\":"));
+    CHECK(order("\"token\":", "\"affected\":"));
+    CHECK(order("\"affected\":", "\"columns\":"));
+    CHECK(order("\"columns\":", "\"rows\":"));
+    CHECK(js.out.find("\"affected\":-1,\"columns\":[\"a b\"],\"rows\":[[\"q\\\"\"]]}\n") != std::string::npos);
+    const Json parsed = Json::parse(js.out);
+    CHECK((parsed["token"].str().empty() || token_format_ok(parsed["token"].str())));
+
+    // --consistent: a malformed token fails at once, in the library.
+    const Command bad_token = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--consistent",
+                                                               "7713697811223072330-41F2E80", "select 1"});
+    CHECK(bad_token.status == 1);
+    CHECK(bad_token.err.find("SYSTEMID/LSN, e.g. 7713697811223072330/0/41F2E80") != std::string::npos);
     const Command fail =
         run_command(regionctl_binary(), {"--socket", d.socket(), "query", "select * from rgd_no_such_table_xyz"});
     const Command ddl = run_command(regionctl_binary(),

@@ -92,6 +92,7 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     auto local = db.read_local("select $1, $2, $3", {"a", std::nullopt, ""});
     REQUIRE(local.ok());
     CHECK(local.served_by() == "fake/replica");
+    CHECK(local.route_reason() == "fake: read_local echoed");
     CHECK(text(local, "op") == "read_local");
     CHECK(text(local, "sql") == "select $1, $2, $3");
     CHECK(text(local, "p1") == "a");
@@ -107,6 +108,7 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     auto primary = db.read_primary("select 1");
     REQUIRE(primary.ok());
     CHECK(primary.served_by() == "fake/primary");
+    CHECK(primary.route_reason() == "fake: read_primary echoed");
     CHECK(text(primary, "op") == "read_primary");
 
     auto write = db.write("update t set v = $1", {"x"}, {"user:1", "user:2"});
@@ -119,13 +121,18 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     REQUIRE(consistent.ok());
     CHECK(text(consistent, "op") == "read_consistent");
     CHECK(text(consistent, "token") == "1234/0/ABC");
+    // "" is "no write to wait for": still a read_consistent, the daemon serves it
+    // as read_local (and can say so in route_reason and its counters).
     auto no_token = db.read_consistent("", "select 3");
     REQUIRE(no_token.ok());
-    CHECK(text(no_token, "op") == "read_local");
+    CHECK(text(no_token, "op") == "read_consistent");
+    CHECK(text(no_token, "token") == "");
+    CHECK(text(no_token, "sql") == "select 3");
 
     const auto seen = d.requests_seen();
     auto malformed = db.read_consistent("1234-0-ABC", "select 4");
     CHECK_FALSE(malformed.ok());
+    CHECK(malformed.route_reason() == "");  // routed nowhere
     CHECK(malformed.error().find("malformed consistency token") == 0);
     CHECK(d.requests_seen() == seen);  // no round trip
 
@@ -143,6 +150,7 @@ TEST_CASE("operations: served_by, params with NULL, write token, timeout_ms", "[
     CHECK_FALSE(error.ok());
     CHECK(error.sqlstate() == "42P01");
     CHECK(error.error() == "relation \"no_such_table\" does not exist");
+    CHECK(error.route_reason() == "fake: the nearest replica");
     CHECK(error.nrows() == 0);
 
     // The C++ wrapper: iteration and the throwing helper.
@@ -168,9 +176,30 @@ TEST_CASE("C API: params arrays with NULL entries and argument errors", "[ops]")
     REQUIRE(rgd_ok(r) == 1);
     CHECK(std::string(rgd_value(r, 0, 6)) == "x");
     CHECK(rgd_value(r, 0, 7) == nullptr);
+    CHECK(std::string(rgd_route_reason(r)) == "fake: read_local echoed");
     rgd_free(r);
 
     r = rgd_read_local(c, nullptr, 0, nullptr);
+    CHECK(rgd_ok(r) == 0);
+    CHECK(std::string(rgd_error(r)) == "sql is NULL");
+    rgd_free(r);
+
+    // read_consistent: the token and the params reach the request as given; a NULL
+    // token is "".
+    const char* consistent_params[] = {nullptr, "y"};
+    r = rgd_read_consistent(c, "7713697811223072330/0/41F2E80", "select $1, $2", 2, consistent_params);
+    REQUIRE(rgd_ok(r) == 1);
+    CHECK(std::string(rgd_value(r, 0, 0)) == "read_consistent");
+    CHECK(std::string(rgd_value(r, 0, 3)) == "7713697811223072330/0/41F2E80");
+    CHECK(rgd_value(r, 0, 6) == nullptr);
+    CHECK(std::string(rgd_value(r, 0, 7)) == "y");
+    rgd_free(r);
+    r = rgd_read_consistent(c, nullptr, "select 1", 0, nullptr);
+    REQUIRE(rgd_ok(r) == 1);
+    CHECK(std::string(rgd_value(r, 0, 0)) == "read_consistent");
+    CHECK(std::string(rgd_value(r, 0, 3)) == "");
+    rgd_free(r);
+    r = rgd_read_consistent(c, "1/0/1", nullptr, 0, nullptr);
     CHECK(rgd_ok(r) == 0);
     CHECK(std::string(rgd_error(r)) == "sql is NULL");
     rgd_free(r);
@@ -400,16 +429,24 @@ TEST_CASE("health: one row per endpoint from the state segment", "[health]") {
     REQUIRE(h.ok());
     CHECK(d.requests_seen() == seen);  // no round trip
     CHECK(h.served_by() == "");
-    REQUIRE(h.ncols() == 8);
-    const char* names[] = {"region", "endpoint", "role", "healthy", "lag_ms", "lag_bytes", "rtt_ms", "cache_healthy"};
-    for (int c = 0; c < 8; ++c) CHECK(h.column(c) == names[c]);
-    REQUIRE(h.nrows() == 2);
-    const std::vector<std::string> primary = {"us-east-1", "primary-1", "primary", "t", "0", "0", "20.513", "t"};
-    const std::vector<std::string> replica = {"eu-west-1", "replica-1", "replica", "t", "12", "345", "0.052", "f"};
-    for (int c = 0; c < 8; ++c) {
-        CHECK(h.value(0, c) == primary[static_cast<std::size_t>(c)]);
-        CHECK(h.value(1, c) == replica[static_cast<std::size_t>(c)]);
-    }
+    CHECK(h.route_reason() == "");
+    // The contract's columns in their order, then replay_lsn last.
+    REQUIRE(h.ncols() == 9);
+    const char* names[] = {"region",    "endpoint", "role",          "healthy",   "lag_ms",
+                           "lag_bytes", "rtt_ms",   "cache_healthy", "replay_lsn"};
+    for (int c = 0; c < 9; ++c) CHECK(h.column(c) == names[c]);
+    REQUIRE(h.nrows() == 3);
+    // replay_lsn as PostgreSQL prints it (high half first), "" while unknown.
+    const std::vector<std::vector<std::string>> rows = {
+        {"us-east-1", "primary-1", "primary", "t", "0", "0", "20.513", "t", "16/B374D848"},
+        {"eu-west-1", "replica-1", "replica", "t", "12", "345", "0.052", "f", "0/16B3748"},
+        {"ap-northeast-1", "replica-2", "replica", "f", "0", "0", "0.000", "f", ""},
+    };
+    for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 9; ++c) {
+            INFO("row " << r << " column " << names[c]);
+            CHECK(h.value(r, c) == rows[static_cast<std::size_t>(r)][static_cast<std::size_t>(c)]);
+        }
 }
 
 TEST_CASE("clients come and go without disturbing each other", "[clients]") {

@@ -48,6 +48,7 @@ const char* op_name(shm::Op op) {
 shm::Response echo(const shm::RequestView& r) {
     shm::Response out;
     out.served_by = (r.op == shm::Op::read_primary || r.op == shm::Op::write) ? "fake/primary" : "fake/replica";
+    out.route_reason = std::string("fake: ") + op_name(r.op) + " echoed";
     if (r.op == shm::Op::write) {
         out.token = "1234/0/ABC";
         out.affected = 1;
@@ -85,6 +86,7 @@ shm::Response sql_error() {
     std::memcpy(out.sqlstate, "42P01", 6);
     out.error = "relation \"no_such_table\" does not exist";
     out.served_by = "fake/replica";
+    out.route_reason = "fake: the nearest replica";
     return out;
 }
 
@@ -309,6 +311,7 @@ FakeDaemon::FakeDaemon(std::string socket_path, FakeDaemonOptions options) : imp
     primary.healthy = 1;
     primary.cache_healthy = 1;
     primary.rtt_us = 20513;
+    primary.replay_lsn = (std::uint64_t{0x16} << 32) | 0xB374D848;  // the primary's WAL position
     state->write_endpoint(0, 0, primary);
     shm::EndpointStatus replica{};
     std::strcpy(replica.region, "eu-west-1");
@@ -320,7 +323,14 @@ FakeDaemon::FakeDaemon(std::string socket_path, FakeDaemonOptions options) : imp
     replica.lag_ms = 12;
     replica.lag_bytes = 345;
     replica.rtt_us = 52;
+    replica.replay_lsn = 0x16B3748;
     state->write_endpoint(1, 0, replica);
+    shm::EndpointStatus unprobed{};  // no probe answered yet: replay LSN unknown (0)
+    std::strcpy(unprobed.region, "ap-northeast-1");
+    std::strcpy(unprobed.endpoint, "replica-2");
+    unprobed.in_use = 1;
+    unprobed.role = static_cast<std::uint8_t>(shm::EndpointRole::replica);
+    state->write_endpoint(2, 0, unprobed);
     impl_->state.emplace(std::move(*state));
 
     ::unlink(impl_->path.c_str());

@@ -11,7 +11,8 @@
 //   anything else   an echo: columns (op, sql, timeout_ms, token, key, ttl,
 //                   p1..pn, keys) and one row of those values (NULLs kept)
 // served_by is "fake/replica" for reads, "fake/primary" for read_primary and
-// writes; a write carries token "1234/0/ABC" and affected 1.
+// writes; route_reason is "fake: OP echoed" ("fake: the nearest replica" for
+// "error", "" for "rows N"); a write carries token "1234/0/ABC" and affected 1.
 #pragma once
 
 #include <atomic>

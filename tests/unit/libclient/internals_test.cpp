@@ -78,6 +78,98 @@ TEST_CASE("rgd_read_consistent: a malformed token fails without a round trip", "
     rgd_free(r);
 }
 
+TEST_CASE("rgd_read_consistent: the error says what a token looks like", "[token]") {
+    for (const char* bad : {"not-a-token", "7713697811223072330/41F2E80", "7713697811223072330-0-41F2E80"}) {
+        INFO(bad);
+        rgd_result* r = rgd_read_consistent(nullptr, bad, "select 1", 0, nullptr);
+        REQUIRE(r != nullptr);
+        CHECK(rgd_ok(r) == 0);
+        const std::string error = rgd_error(r);
+        CHECK(error.find("SYSTEMID/LSN, e.g. 7713697811223072330/0/41F2E80") != std::string::npos);
+        CHECK(std::string(rgd_served_by(r)) == "");
+        rgd_free(r);
+    }
+}
+
+TEST_CASE("rgd_token_cmp: ordered by LSN, not by text", "[token_cmp]") {
+    struct Case {
+        const char* a;
+        const char* b;
+        int expected;
+    };
+    const Case cases[] = {
+        // Equal: the same LSN however it is spelled (hex case, leading zeros).
+        {"7713697811223072330/0/41F2E80", "7713697811223072330/0/41F2E80", 0},
+        {"7713697811223072330/0/41f2e80", "7713697811223072330/0/41F2E80", 0},
+        {"7713697811223072330/00/041F2E80", "7713697811223072330/0/41F2E80", 0},
+        {"1/0/0", "1/0/0", 0},
+        // The low half.
+        {"7713697811223072330/0/41F2E7F", "7713697811223072330/0/41F2E80", -1},
+        {"7713697811223072330/0/41F2E81", "7713697811223072330/0/41F2E80", 1},
+        {"1/0/9", "1/0/10", -1},  // as text "9" > "10"
+        {"1/0/A", "1/0/9", 1},    // as text 'A' > '9' agrees, as numbers too
+        {"1/0/FFFF", "1/0/10000", -1},
+        // The high half outweighs any low half.
+        {"1/1/0", "1/0/FFFFFFFF", 1},
+        {"1/0/FFFFFFFF", "1/1/0", -1},
+        {"1/2/0", "1/10/0", -1},
+        {"1/FFFFFFFF/FFFFFFFF", "1/FFFFFFFF/FFFFFFFE", 1},
+        {"18446744073709551615/FFFFFFFF/FFFFFFFF", "18446744073709551615/0/0", 1},
+        // The system identifier by value: leading zeros are the same cluster.
+        {"042/0/1", "42/0/2", -1},
+        // Different clusters are never ordered, whatever their LSNs.
+        {"7713697811223072330/0/41F2E80", "7713697811223072331/0/41F2E80", -2},
+        {"1/0/1", "2/0/2", -2},
+        {"2/0/2", "1/0/1", -2},
+        {"18446744073709551615/0/1", "0/0/1", -2},
+        // Malformed on either side, or both (never "equal").
+        {"garbage", "1/0/1", -2},
+        {"1/0/1", "garbage", -2},
+        {"garbage", "garbage", -2},
+        {"1/0/1/2", "1/0/1", -2},
+        {"1/0", "1/0/1", -2},
+        {"1/0/123456789", "1/0/1", -2},
+        {"18446744073709551616/0/1", "18446744073709551616/0/1", -2},  // system id past u64
+        {" 1/0/1", "1/0/1", -2},
+        {"1/0/1", "1/0/1 ", -2},
+        {"1/0/0x1", "1/0/1", -2},
+        // "" is "no token": older than any token of any cluster, equal to itself.
+        {"", "1/0/1", -1},
+        {"", "0/0/0", -1},
+        {"1/0/1", "", 1},
+        {"0/0/0", "", 1},
+        {"", "", 0},
+        {"", "garbage", -2},
+        {"garbage", "", -2},
+    };
+    for (const Case& c : cases) {
+        INFO("rgd_token_cmp(\"" << c.a << "\", \"" << c.b << "\")");
+        CHECK(rgd_token_cmp(c.a, c.b) == c.expected);
+        // Swapping the arguments negates an order; "not comparable" stays.
+        const int swapped = c.expected == -2 ? -2 : -c.expected;
+        CHECK(rgd_token_cmp(c.b, c.a) == swapped);
+    }
+}
+
+TEST_CASE("rgd_token_cmp: NULL is not comparable", "[token_cmp]") {
+    CHECK(rgd_token_cmp(nullptr, "1/0/1") == -2);
+    CHECK(rgd_token_cmp("1/0/1", nullptr) == -2);
+    CHECK(rgd_token_cmp(nullptr, "") == -2);
+    CHECK(rgd_token_cmp("", nullptr) == -2);
+    CHECK(rgd_token_cmp(nullptr, nullptr) == -2);
+}
+
+TEST_CASE("rgd_token_cmp: keeping the newest token of a session", "[token_cmp]") {
+    // What an application does with every answer's token (API.md).
+    std::string newest;
+    for (const char* seen : {"5/0/100", "5/0/FF", "5/1/0", "", "5/0/FFFFFFFF", "5/1/1", "5/1/0"}) {
+        const int order = rgd_token_cmp(seen, newest.c_str());
+        REQUIRE(order != -2);
+        if (order > 0) newest = seen;
+    }
+    CHECK(newest == "5/1/1");
+}
+
 TEST_CASE("results: accessors on a hand-built response", "[result]") {
     rgd_result* r = make_result(two_by_two()).release();
     CHECK(rgd_ok(r) == 1);
@@ -94,7 +186,32 @@ TEST_CASE("results: accessors on a hand-built response", "[result]") {
     CHECK(rgd_affected(r) == -1);
     CHECK(std::string(rgd_token(r)) == "");
     CHECK(std::string(rgd_served_by(r)) == "eu-west-1/replica");
+    CHECK(std::string(rgd_route_reason(r)) == "");  // the daemon gave none
     rgd_free(r);
+}
+
+TEST_CASE("results: route_reason of answers and errors", "[result]") {
+    regiond::shm::Response answer = two_by_two();
+    answer.route_reason = "local replica at 0/5A3F10 >= token 0/59F000";
+    rgd_result* r = make_result(std::move(answer)).release();
+    CHECK(std::string(rgd_route_reason(r)) == "local replica at 0/5A3F10 >= token 0/59F000");
+    rgd_free(r);
+
+    // The daemon's error answers carry one too (why it went where it failed).
+    regiond::shm::Response failed;
+    failed.status = regiond::shm::Status::error;
+    failed.error = "replica at 0/5A0000 is behind token 0/5A3F10";
+    failed.route_reason = "primary unreachable; local replica behind";
+    rgd_result* e = make_result(std::move(failed)).release();
+    CHECK(rgd_ok(e) == 0);
+    CHECK(std::string(rgd_route_reason(e)) == "primary unreachable; local replica behind");
+    rgd_free(e);
+
+    // Errors made by the library were routed nowhere.
+    rgd_result* local = make_error("timed out after 30000 ms").release();
+    CHECK(std::string(rgd_route_reason(local)) == "");
+    rgd_free(local);
+    CHECK(std::string(rgd_route_reason(nullptr)) == "");
 }
 
 TEST_CASE("results: out-of-range rows and columns give NULL, never UB", "[result]") {

@@ -34,12 +34,19 @@ int main(void) {
     EXPECT(rgd_value(r, 0, 0) == NULL && rgd_colname(r, 0) == NULL);
     EXPECT(rgd_affected(r) == -1);
     EXPECT(strcmp(rgd_token(r), "") == 0 && strcmp(rgd_sqlstate(r), "") == 0);
-    EXPECT(strcmp(rgd_served_by(r), "") == 0);
+    EXPECT(strcmp(rgd_served_by(r), "") == 0 && strcmp(rgd_route_reason(r), "") == 0);
     rgd_free(r);
 
     r = rgd_read_consistent(c, "garbage", "select 1", 0, NULL);
     EXPECT(rgd_ok(r) == 0 && strstr(rgd_error(r), "malformed consistency token") != NULL);
     rgd_free(r);
+
+    /* Tokens are ordered by LSN within one cluster, without a daemon. */
+    EXPECT(rgd_token_cmp("1/0/FFFFFFFF", "1/1/0") == -1);
+    EXPECT(rgd_token_cmp("1/1/0", "1/0/FFFFFFFF") == 1);
+    EXPECT(rgd_token_cmp("", "1/0/1") == -1);
+    EXPECT(rgd_token_cmp("1/0/1", "2/0/1") == -2);
+    EXPECT(rgd_token_cmp(NULL, "1/0/1") == -2);
 
     /* Every entry point links. */
     rgd_free(rgd_read_primary(c, "select 1", 0, NULL));
@@ -49,6 +56,7 @@ int main(void) {
     rgd_set_timeout_ms(c, 1000);
     rgd_disconnect(c);
     EXPECT(rgd_ok(NULL) == 0);
+    EXPECT(strcmp(rgd_route_reason(NULL), "") == 0);
 
     if (failures == 0) printf("public C API ok\n");
     return failures == 0 ? 0 : 1;

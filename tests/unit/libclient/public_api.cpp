@@ -43,7 +43,8 @@ int main() {
     for (const regiond::Result& r : results) {
         expect(!r.ok() && !r, "error results");
         expect(!r.error().empty(), "error text");
-        expect(r.sqlstate().empty() && r.token().empty() && r.served_by().empty(), "empty fields");
+        expect(r.sqlstate().empty() && r.token().empty() && r.served_by().empty() && r.route_reason().empty(),
+               "empty fields");
         expect(r.affected() == -1 && r.nrows() == 0 && r.ncols() == 0, "no rows");
         expect(r.begin() == r.end(), "no iteration");
         expect(!r.value(0, 0) && r.column(0).empty(), "out of range");

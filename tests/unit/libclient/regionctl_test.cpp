@@ -166,6 +166,8 @@ TEST_CASE("regionctl: usage errors exit 64", "[cli]") {
     CHECK(help.out.find("usage:") == 0);
     CHECK(help.out.find("CLIENT socket") != std::string::npos);
     CHECK(help.out.find("\\N is SQL NULL") != std::string::npos);
+    CHECK(help.out.find("\"route_reason\"") != std::string::npos);
+    CHECK(help.out.find("SYSTEMID/LSN") != std::string::npos);
 }
 
 TEST_CASE("regionctl: JSON escaping", "[format]") {
@@ -188,16 +190,23 @@ TEST_CASE("regionctl: JSON output", "[format]") {
     t.served_by = "eu-west-1/replica";
     t.columns = {"id", "name"};
     t.rows = {{"1", "a\"b"}, {"2", std::nullopt}};
+    // API.md's shape: route_reason right after served_by, "" when there is none.
     CHECK(format_json(t) ==
-          "{\"served_by\":\"eu-west-1/replica\",\"token\":\"\",\"affected\":-1,\"columns\":[\"id\",\"name\"],"
-          "\"rows\":[[\"1\",\"a\\\"b\"],[\"2\",null]]}\n");
+          "{\"served_by\":\"eu-west-1/replica\",\"route_reason\":\"\",\"token\":\"\",\"affected\":-1,"
+          "\"columns\":[\"id\",\"name\"],\"rows\":[[\"1\",\"a\\\"b\"],[\"2\",null]]}\n");
     Table w;
     w.served_by = "us-east-1/primary";
+    w.route_reason = "write: the primary";
     w.token = "1/0/16B3748";
     w.affected = 2;
-    CHECK(
-        format_json(w) ==
-        "{\"served_by\":\"us-east-1/primary\",\"token\":\"1/0/16B3748\",\"affected\":2,\"columns\":[],\"rows\":[]}\n");
+    CHECK(format_json(w) ==
+          "{\"served_by\":\"us-east-1/primary\",\"route_reason\":\"write: the primary\",\"token\":\"1/0/16B3748\","
+          "\"affected\":2,\"columns\":[],\"rows\":[]}\n");
+    Table r;
+    r.served_by = "eu-west-1/replica";
+    r.route_reason = "local replica at 0/5A3F10 >= token 0/59F000 \"quoted\"";
+    CHECK(format_json(r).find("\"route_reason\":\"local replica at 0/5A3F10 >= token 0/59F000 \\\"quoted\\\"\"") !=
+          std::string::npos);
 }
 
 TEST_CASE("regionctl: aligned output like psql", "[format]") {
@@ -237,6 +246,22 @@ TEST_CASE("regionctl: aligned output like psql", "[format]") {
     write.token = "1/0/AB";
     write.affected = 3;
     CHECK(format_aligned(write) == "served_by: us-east-1/primary\ntoken: 1/0/AB\naffected: 3\n");
+
+    // route_reason follows served_by when the daemon gave one.
+    Table routed;
+    routed.served_by = "eu-west-1/replica";
+    routed.route_reason = "waited 12 ms for the local replica";
+    routed.token = "1/0/AB";
+    routed.columns = {"a"};
+    routed.rows = {{"x"}};
+    CHECK(format_aligned(routed) ==
+          " a\n"
+          "---\n"
+          " x\n"
+          "(1 row)\n"
+          "served_by: eu-west-1/replica\n"
+          "route_reason: waited 12 ms for the local replica\n"
+          "token: 1/0/AB\n");
 
     // Multi-line values continue with '+'; widths count characters, not bytes.
     Table multi;
@@ -307,12 +332,17 @@ TEST_CASE("regionctl: query as a libregiond client", "[query]") {
     const Run json =
         run_ctl({"--socket", d.socket_path(), "query", "--json", "--write", "--invalidate", "k", "w $1", "\\N"});
     CHECK(json.status == 0);
-    CHECK(json.out.find("{\"served_by\":\"fake/primary\",\"token\":\"1234/0/ABC\",\"affected\":1,\"columns\":[") == 0);
+    CHECK(json.out.find("{\"served_by\":\"fake/primary\",\"route_reason\":\"fake: write echoed\",\"token\":\"1234/0/"
+                        "ABC\",\"affected\":1,\"columns\":[") == 0);
     CHECK(json.out.find(",null,\"k\"]]}") != std::string::npos);
 
     const Run table = run_ctl({"--socket", d.socket_path(), "query", "rows 2"});
     CHECK(table.status == 0);
     CHECK(table.out == " i |   s\n---+-------\n 0 | row-0\n 1 | row-1\n(2 rows)\nserved_by: fake/replica\n");
+
+    const Run routed = run_ctl({"--socket", d.socket_path(), "query", "--primary", "select 1"});
+    CHECK(routed.status == 0);
+    CHECK(routed.out.find("\nserved_by: fake/primary\nroute_reason: fake: read_primary echoed\n") != std::string::npos);
 
     const Run error = run_ctl({"--socket", d.socket_path(), "query", "error"});
     CHECK(error.status == 1);
@@ -321,4 +351,31 @@ TEST_CASE("regionctl: query as a libregiond client", "[query]") {
     const Run down = run_ctl({"--socket", dir.file("none.sock"), "query", "select 1"});
     CHECK(down.status == 1);
     CHECK(down.err == "regionctl: daemon not running at " + dir.file("none.sock") + "\n");
+}
+
+TEST_CASE("regionctl: query --consistent TOKEN goes through rgd_read_consistent", "[query]") {
+    TempDir dir;
+    FakeDaemon d(dir.file("regiond.sock"));
+    // The fake daemon echoes the request: op, sql, timeout_ms, token, ... as one row.
+    const Run consistent = run_ctl({"--socket", d.socket_path(), "query", "--json", "--consistent",
+                                    "7713697811223072330/0/41F2E80", "select $1", "p"});
+    INFO(consistent.err);
+    CHECK(consistent.status == 0);
+    CHECK(consistent.out.find("\"route_reason\":\"fake: read_consistent echoed\"") != std::string::npos);
+    CHECK(consistent.out.find("\"rows\":[[\"read_consistent\",\"select $1\",") != std::string::npos);
+    CHECK(consistent.out.find(",\"7713697811223072330/0/41F2E80\",") != std::string::npos);
+
+    const Run empty = run_ctl({"--socket", d.socket_path(), "query", "--json", "--consistent=", "select 1"});
+    CHECK(empty.status == 0);
+    CHECK(empty.out.find("\"rows\":[[\"read_consistent\",\"select 1\",") != std::string::npos);
+
+    // A malformed token fails in the library, before anything is sent.
+    const auto seen = d.requests_seen();
+    const Run malformed =
+        run_ctl({"--socket", d.socket_path(), "query", "--consistent", "7713697811223072330-41F2E80", "select 1"});
+    CHECK(malformed.status == 1);
+    CHECK(malformed.out.empty());
+    CHECK(malformed.err.find("regionctl: malformed consistency token \"7713697811223072330-41F2E80\"") == 0);
+    CHECK(malformed.err.find("SYSTEMID/LSN, e.g. 7713697811223072330/0/41F2E80") != std::string::npos);
+    CHECK(d.requests_seen() == seen);
 }
