@@ -1,4 +1,5 @@
-// The consistency-token parser (libclient/src/token.cpp) against a reference
+// The consistency-token parser (libclient/src/token.cpp, shm/base/token.cpp) and
+// rgd_token_cmp against a reference
 // written from API.md's grammar: "SYSTEMID/HI/LO", SYSTEMID 1-20 decimal digits
 // with a value below 2^64, HI and LO 1-8 hex digits each, nothing else.
 #include <cstddef>
@@ -41,5 +42,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto error = regiond::client::token_error(token);
     FUZZ_CHECK(error.has_value() == (!ok && !token.empty()));
     if (error) FUZZ_CHECK(!error->empty());
+    // rgd_token_cmp: split the input in two at its first NUL (or compare it with
+    // itself): comparable only when both are well-formed (or empty), and then
+    // antisymmetric.
+    const std::size_t nul = token.find('\0');
+    const std::string_view a = token.substr(0, nul);
+    const std::string_view b = nul == std::string_view::npos ? token : token.substr(nul + 1);
+    const int ab = regiond::client::token_cmp(a, b);
+    const int ba = regiond::client::token_cmp(b, a);
+    const bool a_ok = a.empty() || reference(a), b_ok = b.empty() || reference(b);
+    if (!a_ok || !b_ok) {
+        FUZZ_CHECK(ab == regiond::client::kTokensNotComparable && ba == ab);
+    } else if (ab != regiond::client::kTokensNotComparable) {
+        FUZZ_CHECK(ab == -ba);
+        FUZZ_CHECK(ab >= -1 && ab <= 1);
+    } else {
+        FUZZ_CHECK(ba == ab);  // two clusters
+    }
+    if (a == b && a_ok) FUZZ_CHECK(ab == 0);
     return 0;
 }

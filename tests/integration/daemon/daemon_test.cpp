@@ -152,8 +152,8 @@ TEST_CASE("regiond on the cluster: ready, status, metrics, clients, a refused pe
         CHECK(local.value(0, 0) == std::optional<std::string_view>("42"));
         const shm::Response primary = c.query(shm::Op::read_primary, "select 1");
         CHECK(primary.served_by == "us-east-1/primary");
-        const shm::Response later = c.query(shm::Op::read_consistent, "select 1");
-        CHECK(later.error == "read_consistent is not implemented yet");
+        const shm::Response later = c.query(shm::Op::cached_read, "select 1");
+        CHECK(later.error == "cached_read is not implemented yet");
         CHECK(d.status()["clients"].num() == 1);
     }
 
@@ -258,10 +258,10 @@ TEST_CASE("many requests in a row and in a burst: no wake-up is lost", "[daemon]
         REQUIRE(r.status == shm::Status::ok);
         REQUIRE(r.value(0, 0) == std::optional<std::string_view>(std::to_string(i)));
     }
-    // Requests the daemon answers alone (read_consistent is not implemented
-    // yet): no database in between, so the daemon's own sleep and wake are all
-    // that is exercised.
-    for (int i = 0; i < 300; ++i) REQUIRE(c.query(shm::Op::read_consistent, "select 1").status == shm::Status::error);
+    // Requests the daemon answers alone (cached_read is not implemented yet):
+    // no database in between, so the daemon's own sleep and wake are all that
+    // is exercised.
+    for (int i = 0; i < 300; ++i) REQUIRE(c.query(shm::Op::cached_read, "select 1").status == shm::Status::error);
 
     // A burst: 50 requests pushed before any answer is read.
     std::vector<std::uint64_t> ids;
@@ -298,7 +298,7 @@ TEST_CASE("many requests in a row and in a burst: no wake-up is lost", "[daemon]
         }
     }
     CHECK(d.status()["counters"]["requests_read_local"].num() == 350);
-    CHECK(d.status()["counters"]["requests_read_consistent"].num() == 300);
+    CHECK(d.status()["counters"]["requests_cached_read"].num() == 300);
 }
 
 TEST_CASE("after SIGKILL a new daemon takes over the stale socket and state segment", "[daemon]") {

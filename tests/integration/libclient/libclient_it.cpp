@@ -155,16 +155,18 @@ TEST_CASE("each operation says where it was served", "[ops]") {
     CHECK(local.column(0) == "one");
     CHECK(value(local, 0, 0) == "1");
     CHECK(local.affected() == -1);
-    // Reads carry a token once the pg layer reads the LSN after them (issue 8);
-    // until then "". Either way never a malformed one.
+    // Every answer carries a token (the replica's replay LSN after the read).
     INFO("read_local token: " << local.token());
-    CHECK((local.token().empty() || token_format_ok(local.token())));
+    CHECK(token_format_ok(local.token()));
+    CHECK(local.route_reason() == "local replica");
 
     auto primary = db.read_primary("select pg_is_in_recovery()::text as standby");
     INFO(primary.error());
     REQUIRE(primary.ok());
     CHECK(primary.served_by() == "us-east-1/primary");
     CHECK(value(primary, 0, 0) == "false");
+    CHECK(token_format_ok(primary.token()));
+    CHECK(primary.route_reason() == "primary");
 
     auto ddl = db.write("create table if not exists rgd_client_it (id bigserial primary key, v text)");
     INFO(ddl.error());
@@ -178,16 +180,15 @@ TEST_CASE("each operation says where it was served", "[ops]") {
     CHECK(write.affected() == 1);
     CHECK(token_format_ok(write.token()));
 
-    // read_consistent: the daemon may not implement it yet; when it answers, the
-    // write must be visible (never a stale read).
+    // read_consistent: the write is visible (never a stale read), and the
+    // answer's token is at or past the write's.
     auto consistent =
         db.read_consistent(write.token(), "select count(*)::text from rgd_client_it where v = $1", {marker});
-    if (consistent.ok()) {
-        CHECK(value(consistent, 0, 0) == "1");
-    } else {
-        WARN("read_consistent: " << consistent.error());
-        CHECK_FALSE(consistent.error().empty());
-    }
+    INFO(consistent.error());
+    REQUIRE(consistent.ok());
+    CHECK(value(consistent, 0, 0) == "1");
+    CHECK(rgd_token_cmp(std::string(consistent.token()).c_str(), std::string(write.token()).c_str()) >= 0);
+    CHECK_FALSE(consistent.route_reason().empty());
     auto malformed = db.read_consistent("not-a-token", "select 1");
     CHECK(malformed.error().find("malformed consistency token") == 0);
 
@@ -504,12 +505,12 @@ TEST_CASE("regionctl: status, status --json, metrics, query", "[regionctl]") {
     INFO(table.out);
     CHECK(table.out.rfind(head, 0) == 0);
     std::string_view trailer = std::string_view(table.out).substr(std::min(head.size(), table.out.size()));
+    CHECK(trailer.starts_with("route_reason: local replica\n"));
     if (trailer.starts_with("route_reason: ")) trailer.remove_prefix(trailer.find('\n') + 1);
-    if (trailer.starts_with("token: ")) {
-        const std::string_view line = trailer.substr(0, trailer.find('\n'));
-        CHECK(token_format_ok(line.substr(7)));
-        trailer.remove_prefix(line.size() + 1);
-    }
+    REQUIRE(trailer.starts_with("token: "));
+    const std::string_view line = trailer.substr(0, trailer.find('\n'));
+    CHECK(token_format_ok(line.substr(7)));
+    trailer.remove_prefix(line.size() + 1);
     CHECK(trailer.empty());
 
     const Command js = run_command(regionctl_binary(),
@@ -525,7 +526,8 @@ TEST_CASE("regionctl: status, status --json, metrics, query", "[regionctl]") {
     CHECK(order("\"columns\":", "\"rows\":"));
     CHECK(js.out.find("\"affected\":-1,\"columns\":[\"a b\"],\"rows\":[[\"q\\\"\"]]}\n") != std::string::npos);
     const Json parsed = Json::parse(js.out);
-    CHECK((parsed["token"].str().empty() || token_format_ok(parsed["token"].str())));
+    CHECK(token_format_ok(parsed["token"].str()));
+    CHECK(parsed["route_reason"].str() == "primary");
 
     // --consistent: a malformed token fails at once, in the library.
     const Command bad_token = run_command(regionctl_binary(), {"--socket", d.socket(), "query", "--consistent",
@@ -545,7 +547,7 @@ TEST_CASE("regionctl: status, status --json, metrics, query", "[regionctl]") {
                                          "insert into rgd_client_it (v) values ($1)", "from-regionctl"});
     INFO(write.err);
     CHECK(write.status == 0);
-    CHECK(write.out.find("served_by: us-east-1/primary\ntoken: ") == 0);
+    CHECK(write.out.find("served_by: us-east-1/primary\nroute_reason: primary\ntoken: ") == 0);
     CHECK(write.out.find("affected: 1\n") != std::string::npos);
 }
 
