@@ -96,9 +96,12 @@ std::string select_v() {
 
 }  // namespace
 
+// Test names keep any ": " near their start: Catch2 2.13's console reporter
+// indents a wrapped name to its first ": " and aborts when that is past the
+// line width (seen with a failing test: the report became a SIGABRT).
 TEST_CASE(
-    "2,000 write -> read_consistent pairs from eu-west-1, and with the token carried to ap-northeast-1: "
-    "every value read back",
+    "read-your-writes: 2,000 write -> read_consistent pairs from eu-west-1, and 2,000 with the token carried "
+    "to ap-northeast-1, every value read back",
     "[consistency][ryw]") {
     ensure_table();
     const Host eu(kEu);
@@ -135,7 +138,7 @@ TEST_CASE(
     CHECK_THAT(carried.waited_reason, Catch::StartsWith(kAp + "/replica: waited"));
 }
 
-TEST_CASE("replay paused on the eu-west-1 replica: every read_consistent from the primary; after resume, local again",
+TEST_CASE("replay paused in eu-west-1: every read_consistent from the primary; after resume, local again",
           "[consistency][paused]") {
     ensure_table();
     const Host eu(kEu);
@@ -279,8 +282,8 @@ TEST_CASE("tokens from another cluster and malformed tokens are clear errors", "
 }
 
 TEST_CASE(
-    "the local replica restarted and back behind where it was while reads with fresh tokens go on: no "
-    "stale answer",
+    "replica restart: the local replica comes back behind where it was while reads with fresh tokens go "
+    "on, and no answer is stale",
     "[consistency][restart]") {
     ensure_table();
     const Host eu(kEu);
@@ -327,6 +330,68 @@ TEST_CASE(
     CHECK(t.stale == 0);
     CHECK(t.token_behind == 0);
     CHECK(t.errors == 0);
+}
+
+TEST_CASE(
+    "replica restart: tokens it had replayed before, read again after it came back behind them, are never "
+    "answered from behind",
+    "[consistency][restart][guard]") {
+    ensure_table();
+    // The daemon learns the replica's replay LSN from its polls only (nothing
+    // is written while the old tokens are read, so nobody waits and there is
+    // no fast watch): after the restart it holds the LSN it polled before,
+    // which the replica is now behind, until it polls again; a slower poll
+    // widens that window. Reads planned in it are stopped by the min_lsn guard
+    // (route_reason "local replica was behind the token when the read ran")
+    // or by the endpoint re-probing the replica before it reuses it; with the
+    // guard dropped from the plan this test still passed in 5 runs here, so it
+    // proves "no stale answer", not that the guard alone provides it.
+    const Host eu(kEu, {{"poll_interval", "\"1s\""}});
+    const auto t0 = Clock::now();
+    ApplyDelay delay(kEu, "3s");
+    SharedBlock shared;
+    constexpr int kChildren = 4;
+    isolation::Children children(kChildren, [&](int i) {
+        return old_token_reads(eu.socket(), kEu, unique_key("old-token") + "-" + std::to_string(i), shared.get())
+            .line();
+    });
+    struct Stop {
+        Shared* s;
+        ~Stop() { s->stop.store(1); }
+    } stop_on_exit{shared.get()};
+
+    // Tokens to read again: 50 writes per child (about a second, within the
+    // 3 s apply delay, so the replica comes back behind most of them).
+    REQUIRE(eventually([&] { return shared->writes.load() >= 50 * kChildren; }, 30s));
+    shared->replay_old.store(1);
+    REQUIRE(eventually([&] { return shared->replaying.load() == kChildren; }, 10s));
+    // The old tokens are all local now.
+    REQUIRE(eventually([&] { return shared->local.load() >= 100; }, 10s));
+
+    const std::uint64_t before = replica_replay_lsn(kEu);
+    const isolation::Command restart = restart_replica(kEu);
+    INFO("pg_ctl restart: " << restart.out << restart.err);
+    REQUIRE(restart.status == 0);
+    const std::uint64_t came_back = replica_replay_lsn(kEu);
+    std::printf("[consistency] eu-west-1 replica restarted under old tokens: replay LSN %s before, %s after\n",
+                format_lsn(before).c_str(), format_lsn(came_back).c_str());
+    std::fflush(stdout);
+    CHECK(came_back < before);
+    // Reads go on against the replica that is behind, then it catches up.
+    const long after_restart = shared->pairs.load();
+    REQUIRE(eventually([&] { return shared->pairs.load() >= after_restart + 200; }, 30s));
+    delay.reset();
+    const long local_before = shared->local.load();
+    const bool local_again = eventually([&] { return shared->local.load() >= local_before + 100; }, 30s);
+    shared->stop.store(1);
+    const Tally t = collect(children, 60s);
+    report("old-token reads across a restart of the replica", t, t0);
+    INFO(t.summary());
+    CHECK(local_again);
+    CHECK(t.stale == 0);
+    CHECK(t.errors == 0);
+    // Some reads found the replica behind at query time and went on.
+    CHECK(eu.counter("consistent_reads_to_primary") + eu.counter("consistent_reads_waited") > 0);
 }
 
 TEST_CASE("idle primary: every replica shows lag 0, and read_consistent with an old token is local",

@@ -56,8 +56,9 @@ std::string Answer::describe() const {
            first();
 }
 
-Host::Host(std::string region)
+Host::Host(std::string region, const std::vector<std::pair<std::string, std::string>>& keys)
     : region_(std::move(region)), setup_(DaemonSetup::from(ClusterEnv::get().regiond_config(region_))) {
+    for (const auto& [key, value] : keys) setup_.set_key(key, value);
     process_ = std::make_unique<RegiondProcess>(regiond_binary(), setup_.config_path, setup_.dir + "/regiond.log", "");
     wait_healthy();
 }

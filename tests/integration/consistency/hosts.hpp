@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../cluster_env.hpp"
@@ -40,9 +41,10 @@ struct Answer {
 /// regiond for one emulated host.
 class Host {
 public:
-    /// Starts regiond on a copy of the cluster's config for `region` and waits
-    /// until every endpoint is healthy.
-    explicit Host(std::string region);
+    /// Starts regiond on a copy of the cluster's config for `region` (with
+    /// `keys` rewritten: {"poll_interval", "\"1s\""}) and waits until every
+    /// endpoint is healthy.
+    explicit Host(std::string region, const std::vector<std::pair<std::string, std::string>>& keys = {});
 
     const std::string& region() const { return region_; }
     const std::string& socket() const { return setup_.socket; }

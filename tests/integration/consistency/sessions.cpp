@@ -176,6 +176,44 @@ Tally write_read_pairs(const std::string& writer_socket, const std::string& read
     return t;
 }
 
+Tally old_token_reads(const std::string& socket, const std::string& region, const std::string& key, Shared* shared) {
+    const regiond::Client c = connect_or_throw(socket);
+    const std::string upsert =
+        std::string("insert into ") + kTable + " (k, v) values ($1, $2) on conflict (k) do update set v = excluded.v";
+    const std::string select = select_sql("v");
+    std::vector<std::pair<long, std::string>> written;  // (value, its write's token)
+    Tally t;
+    for (long n = 1; shared->replay_old.load() == 0; ++n) {
+        const regiond::Result w = c.write(upsert, {key, std::to_string(n)});
+        if (!w.ok()) {
+            t.fail(&Tally::errors, "write: " + std::string(w.error()));
+            continue;
+        }
+        written.emplace_back(n, std::string(w.token()));
+        shared->writes.fetch_add(1);
+    }
+    shared->replaying.fetch_add(1);
+    if (written.empty()) return t;
+    for (std::size_t i = 0; shared->stop.load() == 0; ++i) {
+        const auto& [value, token] = written[written.size() - 1 - i % written.size()];
+        const regiond::Result r = c.read_consistent(token, select, {key});
+        ++t.pairs;
+        if (!r.ok()) {
+            t.fail(&Tally::errors, "read_consistent " + token + ": " + std::string(r.error()));
+            continue;
+        }
+        const std::string served_by(r.served_by());
+        t.note(served_by, std::string(r.route_reason()), region);
+        const std::string got = value_of(r);
+        if (got == "<no row>" || got == "<null>" || std::stol(got) < value)
+            t.fail(&Tally::stale, key + ": token " + token + " of v=" + std::to_string(value) + ", read " + got +
+                                      " from " + served_by + " (" + std::string(r.route_reason()) + ")");
+        shared->pairs.fetch_add(1);
+        if (served_by == region + "/replica") shared->local.fetch_add(1);
+    }
+    return t;
+}
+
 Tally monotonic_session(const std::string& socket_a, const std::string& region_a, const std::string& socket_b,
                         const std::string& region_b, const std::string& key, long reads, Shared* shared) {
     const regiond::Client a = connect_or_throw(socket_a);

@@ -15,9 +15,11 @@ namespace regiond::testing::consistency {
 /// fork): the parent says stop, the children report progress.
 struct Shared {
     std::atomic<int> stop{0};
-    std::atomic<long> pairs{0};   ///< pairs or reads completed, all children
-    std::atomic<long> local{0};   ///< of those, answered by the reader's own replica
-    std::atomic<long> writes{0};  ///< the version writer's committed increments
+    std::atomic<long> pairs{0};      ///< pairs or reads completed, all children
+    std::atomic<long> local{0};      ///< of those, answered by the reader's own replica
+    std::atomic<long> writes{0};     ///< the version writer's committed increments
+    std::atomic<int> replay_old{0};  ///< the parent: from now on, only re-read with old tokens
+    std::atomic<int> replaying{0};   ///< children that have switched to old tokens
 };
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<long>::is_always_lock_free);
 
@@ -61,6 +63,13 @@ struct Tally {
 /// with the write's token through `reader_socket`, and check the value is n.
 Tally write_read_pairs(const std::string& writer_socket, const std::string& reader_socket,
                        const std::string& reader_region, const std::string& key, long count, Shared* shared);
+
+/// Pairs as above until shared->replay_old, keeping each pair's (value,
+/// token); then, until shared->stop, read_consistent with those old tokens
+/// again, newest first and round again: each must see at least the value its
+/// token's write left (values only grow). Nothing is written meanwhile, so
+/// the daemon learns where the replica is only from its own polls.
+Tally old_token_reads(const std::string& socket, const std::string& region, const std::string& key, Shared* shared);
 
 /// One session of `reads` read_consistent calls of `key`'s version,
 /// alternating between the two hosts, always with the newest token the session
