@@ -88,7 +88,14 @@ void ConsistentReadHandler::plan_and_go(PendingRequest& request, DispatchContext
         const auto wait_end = c.waiting_since ? *c.waiting_since + context.settings().consistency_max_wait
                                               : now + context.settings().consistency_max_wait;
         q.wait_budget = std::max(std::chrono::nanoseconds{0}, std::min(wait_end, request.deadline) - now);
-        q.deadline_budget = std::max(std::chrono::nanoseconds{0}, std::chrono::nanoseconds(request.deadline - now));
+        // With the primary down the plan waits for the replica up to the
+        // deadline and then fails with an error that says which token and why.
+        // libclient's timer ends at the same deadline (never later: see
+        // remaining_ms in libclient/src/client.cpp), so an answer made at the
+        // deadline loses the race and the caller sees only "timed out after N
+        // ms". Stop waiting a little earlier so the explanation reaches it.
+        constexpr std::chrono::nanoseconds kAnswerMargin = std::chrono::milliseconds(20);
+        q.deadline_budget = std::max(std::chrono::nanoseconds{0}, request.deadline - now - kAnswerMargin);
     }
     const ConsistentDecision d =
         plan_consistent_read(context.endpoint_states(), context.settings().routing, q, request.tried);
