@@ -121,6 +121,7 @@ std::span<const EndpointState> Backends::routing_states() {
         s.lag_ms = h.lag_ms;
         s.rtt_us = h.rtt_us;
         s.replay_lsn = h.replay_lsn;
+        s.lag_bytes = h.lag_bytes;
         s.replay_rate = h.replay_rate;
         s.system_identifier = h.system_identifier;
     }

@@ -31,8 +31,15 @@ std::string at_vs_token(const EndpointState& e, std::uint64_t token) {
 
 }  // namespace
 
+bool replaying(const EndpointState& replica) {
+    // Behind the primary's known position with nothing replayed lately: paused
+    // or stuck (a long query holding replay back, say), not about to catch up.
+    return replica.replay_rate > 0 || replica.lag_bytes == 0;
+}
+
 nanoseconds predicted_catch_up(const EndpointState& replica, std::uint64_t lsn) {
     if (replica.replay_lsn >= lsn) return nanoseconds{0};
+    if (!replaying(replica)) return nanoseconds::max();
     if (replica.replay_rate > 0) {
         const double seconds = static_cast<double>(lsn - replica.replay_lsn) / replica.replay_rate;
         return std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>(std::min(seconds, 3600.0)));
@@ -114,6 +121,8 @@ ConsistentDecision plan_consistent_read(std::span<const EndpointState> endpoints
         local_out += (local_out.empty() ? "" : "; ") + std::string("local replica ") + at_vs_token(endpoints[i], token);
         if (query.has_waited)
             local_out += " after waiting " + format_duration(query.waited);
+        else if (!replaying(endpoints[i]))
+            local_out += ", not replaying (" + std::to_string(endpoints[i].lag_bytes) + " bytes behind the primary)";
         else if (budget > nanoseconds{0} && predicted > budget)
             local_out += ", predicted catch-up " + format_duration(predicted) + " > " +
                          (primary ? "max_wait" : "the request's deadline");

@@ -62,7 +62,12 @@ struct ConsistentQuery {
 ConsistentDecision plan_consistent_read(std::span<const EndpointState> endpoints, const RoutingSettings& settings,
                                         const ConsistentQuery& query, std::span<const std::size_t> exclude = {});
 
-/// The predicted time for `replica` to replay up to `lsn` (see above).
+/// False when the replica is behind the primary's known position and has
+/// replayed nothing lately (paused or stuck): not worth waiting for.
+bool replaying(const EndpointState& replica);
+
+/// The predicted time for `replica` to replay up to `lsn` (see above);
+/// nanoseconds::max() when it is not replaying.
 std::chrono::nanoseconds predicted_catch_up(const EndpointState& replica, std::uint64_t lsn);
 
 }  // namespace regiond::daemon

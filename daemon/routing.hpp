@@ -42,6 +42,7 @@ struct EndpointState {
     std::uint32_t rtt_us = 0;
     std::uint64_t replay_lsn = 0;         ///< replica: last polled replay LSN (a lower bound of the current one)
     double replay_rate = 0;               ///< replica: bytes replayed per second, smoothed; 0 unknown
+    std::uint64_t lag_bytes = 0;          ///< replica: the primary's last known LSN - replay LSN
     std::uint64_t system_identifier = 0;  ///< 0 until the endpoint has connected once
 };
 

@@ -168,3 +168,17 @@ TEST_CASE("an endpoint excluded after it answered behind the token is not chosen
     CHECK(d.endpoint == 0);
     CHECK(d.reason == "local replica was behind the token when the read ran; primary");
 }
+
+TEST_CASE("a replica that is behind the primary and not replaying is not waited for", "[consistent]") {
+    // Replay paused (or stuck): no rate, and the primary's position is known to
+    // be past it. Waiting would cost max_wait and end at the primary anyway.
+    auto endpoints = cluster(1000, 0);
+    endpoints[1].lag_bytes = 5000;
+    const auto d = plan_consistent_read(endpoints, eu, query(2000));
+    REQUIRE(d.action == ConsistentAction::read);
+    CHECK(d.endpoint == 0);
+    CHECK(d.reason == "local replica at 0/3E8 < token 0/7D0, not replaying (5000 bytes behind the primary); primary");
+    // Replaying (a rate), the same distance is worth a wait.
+    endpoints[1].replay_rate = 10'000'000.0;
+    CHECK(plan_consistent_read(endpoints, eu, query(2000)).action == ConsistentAction::wait);
+}
