@@ -9,7 +9,9 @@
 # Prints share served locally, p50/p99 of the read, stale answers (checked by
 # value), the route_reason histogram of (a), and the goals as met/MISSED.
 #
-#   bench/consistency.sh [--ops 150] [--sessions 4] [--rounds 3] [--keys 40] [--check-replica]
+#   bench/consistency.sh [--ops 150] [--sessions 4] [--rounds 3] [--keys 40]
+#                        [--think-ms 0] [--check-replica]
+#     --think-ms: each session pauses this long before each operation
 #     --check-replica: a diagnostic run (not for the recorded numbers): between
 #     the write and read_consistent, ask the local replica directly whether it
 #     has replayed the write (adds one local round trip before the read)
@@ -112,7 +114,7 @@ for r in "${HOSTS[@]}"; do
   poll 30 "regiond $r (log: $WORK/$r/regiond.log) with every endpoint healthy" all_healthy "$WORK/$r/admin.sock"
 done
 
-echo "bench/consistency: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), profile $PROFILE, main at $(git rev-parse --short HEAD)"
+echo "bench/consistency: $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), profile $PROFILE, at $(git rev-parse --short HEAD)"
 "$BUILD/bench/bench_consistency" --max-wait-ms "$max_wait_ms" "${args[@]}" "$@"
 echo
 echo "daemon counters after the run (regionctl metrics, read_consistent):"
