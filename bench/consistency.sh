@@ -75,7 +75,8 @@ all_healthy() { # ADMIN_SOCKET
 }
 
 psql_as_postgres() { # REGION SQL
-  local port_var=PG_PORT_$(key_of "$1")
+  local port_var
+  port_var=PG_PORT_$(key_of "$1")
   (cd / && runuser -u postgres -- psql -XAtq -h "$PG_SOCKET_DIR" -p "${!port_var}" -d "$APP_DB" -c "$2")
 }
 # The table: one row per (host, session, key), written only by that session.
