@@ -3,7 +3,10 @@
 # cluster with realistic WAN delays, start one regiond per emulated host, and
 # show it working: the demo client (tools/demo) writes from eu-west-1 (token and
 # all), then times the same read served by the local replica and sent to the
-# primary in us-east-1, in process; then `regionctl status`.
+# primary in us-east-1, in process; then read-after-write: a profile updated
+# from eu-west-1 and read back at once with its token, the same on the
+# ap-northeast-1 host with the token carried over, each beside what the seed's
+# rule does on the same operation; then `regionctl status`.
 # The cluster and daemons stay up afterwards (scripts/cluster.sh down removes them).
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,10 +61,12 @@ for r in us-east-1 eu-west-1 ap-northeast-1; do
   done
 done
 
-# The demo client: a libregiond application on the eu-west-1 host; it times
-# each call in process.
+# The demo client: a libregiond application on the eu-west-1 host (and, for
+# read-after-write, also on the ap-northeast-1 host); it times each call in
+# process.
 echo
-build/tools/demo/rgd-demo --socket "$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock" --reads 20
+build/tools/demo/rgd-demo --socket "$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock" --reads 20 \
+  --ap-socket "$REGIOND_CLUSTER_DIR/ap-northeast-1/regiond.sock"
 echo
 echo "== regionctl status (eu-west-1)"
 "$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/eu-west-1/admin.sock" status
