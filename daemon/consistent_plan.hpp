@@ -7,7 +7,9 @@
 //      endpoint checks again on the connection that runs the read (a replica
 //      restarted or replaced since the poll cannot answer from behind);
 //      in the primary's region, the local primary;
-//   2. else, if that replica is predicted to catch up within the wait budget
+//   2. else, if the replay LSN the plan sees was polled before the request came,
+//      look once more (one poll of the local replica, ~a local round trip);
+//      then, if that replica is predicted to catch up within the wait budget
 //      (max_wait, and sooner than a round trip to the primary): wait for it,
 //      released when its polled replay LSN passes the token;
 //   3. else the nearest healthy replica elsewhere that has reached the token,
@@ -45,6 +47,9 @@ struct ConsistentDecision {
     std::string reason;                    ///< read: rgd_route_reason; wait: why it is worth it
     std::string error;                     ///< fail
     std::chrono::nanoseconds wait_for{0};  ///< wait: the budget it may use from now
+    /// wait: plan again at the first replay LSN polled after now, even if it is
+    /// still below the token (the sample the plan saw predates the request).
+    bool recheck = false;
 };
 
 struct ConsistentQuery {
@@ -57,6 +62,8 @@ struct ConsistentQuery {
     /// How long it has waited already (for the reason after a wait).
     std::chrono::nanoseconds waited{0};
     bool has_waited = false;
+    /// The replicas' replay LSNs were polled after the request arrived.
+    bool fresh_sample = false;
 };
 
 ConsistentDecision plan_consistent_read(std::span<const EndpointState> endpoints, const RoutingSettings& settings,

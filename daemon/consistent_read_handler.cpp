@@ -79,6 +79,7 @@ void ConsistentReadHandler::plan_and_go(PendingRequest& request, DispatchContext
     const auto now = Clock::now();
     ConsistentQuery q;
     q.token_lsn = c.token_lsn;
+    q.fresh_sample = c.fresh_sample;
     if (c.waiting_since) {
         q.has_waited = true;
         q.waited = now - *c.waiting_since;
@@ -106,7 +107,7 @@ void ConsistentReadHandler::plan_and_go(PendingRequest& request, DispatchContext
             return;
         case ConsistentAction::wait:
             if (!c.waiting_since) c.waiting_since = now;
-            context.wait_for_lsn(request, d.endpoint, c.token_lsn, now + d.wait_for);
+            context.wait_for_lsn(request, d.endpoint, c.token_lsn, now + d.wait_for, d.recheck);
             return;
         case ConsistentAction::read:
             c.kind = d.kind;

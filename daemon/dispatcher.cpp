@@ -37,6 +37,8 @@ Dispatcher::Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& bac
     handlers_[static_cast<std::size_t>(shm::Op::read_consistent)] = std::make_unique<ConsistentReadHandler>();
     handlers_[static_cast<std::size_t>(shm::Op::cached_read)] = std::make_unique<NotImplementedHandler>("cached_read");
     lsn_waiters_.resize(backends_.size());
+    lsn_polls_.resize(backends_.size());
+    rechecks_.resize(backends_.size());
     const std::weak_ptr<const bool> alive = scope_.token();
     for (std::size_t i = 0; i < backends_.size(); ++i) {
         backends_.at(i).endpoint->on_replay_lsn([this, alive, i](std::uint64_t lsn) {
@@ -156,13 +158,21 @@ void Dispatcher::park(PendingRequest& request, std::string_view error) {
 }
 
 void Dispatcher::wait_for_lsn(PendingRequest& request, std::size_t index, std::uint64_t lsn,
-                              std::chrono::steady_clock::time_point until) {
+                              std::chrono::steady_clock::time_point until, bool recheck) {
     request.parked = true;
     request.lsn_waiting = true;
     request.lsn_wait_endpoint = index;
     request.lsn_wait = lsn;
     if (lsn_waiters_[index].empty()) backends_.at(index).endpoint->set_lsn_watch(true);
     lsn_waiters_[index].emplace(lsn, request.ticket);
+    if (recheck) {
+        // The poll in flight now may have read the LSN before this request
+        // came; the one after it was sent after: wait for that one.
+        request.recheck_at_poll = lsn_polls_[index] + 2;
+        rechecks_[index].push_back(request.ticket);
+    } else {
+        request.recheck_at_poll = 0;
+    }
     const std::uint64_t ticket = request.ticket;
     request.parked_deadline = loop_.timer(until - std::chrono::steady_clock::now(), [this, ticket] {
         auto it = requests_.find(ticket);
@@ -195,17 +205,32 @@ void Dispatcher::unpark(PendingRequest& request) {
 }
 
 void Dispatcher::on_replay_lsn(std::size_t index, std::uint64_t lsn) {
+    const std::uint64_t poll = ++lsn_polls_[index];
     auto& waiters = lsn_waiters_[index];
-    if (waiters.empty() || waiters.begin()->first > lsn) return;
-    // Released in LSN order; start() may park a request again (not on this
-    // endpoint for this LSN: the replica has it now).
+    // Released in LSN order, then those due for a recheck; start() may park a
+    // request again (not on this endpoint for this LSN: the replica has it now).
     std::vector<std::uint64_t> released;
     for (auto w = waiters.begin(); w != waiters.end() && w->first <= lsn; ++w) released.push_back(w->second);
+    auto& rechecks = rechecks_[index];
+    for (auto t = rechecks.begin(); t != rechecks.end();) {
+        auto it = requests_.find(*t);
+        if (it == requests_.end() || !it->second.lsn_waiting || it->second.recheck_at_poll == 0) {
+            t = rechecks.erase(t);  // gone, or released already
+        } else if (it->second.recheck_at_poll <= poll) {
+            if (it->second.lsn_wait > lsn) released.push_back(*t);  // else released by its LSN above
+            t = rechecks.erase(t);
+        } else {
+            ++t;
+        }
+    }
+    if (released.empty()) return;
     for (const std::uint64_t ticket : released) {
         auto it = requests_.find(ticket);
         if (it == requests_.end() || !it->second.lsn_waiting) continue;
         PendingRequest& r = it->second;
         unpark(r);
+        r.recheck_at_poll = 0;
+        r.consistent.fresh_sample = true;  // this poll was sent after the request came
         if (!r.answered && !draining_) start(r);
         finish_if_idle(it);
     }

@@ -86,7 +86,7 @@ private:
     void answer_error(PendingRequest& request, std::string_view message) override;
     void park(PendingRequest& request, std::string_view error) override;
     void wait_for_lsn(PendingRequest& request, std::size_t index, std::uint64_t lsn,
-                      std::chrono::steady_clock::time_point until) override;
+                      std::chrono::steady_clock::time_point until, bool recheck) override;
     std::span<const EndpointState> endpoint_states() override { return backends_.routing_states(); }
     std::uint64_t system_identifier() override;
     void count(shm::Counter counter) override { stats_.add(counter); }
@@ -122,10 +122,13 @@ private:
     std::map<Key, std::uint64_t> waiting_;  ///< (client, request id) -> ticket, until answered or forgotten
     std::array<std::unique_ptr<OperationHandler>, 6> handlers_;  ///< by shm::Op (1..5)
     ClassifierWorker classifier_worker_;
-    std::vector<std::uint64_t> parked_;
+    std::vector<std::uint64_t> parked_;  ///< tickets; a ticket no longer parked is skipped
     /// Per endpoint: LSN -> ticket of the read_consistent requests waiting for it.
-    std::vector<std::multimap<std::uint64_t, std::uint64_t>>
-        lsn_waiters_;  ///< tickets; a ticket no longer parked is skipped
+    std::vector<std::multimap<std::uint64_t, std::uint64_t>> lsn_waiters_;
+    /// Per endpoint: replay-LSN polls seen, and the tickets that wait for a poll
+    /// number rather than an LSN (recheck), in arrival order.
+    std::vector<std::uint64_t> lsn_polls_;
+    std::vector<std::vector<std::uint64_t>> rechecks_;
     std::uint64_t next_ticket_ = 1;
     bool draining_ = false;
     /// Callbacks handed to endpoints check it: after the dispatcher is gone

@@ -46,6 +46,7 @@ struct ConsistentState {
     std::optional<std::chrono::steady_clock::time_point> waiting_since;  ///< first wait for the replica
     std::chrono::steady_clock::time_point released_at;                   ///< when that wait ended
     ConsistentKind kind = ConsistentKind::primary;                       ///< where it was sent last
+    bool fresh_sample = false;  ///< a replay LSN polled after the request arrived was seen
 };
 
 /// One request, from when the dispatcher received it until its last job ended.
@@ -83,6 +84,7 @@ struct PendingRequest {
     bool lsn_waiting = false;
     std::size_t lsn_wait_endpoint = 0;
     std::uint64_t lsn_wait = 0;
+    std::uint64_t recheck_at_poll = 0;  ///< released at this poll number of that endpoint too (0: no)
 };
 
 /// What a handler may ask of the dispatcher.
@@ -106,8 +108,10 @@ public:
     /// Parks the request until endpoint `index`'s polled replay LSN reaches
     /// `lsn` (start() runs again then) or `until` passes (on_wait_over runs).
     /// While anyone waits on an endpoint its replay LSN is polled back to back.
+    /// `recheck`: start() also runs at the first LSN polled after now (a poll
+    /// sent after this call), whatever its value.
     virtual void wait_for_lsn(PendingRequest& request, std::size_t index, std::uint64_t lsn,
-                              std::chrono::steady_clock::time_point until) = 0;
+                              std::chrono::steady_clock::time_point until, bool recheck) = 0;
     /// Every endpoint's health, lag, RTT and replay LSN (index = endpoint index).
     virtual std::span<const EndpointState> endpoint_states() = 0;
     /// The cluster's system identifier (tokens carry it); 0 until an endpoint connected.

@@ -40,6 +40,7 @@ ConsistentQuery query(std::uint64_t token, std::chrono::nanoseconds wait = 50ms,
     q.token_lsn = token;
     q.wait_budget = wait;
     q.deadline_budget = deadline;
+    q.fresh_sample = true;  // judged by a sample taken after the request (see the recheck test)
     return q;
 }
 
@@ -181,4 +182,26 @@ TEST_CASE("a replica that is behind the primary and not replaying is not waited 
     // Replaying (a rate), the same distance is worth a wait.
     endpoints[1].replay_rate = 10'000'000.0;
     CHECK(plan_consistent_read(endpoints, eu, query(2000)).action == ConsistentAction::wait);
+}
+
+TEST_CASE("a replay LSN polled before the request came is looked at again before giving up on the replica",
+          "[consistent]") {
+    // The last poll says behind (and even predicts a long catch-up), but it is
+    // older than the request: one more poll first.
+    auto endpoints = cluster(0, 0, 1'000'000.0);
+    ConsistentQuery q = query(80'000);
+    q.fresh_sample = false;
+    const auto d = plan_consistent_read(endpoints, eu, q);
+    REQUIRE(d.action == ConsistentAction::wait);
+    CHECK(d.recheck);
+    CHECK(d.endpoint == 1);
+    CHECK(d.reason == "local replica at 0/0 < token 0/13880 when last polled: looking again");
+    // Judged by a fresh sample, the same numbers go to the primary.
+    q.fresh_sample = true;
+    CHECK(plan_consistent_read(endpoints, eu, q).endpoint == 0);
+    // A replica that is not replaying is not looked at again.
+    endpoints[1].replay_rate = 0;
+    endpoints[1].lag_bytes = 5000;
+    q.fresh_sample = false;
+    CHECK(plan_consistent_read(endpoints, eu, q).endpoint == 0);
 }

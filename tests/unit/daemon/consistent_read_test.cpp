@@ -165,3 +165,35 @@ TEST_CASE("read_consistent: a request cancelled while it waits ends there and st
     send_consistent(*k.c, 1, token(0x2000));
     REQUIRE(run_until(*k.d, [&] { return !k.f.local_replica().jobs.empty(); }));
 }
+
+TEST_CASE("read_consistent: a replay LSN polled before the request is looked at again before the primary",
+          "[daemon][consistent]") {
+    Cluster k(5000ms);
+    // The last poll says far behind, and at 1 byte/s that predicts forever.
+    k.f.local_replica().set_replay_rate(1.0);
+    k.f.local_replica().set_replay_lsn(0x1000);
+    SECTION("the next polls show the write: served locally") {
+        send_consistent(*k.c, 1, token(0x2000));
+        REQUIRE(run_until(*k.d, [&] { return k.f.local_replica().lsn_watch_fast; }));
+        CHECK(k.f.primary().jobs.empty());
+        k.f.local_replica().set_replay_lsn(0x1000);  // the poll in flight when it came: not proof
+        for (int i = 0; i < 10; ++i) k.d->run_once(1ms);
+        CHECK(k.f.primary().jobs.empty());
+        k.f.local_replica().set_replay_lsn(0x2400);
+        REQUIRE(run_until(*k.d, [&] { return !k.f.local_replica().jobs.empty(); }));
+        CHECK_THAT(k.f.local_replica().jobs.front().job.route_reason, Catch::StartsWith("waited "));
+        CHECK(k.f.primary().jobs.empty());
+    }
+    SECTION("a poll sent after it still says behind: judged by that one, the primary") {
+        send_consistent(*k.c, 1, token(0x2000));
+        REQUIRE(run_until(*k.d, [&] { return k.f.local_replica().lsn_watch_fast; }));
+        k.f.local_replica().set_replay_lsn(0x1000);
+        k.f.local_replica().set_replay_lsn(0x1001);
+        REQUIRE(run_until(*k.d, [&] { return !k.f.primary().jobs.empty(); }));
+        CHECK_THAT(
+            k.f.primary().jobs.front().job.route_reason,
+            Catch::StartsWith("local replica at 0/1001 < token 0/2000 after waiting ") && Catch::EndsWith("; primary"));
+        CHECK(k.f.local_replica().jobs.empty());
+        CHECK_FALSE(k.f.local_replica().lsn_watch_fast);
+    }
+}
