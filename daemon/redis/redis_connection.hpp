@@ -143,7 +143,6 @@ private:
     static void del_write(void* privdata);
     static void cleanup(void* privdata);
     static void on_connect(const redisAsyncContext* ac, int status);
-    static void on_disconnect(const redisAsyncContext* ac, int status);
     static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
     // Reply-object functions wrapped around hiredis' own (see the header comment).
     static void* guard_string(const redisReadTask* task, char* str, std::size_t len);
