@@ -1,16 +1,6 @@
 #include "daemon/redis_probe.hpp"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <hiredis/hiredis.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/un.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
+#include <algorithm>
 
 #include "daemon/log.hpp"
 #include "daemon/text.hpp"
@@ -18,19 +8,6 @@
 
 namespace regiond::daemon {
 namespace {
-
-// A Redis that sends more than this in answer to PING is not one we trust.
-constexpr std::size_t kMaxReplyBytes = 64 * 1024;
-
-std::string resp_command(std::initializer_list<std::string_view> words) {
-    std::string out = "*" + std::to_string(words.size()) + "\r\n";
-    for (std::string_view w : words) {
-        out += "$" + std::to_string(w.size()) + "\r\n";
-        out += w;
-        out += "\r\n";
-    }
-    return out;
-}
 
 std::string shorten(std::string text, std::size_t max = 120) {
     if (text.size() > max) {
@@ -71,59 +48,13 @@ RedisProbe::RedisProbe(EventLoop& loop, RedisProbeSettings settings, std::functi
         display_name_ = "[" + a.host + "]:" + std::to_string(a.port);
     else
         display_name_ = a.host + ":" + std::to_string(a.port);
-    resolve();
+    // A name is resolved once, here (see the header for why this is not on the loop).
+    ResolvedRedis resolved = resolve_redis(a);
+    target_ = std::move(resolved.target);
+    resolve_error_ = std::move(resolved.error);
 }
 
-RedisProbe::~RedisProbe() {
-    if (tick_timer_ != 0) loop_.cancel_timer(tick_timer_);
-    if (deadline_timer_ != 0) loop_.cancel_timer(deadline_timer_);
-    close_connection();
-}
-
-void RedisProbe::resolve() {
-    const auto& a = settings_.address;
-    address_ = {};
-    if (a.transport == config::RedisEndpoint::Transport::unix_socket) {
-        sockaddr_un un{};
-        un.sun_family = AF_UNIX;
-        if (a.socket_path.size() >= sizeof un.sun_path) {
-            resolve_error_ = "socket path too long";
-            return;
-        }
-        std::memcpy(un.sun_path, a.socket_path.c_str(), a.socket_path.size() + 1);
-        std::memcpy(&address_, &un, sizeof un);
-        address_length_ = sizeof un;
-        return;
-    }
-    sockaddr_in v4{};
-    if (inet_pton(AF_INET, a.host.c_str(), &v4.sin_addr) == 1) {
-        v4.sin_family = AF_INET;
-        v4.sin_port = htons(a.port);
-        std::memcpy(&address_, &v4, sizeof v4);
-        address_length_ = sizeof v4;
-        return;
-    }
-    sockaddr_in6 v6{};
-    if (inet_pton(AF_INET6, a.host.c_str(), &v6.sin6_addr) == 1) {
-        v6.sin6_family = AF_INET6;
-        v6.sin6_port = htons(a.port);
-        std::memcpy(&address_, &v6, sizeof v6);
-        address_length_ = sizeof v6;
-        return;
-    }
-    // A name: resolved once, here (see the header for why this is not on the loop).
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    const int rc = getaddrinfo(a.host.c_str(), std::to_string(a.port).c_str(), &hints, &found);
-    if (rc != 0 || found == nullptr) {
-        resolve_error_ = "cannot resolve " + a.host + ": " + gai_strerror(rc);
-        return;
-    }
-    std::memcpy(&address_, found->ai_addr, found->ai_addrlen);
-    address_length_ = found->ai_addrlen;
-    freeaddrinfo(found);
-}
+RedisProbe::~RedisProbe() = default;
 
 void RedisProbe::start() {
     if (started_) return;
@@ -140,195 +71,97 @@ void RedisProbe::update(std::chrono::nanoseconds connect_timeout, std::chrono::n
     hysteresis_.set_thresholds(down_after, up_after);
 }
 
-void RedisProbe::schedule_next() {
-    if (tick_timer_ != 0) loop_.cancel_timer(tick_timer_);
-    tick_timer_ =
-        loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(settings_.check_interval), [this] {
-            tick_timer_ = 0;
-            check();
-        });
+std::chrono::nanoseconds RedisProbe::backoff() const {
+    const auto interval = settings_.check_interval;
+    const auto cap = std::max(interval, std::min<std::chrono::nanoseconds>(16 * interval, std::chrono::seconds(5)));
+    const unsigned doublings = std::min(consecutive_failures_ == 0 ? 0u : consecutive_failures_ - 1, 16u);
+    return std::min<std::chrono::nanoseconds>(interval * (1LL << doublings), cap);
 }
 
 void RedisProbe::check() {
-    schedule_next();
-    if (phase_ != Phase::idle) return;  // the previous check is still running; its deadline will end it
+    tick_ = loop_.timer(std::chrono::duration_cast<EventLoop::Clock::duration>(settings_.check_interval),
+                        [this] { check(); });
+    if (in_flight_) return;  // the previous PING is still out; its reply timeout ends it
     if (!resolve_error_.empty()) {
         finish(false, resolve_error_);
         return;
     }
-    deadline_timer_ =
-        loop_.add_timer(std::chrono::duration_cast<EventLoop::Clock::duration>(settings_.connect_timeout), [this] {
-            deadline_timer_ = 0;
-            finish(false, phase_ == Phase::connecting
-                              ? "connect timed out after " + format_duration(settings_.connect_timeout)
-                              : "no answer to PING within " + format_duration(settings_.connect_timeout));
-        });
-    if (fd_ >= 0) {
-        send_commands(false);
-        return;
-    }
-    if (!open_connection()) return;
-}
-
-bool RedisProbe::open_connection() {
-    const int fd = ::socket(address_.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        finish(false, std::string("socket: ") + std::strerror(errno));
-        return false;
-    }
-    if (address_.ss_family != AF_UNIX) {
-        int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    fd_ = fd;
-    reader_ = redisReaderCreate();
-    fresh_ = true;
-    loop_.add(fd_, EPOLLOUT | EPOLLIN | EPOLLRDHUP, [this](std::uint32_t events) { on_events(events); });
-    const int rc = ::connect(fd_, reinterpret_cast<const sockaddr*>(&address_), address_length_);
-    if (rc == 0) {
-        send_commands(true);
-        return true;
-    }
-    if (errno == EINPROGRESS || errno == EAGAIN) {
-        phase_ = Phase::connecting;
-        return true;
-    }
-    finish(false, std::string("connect: ") + std::strerror(errno));
-    return false;
-}
-
-void RedisProbe::send_commands(bool fresh_connection) {
-    output_.clear();
-    output_sent_ = 0;
-    replies_expected_ = 0;
-    bytes_read_ = 0;
-    if (fresh_connection && fresh_) {
-        const auto& a = settings_.address;
-        if (a.password) {
-            output_ += resp_command({"AUTH", *a.password});
-            ++replies_expected_;
+    // An idle connection the server closed (its timeout): open a new one, no failure.
+    if (connection_ && !connection_->open()) connection_.reset();
+    if (!connection_) {
+        // Within the backoff: one more failure with the same error, no new attempt.
+        // (The first retry after a failure is never held back: backoff() is one
+        // check interval then.)
+        if (consecutive_failures_ > 1 && EventLoop::Clock::now() < retry_at_) {
+            record(false);
+            return;
         }
-        if (a.db != 0) {
-            output_ += resp_command({"SELECT", std::to_string(a.db)});
-            ++replies_expected_;
-        }
-        fresh_ = false;
+        open_connection();
     }
-    output_ += resp_command({"PING"});
-    ++replies_expected_;
-    phase_ = Phase::waiting;
+    in_flight_ = true;
     sent_at_ = EventLoop::Clock::now();
-    if (flush_output()) loop_.modify(fd_, EPOLLIN | EPOLLRDHUP | (output_sent_ < output_.size() ? EPOLLOUT : 0u));
+    connection_->command({"PING"}, [this](const RedisReply& reply) { on_pong(reply); });
 }
 
-bool RedisProbe::flush_output() {
-    while (output_sent_ < output_.size()) {
-        const ssize_t n = ::send(fd_, output_.data() + output_sent_, output_.size() - output_sent_, MSG_NOSIGNAL);
-        if (n > 0) {
-            output_sent_ += static_cast<std::size_t>(n);
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
-        finish(false, std::string("send: ") + std::strerror(errno));
-        return false;
+void RedisProbe::open_connection() {
+    RedisConnectionSettings cs;
+    cs.connect_timeout = settings_.connect_timeout;
+    cs.reply_timeout = settings_.connect_timeout;
+    cs.max_buffered_bytes = 64 * 1024;  // a PING's answer is tiny: more is not a Redis we trust
+    cs.max_array_elements = 16;
+    RedisConnection::Hooks hooks;
+    // The round trip is timed from the established connection, not from the connect.
+    hooks.on_connected = [this] { sent_at_ = EventLoop::Clock::now(); };
+    connection_ = std::make_unique<RedisConnection>(loop_, target_, cs, std::move(hooks));
+    const auto& a = settings_.address;
+    if (a.password)
+        connection_->command({"AUTH", *a.password}, [this](const RedisReply& reply) { on_setup_reply(reply); });
+    if (a.db != 0) {
+        const std::string db = std::to_string(a.db);
+        connection_->command({"SELECT", db}, [this](const RedisReply& reply) { on_setup_reply(reply); });
     }
-    return true;
 }
 
-void RedisProbe::on_events(std::uint32_t events) {
-    if (phase_ == Phase::connecting) {
-        int error = 0;
-        socklen_t length = sizeof error;
-        if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
-        if (error != 0) {
-            finish(false, std::string("connect: ") + std::strerror(error));
-            return;
-        }
-        if ((events & (EPOLLOUT | EPOLLIN | EPOLLHUP | EPOLLERR)) == 0) return;
-        send_commands(true);
+// AUTH or SELECT: an error ends the check (and drops the connection); a lost
+// connection is reported by the PING behind it.
+void RedisProbe::on_setup_reply(const RedisReply& reply) {
+    if (reply.is_error()) finish(false, "server answered: " + shorten(without_secrets(std::string(reply.text()))));
+}
+
+void RedisProbe::on_pong(const RedisReply& reply) {
+    if (!reply.arrived()) {
+        finish(false, std::string(reply.failure()));
         return;
     }
-    if (phase_ == Phase::waiting && (events & EPOLLOUT) != 0) {
-        if (!flush_output()) return;
-        if (output_sent_ == output_.size()) loop_.modify(fd_, EPOLLIN | EPOLLRDHUP);
-    }
-    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) read_replies();
-}
-
-void RedisProbe::read_replies() {
-    char buffer[4096];
-    for (;;) {
-        const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-        if (n > 0) {
-            bytes_read_ += static_cast<std::size_t>(n);
-            if (phase_ != Phase::waiting || bytes_read_ > kMaxReplyBytes) {
-                // Data nobody asked for: drop the connection (the next check reconnects).
-                if (phase_ == Phase::waiting)
-                    finish(false, "oversized reply");
-                else
-                    close_connection();
-                return;
-            }
-            if (redisReaderFeed(reader_, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
-                finish(false, "protocol error");
-                return;
-            }
-            continue;
-        }
-        if (n == 0) {
-            if (phase_ == Phase::waiting)
-                finish(false, "connection closed by the server");
-            else
-                close_connection();  // an idle connection closed (timeout on the server): reopen next time
-            return;
-        }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) break;
-        if (phase_ == Phase::waiting)
-            finish(false, std::string("recv: ") + std::strerror(errno));
-        else
-            close_connection();
+    if (reply.is_error()) {
+        finish(false, "server answered: " + shorten(without_secrets(std::string(reply.text()))));
         return;
     }
-    while (phase_ == Phase::waiting && replies_expected_ > 0) {
-        void* raw = nullptr;
-        if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
-            finish(false, "protocol error");
-            return;
-        }
-        if (raw == nullptr) return;  // incomplete
-        auto* reply = static_cast<redisReply*>(raw);
-        std::string problem;
-        if (reply->type == REDIS_REPLY_ERROR)
-            problem = "server answered: " + shorten(without_secrets(std::string(reply->str, reply->len)));
-        else if (replies_expected_ == 1 &&
-                 !(reply->type == REDIS_REPLY_STATUS && std::string_view(reply->str, reply->len) == "PONG"))
-            problem = "unexpected answer to PING";
-        freeReplyObject(reply);
-        if (!problem.empty()) {
-            finish(false, problem);
-            return;
-        }
-        if (--replies_expected_ == 0) {
-            const auto rtt = EventLoop::Clock::now() - sent_at_;
-            rtt_us_ = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(rtt).count());
-            finish(true, {});
-            return;
-        }
+    if (!reply.is_status("PONG")) {
+        finish(false, "unexpected answer to PING");
+        return;
     }
+    const auto rtt = EventLoop::Clock::now() - sent_at_;
+    rtt_us_ = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(rtt).count());
+    finish(true, {});
 }
 
 void RedisProbe::finish(bool success, std::string error) {
-    if (deadline_timer_ != 0) {
-        loop_.cancel_timer(deadline_timer_);
-        deadline_timer_ = 0;
-    }
+    in_flight_ = false;
     if (success) {
-        phase_ = Phase::idle;
+        consecutive_failures_ = 0;
     } else {
-        close_connection();
+        // Destroying the connection drops its remaining callbacks (this may run
+        // inside one of them: RedisConnection allows that).
+        connection_.reset();
         last_error_ = std::move(error);
+        ++consecutive_failures_;
+        retry_at_ = EventLoop::Clock::now() + std::chrono::duration_cast<EventLoop::Clock::duration>(backoff());
     }
+    record(success);
+}
+
+void RedisProbe::record(bool success) {
     const bool changed = hysteresis_.record(success);
     if (success) last_error_.clear();
     if (changed) {
@@ -338,22 +171,6 @@ void RedisProbe::finish(bool success, std::string error) {
             log::warning("redis " + settings_.region + " " + display_name_ + " is down: " + last_error_);
         if (on_change_) on_change_();
     }
-}
-
-void RedisProbe::close_connection() {
-    if (fd_ >= 0) {
-        loop_.remove(fd_);
-        ::close(fd_);
-        fd_ = -1;
-    }
-    if (reader_ != nullptr) {
-        redisReaderFree(reader_);
-        reader_ = nullptr;
-    }
-    phase_ = Phase::idle;
-    output_.clear();
-    output_sent_ = 0;
-    replies_expected_ = 0;
 }
 
 }  // namespace regiond::daemon

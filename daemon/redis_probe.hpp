@@ -1,31 +1,36 @@
 // cache_healthy of one region: a PING to the region's Redis every
 // health.check_interval, with hysteresis (health.down_after / up_after).
 //
-// Never blocks the loop: a non-blocking connect (bounded by
-// health.connect_timeout), then "AUTH" (when the URL has a password), "SELECT"
-// (when it names a db) and "PING" pipelined in one write; the replies are parsed
-// with hiredis' RESP reader. The connection is kept for the next check and
-// re-opened after any failure. A host name (not an address) is resolved once,
-// when the probe is created, which is before the loop serves anything; a name
-// that does not resolve leaves that cache down (last_error says why) until a
-// restart. Use addresses in redis URLs where that matters.
+// Runs on a RedisConnection (daemon/redis/redis_connection.hpp: hiredis' async API
+// on the daemon's loop), so it never blocks the loop and writes no RESP itself. A
+// new connection gets "AUTH" (when the URL has a password), "SELECT" (when it
+// names a db) and "PING" pipelined; later checks reuse it with one PING. The
+// connect and the answer are each bounded by health.connect_timeout. After a
+// failure the connection is dropped and re-opened with backoff: the first retry
+// at the next check, then after 2, 4, ... check intervals (at most 16, and at
+// most 5 s unless the interval itself is longer); a check that falls inside the
+// backoff counts as one more failure with the same error, so the hysteresis keeps
+// its pace.
+//
+// A host name (not an address) is resolved once, when the probe is created,
+// which is before the loop serves anything; a name that does not resolve leaves
+// that cache down (last_error says why) until a restart. Use addresses in redis
+// URLs where that matters.
 //
 // Only the region and "host:port" ever appear in messages: the URL may carry a
 // password.
 #pragma once
 
-#include <sys/socket.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "config/redis_url.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/hysteresis.hpp"
-
-struct redisReader;
+#include "daemon/redis/redis_connection.hpp"
 
 namespace regiond::daemon {
 
@@ -60,40 +65,30 @@ public:
     const std::string& last_error() const noexcept { return last_error_; }
 
 private:
-    enum class Phase { idle, connecting, waiting };
-
-    void schedule_next();
     void check();
-    bool open_connection();
-    void on_events(std::uint32_t events);
-    void send_commands(bool fresh_connection);
-    bool flush_output();
-    void read_replies();
+    void open_connection();
+    void on_setup_reply(const RedisReply& reply);
+    void on_pong(const RedisReply& reply);
     void finish(bool success, std::string error);
+    /// One verdict into the hysteresis (logs and reports a change).
+    void record(bool success);
+    std::chrono::nanoseconds backoff() const;
     std::string without_secrets(std::string text) const;
-    void close_connection();
-    void resolve();
 
     EventLoop& loop_;
     RedisProbeSettings settings_;
     std::function<void()> on_change_;
     std::string display_name_;
-    sockaddr_storage address_{};
-    socklen_t address_length_ = 0;
+    RedisTarget target_;
     std::string resolve_error_;
 
     Hysteresis hysteresis_;
-    int fd_ = -1;
-    Phase phase_ = Phase::idle;
-    bool fresh_ = false;  // the current connection has not run AUTH/SELECT yet
-    redisReader* reader_ = nullptr;
-    std::string output_;
-    std::size_t output_sent_ = 0;
-    unsigned replies_expected_ = 0;
-    std::size_t bytes_read_ = 0;
+    std::unique_ptr<RedisConnection> connection_;
+    bool in_flight_ = false;  // a PING waits for its answer
+    unsigned consecutive_failures_ = 0;
+    EventLoop::Clock::time_point retry_at_{};  // no new connection before this
     EventLoop::Clock::time_point sent_at_{};
-    EventLoop::TimerId tick_timer_ = 0;
-    EventLoop::TimerId deadline_timer_ = 0;
+    TimerHandle tick_;
     std::uint32_t rtt_us_ = 0;
     std::string last_error_;
     bool started_ = false;

@@ -1,20 +1,15 @@
 // The Redis health check (daemon/redis_probe.hpp) against a tiny fake Redis
-// served from the same event loop: PING/PONG, AUTH, error replies, a server that
-// goes away, and the hysteresis.
+// served from the same event loop (fake_redis.hpp): PING/PONG and its round trip,
+// AUTH, error replies, a server that never answers, one that sends garbage, one
+// that closes, reconnecting with backoff, and the hysteresis.
 #include <catch2/catch.hpp>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <functional>
-#include <map>
 
 #include "daemon/log.hpp"
 #include "daemon/redis_probe.hpp"
-#include "shm/unique_fd.hpp"
+#include "fake_redis.hpp"
 
 using namespace regiond;
 using namespace regiond::daemon;
@@ -22,89 +17,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Answers each complete RESP command in its input with the next reply of a
-// script (the last one repeats): "+PONG", "+OK", "-NOAUTH ...".
-class FakeRedis {
-public:
-    explicit FakeRedis(EventLoop& loop) : loop_(loop) {
-        listener_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-        socklen_t length = sizeof address;
-        REQUIRE(::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
-        port = ntohs(address.sin_port);
-        REQUIRE(::listen(listener_.get(), 8) == 0);
-        loop_.add(listener_.get(), EPOLLIN, [this](std::uint32_t) { accept(); });
-    }
-    ~FakeRedis() { stop(); }
-
-    void stop() {
-        for (auto& [fd, c] : connections_) {
-            loop_.remove(fd);
-            ::close(fd);
-        }
-        connections_.clear();
-        if (listener_) {
-            loop_.remove(listener_.get());
-            listener_.reset();
-        }
-    }
-
-    std::uint16_t port = 0;
-    std::vector<std::string> replies = {"+PONG"};
-    std::vector<std::string> commands;  // first word of each command seen
-
-private:
-    void accept() {
-        const int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;
-        connections_[fd] = {};
-        loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t) { read(fd); });
-    }
-    void read(int fd) {
-        char buffer[512];
-        const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
-        if (n <= 0) {
-            loop_.remove(fd);
-            ::close(fd);
-            connections_.erase(fd);
-            return;
-        }
-        std::string& in = connections_[fd];
-        in.append(buffer, static_cast<std::size_t>(n));
-        // Commands are "*N\r\n" then N bulk strings "$len\r\nword\r\n".
-        for (;;) {
-            std::size_t pos = 0;
-            if (in.empty() || in[0] != '*') return;
-            auto line_end = in.find("\r\n", pos);
-            if (line_end == std::string::npos) return;
-            const int words = std::stoi(in.substr(1, line_end - 1));
-            pos = line_end + 2;
-            std::string first;
-            for (int w = 0; w < words; ++w) {
-                line_end = in.find("\r\n", pos);
-                if (line_end == std::string::npos) return;
-                const std::size_t len = std::stoul(in.substr(pos + 1, line_end - pos - 1));
-                pos = line_end + 2;
-                if (in.size() < pos + len + 2) return;
-                if (w == 0) first = in.substr(pos, len);
-                pos += len + 2;
-            }
-            in.erase(0, pos);
-            commands.push_back(first);
-            const std::string reply = replies.at(std::min(replied_, replies.size() - 1)) + "\r\n";
-            ++replied_;
-            [[maybe_unused]] const ssize_t sent = ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
-        }
-    }
-
-    EventLoop& loop_;
-    shm::UniqueFd listener_;
-    std::map<int, std::string> connections_;
-    std::size_t replied_ = 0;
-};
+using testing::FakeRedis;
 
 RedisProbeSettings settings_for(std::uint16_t port) {
     RedisProbeSettings s;
@@ -149,7 +62,7 @@ TEST_CASE("redis probe: PONG marks the cache up, a vanished server marks it down
     CHECK(probe.last_error().empty());
     // The connection is kept: several PINGs, one connection, no AUTH.
     REQUIRE(run_until(loop, [&] { return redis.commands.size() >= 3; }));
-    CHECK(std::all_of(redis.commands.begin(), redis.commands.end(), [](const auto& c) { return c == "PING"; }));
+    CHECK(std::all_of(redis.commands.begin(), redis.commands.end(), [](const auto& c) { return c == std::vector<std::string>{"PING"}; }));
 
     redis.stop();
     REQUIRE(run_until(loop, [&] { return !probe.healthy(); }));
@@ -161,7 +74,8 @@ TEST_CASE("redis probe: AUTH and SELECT come first on a new connection", "[redis
     QuietLog quiet;
     EventLoop loop;
     FakeRedis redis(loop);
-    redis.replies = {"+OK", "+OK", "+PONG"};
+    redis.replies = {"+OK\r\n", "+OK\r\n", "+PONG\r\n"};
+    redis.answer_after = 3;  // no answer before all three arrived: only a pipelining client gets one
     RedisProbeSettings s = settings_for(redis.port);
     s.address.password = "s3cret";
     s.address.db = 2;
@@ -169,16 +83,17 @@ TEST_CASE("redis probe: AUTH and SELECT come first on a new connection", "[redis
     probe.start();
     REQUIRE(run_until(loop, [&] { return probe.healthy(); }));
     REQUIRE(redis.commands.size() >= 3);
-    CHECK(redis.commands[0] == "AUTH");
-    CHECK(redis.commands[1] == "SELECT");
-    CHECK(redis.commands[2] == "PING");
+    CHECK(redis.commands[0] == std::vector<std::string>{"AUTH", "s3cret"});
+    CHECK(redis.commands[1] == std::vector<std::string>{"SELECT", "2"});
+    CHECK(redis.commands[2] == std::vector<std::string>{"PING"});
+    CHECK(redis.largest_batch == 3);
 }
 
 TEST_CASE("redis probe: an error reply is a failure that names the server's answer", "[redis]") {
     QuietLog quiet;
     EventLoop loop;
     FakeRedis redis(loop);
-    redis.replies = {"-NOAUTH Authentication required."};
+    redis.replies = {"-NOAUTH Authentication required.\r\n"};
     RedisProbe probe(loop, settings_for(redis.port), {});
     probe.start();
     REQUIRE(run_until(loop, [&] { return probe.checked(); }));
@@ -199,4 +114,107 @@ TEST_CASE("redis probe: nobody listening is a failure", "[redis]") {
     REQUIRE(run_until(loop, [&] { return probe.checked(); }));
     CHECK_FALSE(probe.healthy());
     CHECK_THAT(probe.last_error(), Catch::Contains("connect"));
+}
+
+TEST_CASE("redis probe: the round trip is measured", "[redis]") {
+    QuietLog quiet;
+    EventLoop loop;
+    FakeRedis redis(loop);
+    redis.delay = 40ms;
+    RedisProbeSettings s = settings_for(redis.port);
+    s.check_interval = 100ms;
+    RedisProbe probe(loop, s, {});
+    probe.start();
+    REQUIRE(run_until(loop, [&] { return probe.healthy(); }));
+    CHECK(probe.rtt_us() >= 40'000);
+    CHECK(probe.rtt_us() < 300'000);
+}
+
+TEST_CASE("redis probe: a server that never answers is a failure (reply timeout)", "[redis]") {
+    QuietLog quiet;
+    EventLoop loop;
+    FakeRedis redis(loop);
+    redis.behaviour = FakeRedis::Behaviour::silent;
+    RedisProbeSettings s = settings_for(redis.port);
+    s.connect_timeout = 100ms;
+    RedisProbe probe(loop, s, {});
+    probe.start();
+    REQUIRE(run_until(loop, [&] { return probe.checked(); }));
+    CHECK_FALSE(probe.healthy());
+    CHECK(probe.last_error() == "no reply within 100ms");
+}
+
+TEST_CASE("redis probe: garbage from the server is a failure, not a crash", "[redis]") {
+    QuietLog quiet;
+    EventLoop loop;
+    FakeRedis redis(loop);
+    std::string expected;
+    SECTION("not RESP") {
+        redis.behaviour = FakeRedis::Behaviour::garbage;
+        expected = "Protocol error, got \"!\" as reply type byte";
+    }
+    SECTION("an answer that is not PONG") {
+        redis.replies = {":42\r\n"};
+        expected = "unexpected answer to PING";
+    }
+    SECTION("an endless answer") {
+        redis.replies = {"$100000000\r\n" + std::string(200'000, 'x')};
+        expected = "a reply larger than 64 KiB";
+    }
+    RedisProbe probe(loop, settings_for(redis.port), {});
+    probe.start();
+    REQUIRE(run_until(loop, [&] { return probe.checked(); }));
+    CHECK_FALSE(probe.healthy());
+    CHECK(probe.last_error() == expected);
+}
+
+TEST_CASE("redis probe: an answer nobody asked for drops the connection, not the daemon", "[redis]") {
+    QuietLog quiet;
+    EventLoop loop;
+    FakeRedis redis(loop);
+    redis.replies = {"+PONG\r\n+PONG\r\n"};  // hiredis 0.14 alone would abort() on the second
+    RedisProbe probe(loop, settings_for(redis.port), {});
+    probe.start();
+    REQUIRE(run_until(loop, [&] { return redis.accepted >= 3; }));
+    CHECK(probe.healthy());  // each PING got its PONG; the extra one closed that connection
+}
+
+TEST_CASE("redis probe: a server that closes the connection is reconnected to", "[redis]") {
+    QuietLog quiet;
+    EventLoop loop;
+    FakeRedis redis(loop);
+    redis.close_after = 1;  // each connection answers one PING, then closes
+    RedisProbe probe(loop, settings_for(redis.port), {});
+    probe.start();
+    REQUIRE(run_until(loop, [&] { return redis.accepted >= 5; }));
+    CHECK(probe.healthy());
+    CHECK(probe.last_error().empty());
+
+    // Closed in the middle of a check: a failure, then up again on a new connection.
+    redis.close_after = 0;
+    redis.behaviour = FakeRedis::Behaviour::close;
+    REQUIRE(run_until(loop, [&] { return !probe.healthy(); }));
+    CHECK_THAT(probe.last_error(), Catch::Contains("closed"));
+    redis.behaviour = FakeRedis::Behaviour::script;
+    REQUIRE(run_until(loop, [&] { return probe.healthy(); }));
+}
+
+TEST_CASE("redis probe: reconnects back off while Redis keeps failing", "[redis]") {
+    QuietLog quiet;
+    EventLoop loop;
+    FakeRedis redis(loop);
+    redis.behaviour = FakeRedis::Behaviour::close;
+    RedisProbeSettings s = settings_for(redis.port);
+    s.check_interval = 10ms;  // backoff 10, 20, 40, 80, then at most 160 ms
+    RedisProbe probe(loop, s, {});
+    probe.start();
+    run_until(loop, [] { return false; }, 1000ms);
+    CHECK_FALSE(probe.healthy());
+    // About 100 checks in that second; without backoff each one reconnects.
+    INFO("connections: " << redis.accepted);
+    CHECK(redis.accepted >= 4);
+    CHECK(redis.accepted <= 15);
+    // Back: found again within the longest backoff.
+    redis.behaviour = FakeRedis::Behaviour::script;
+    REQUIRE(run_until(loop, [&] { return probe.healthy(); }, 1000ms));
 }
