@@ -285,6 +285,15 @@ private:
     std::string connect_error_;
 };
 
+/// rgd_token_cmp: -1, 0, 1 by LSN; nullopt when the tokens cannot be ordered
+/// (malformed, or of two clusters). "" is "no token yet", older than any token.
+/// Keep the newest token a session has seen with it (API.md).
+inline std::optional<int> token_cmp(std::string_view a, std::string_view b) {
+    const int c = rgd_token_cmp(std::string(a).c_str(), std::string(b).c_str());
+    if (c < -1 || c > 1) return std::nullopt;
+    return c;
+}
+
 }  // namespace regiond
 
 #endif  // REGIOND_CLIENT_HPP

@@ -60,6 +60,12 @@ int main() {
     regiond::Result empty;
     expect(!empty.ok() && empty.error().find("out of memory") != std::string_view::npos, "null result");
 
+    expect(regiond::token_cmp("1/0/1", "1/0/2") == -1, "token_cmp older");
+    expect(regiond::token_cmp("1/1/0", "1/0/FFFFFFFF") == 1, "token_cmp high half");
+    expect(regiond::token_cmp("", "1/0/1") == -1, "token_cmp no token yet");
+    expect(!regiond::token_cmp("1/0/1", "2/0/1"), "token_cmp two clusters");
+    expect(!regiond::token_cmp("x", "1/0/1"), "token_cmp malformed");
+
     if (failures == 0) std::printf("public C++ API ok\n");
     return failures == 0 ? 0 : 1;
 }
