@@ -9,6 +9,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include "../child_output.hpp"
 
 #include <chrono>
 #include <string>
@@ -54,10 +55,7 @@ private:
 std::string regiond_binary();
 std::string regionctl_binary();
 
-struct Command {
-    int status = -1;  ///< exit code
-    std::string out, err;
-};
+using Command = ChildOutput;
 /// Runs a program with arguments; captures stdout and stderr.
 Command run_command(const std::string& program, const std::vector<std::string>& args,
                     std::chrono::milliseconds timeout = std::chrono::seconds(30));

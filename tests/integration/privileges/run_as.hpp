@@ -6,6 +6,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include "../child_output.hpp"
 
 #include <chrono>
 #include <functional>
@@ -26,10 +27,7 @@ struct UserIds {
 /// the user does not exist.
 UserIds user_ids(const std::string& user);
 
-struct ProgramRun {
-    int status = -1;  ///< exit code, 128 + signal when killed
-    std::string out, err;
-};
+using ProgramRun = ChildOutput;
 
 /// Runs `program args...` as `user` ("" runs it as ourselves), capturing stdout
 /// and stderr; killed (and reported as such) after `timeout`.
