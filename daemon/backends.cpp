@@ -64,6 +64,7 @@ shm::Expected<std::unique_ptr<Backends>> Backends::create(EventLoop& loop, const
             e.region = region.name;
             e.display_name = o.display_name;
             e.role = role;
+            e.options = o;
             e.endpoint = factory(loop, std::move(o));
             backends->endpoints_.push_back(std::move(e));
         };
@@ -126,6 +127,12 @@ std::span<const EndpointState> Backends::routing_states() {
         s.system_identifier = h.system_identifier;
     }
     return states_;
+}
+
+std::uint64_t Backends::system_identifier() {
+    for (const EndpointState& e : routing_states())
+        if (e.system_identifier != 0) return e.system_identifier;
+    return 0;
 }
 
 const RedisProbe* Backends::redis(std::size_t region) const {

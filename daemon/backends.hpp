@@ -39,6 +39,9 @@ struct BackendEndpoint {
     std::string region;
     std::string display_name;
     pg::Role role = pg::Role::replica;
+    /// What the endpoint was made with (the durable invalidation tailer
+    /// connects to the same server the same way).
+    pg::EndpointOptions options;
     // What was last reported in the log, to log transitions only.
     bool logged_known = false;
     bool logged_healthy = false;
@@ -69,6 +72,9 @@ public:
 
     /// The routing snapshot, refreshed from every endpoint's health().
     std::span<const EndpointState> routing_states();
+
+    /// The cluster's system identifier (tokens carry it); 0 until an endpoint connected.
+    std::uint64_t system_identifier();
 
     /// The statement classifier (and its cache) every endpoint shares.
     pg::StatementClassifier& classifier() { return *classifier_; }

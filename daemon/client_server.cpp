@@ -1,5 +1,7 @@
 #include "daemon/client_server.hpp"
 
+#include <cstdint>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -466,9 +468,22 @@ void ClientServer::drop_client(ClientId client, std::string_view reason) {
     if (ClientSession* s = find(client)) remove(*s, reason, true);
 }
 
+namespace {
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+}  // namespace
+
+std::uint64_t ClientServer::client_cache_hits() const noexcept {
+    std::uint64_t total = departed_cache_hits_;
+    for (const auto& [id, session] : sessions_) total = saturating_add(total, session->cache_hits());
+    return total;
+}
+
 void ClientServer::remove(ClientSession& s, std::string_view reason, bool dropped) {
     if (s.closing) return;
     s.closing = true;
+    departed_cache_hits_ = saturating_add(departed_cache_hits_, s.cache_hits());
     const ClientId id = s.id();
     if (dropped) {
         stats_.add(shm::Counter::clients_dropped);

@@ -109,6 +109,9 @@ public:
     void close_all();
 
     std::size_t client_count() const noexcept { return sessions_.size(); }
+    /// Hot-cache hits the clients served themselves (their own counters, summed
+    /// with saturation; those of clients gone are kept).
+    std::uint64_t client_cache_hits() const noexcept;
     std::vector<ClientInfo> clients() const;
     /// Requests of clients that went away whose jobs have not ended yet.
     std::size_t orphaned_requests() const noexcept { return ledger_.orphans_total(); }
@@ -163,6 +166,7 @@ private:
 
     Acceptor acceptor_;
     std::unordered_map<ClientId, std::shared_ptr<ClientSession>> sessions_;
+    std::uint64_t departed_cache_hits_ = 0;  ///< client_cache_hits() of clients removed
     InFlightLedger ledger_;
     /// A uid whose sessions wait for its orphans. Logged at most once a minute
     /// per uid, however often a flood makes it wait and go on again.

@@ -58,6 +58,9 @@ public:
     shm::RingProducer& responses() noexcept { return segment_.responses(); }
     OutputQueue& output() noexcept { return output_; }
     const OutputQueue& output() const noexcept { return output_; }
+    /// Hot-cache hits the client counted in its own segment: its own word, so
+    /// any number (a statistic, never used for a decision).
+    std::uint64_t cache_hits() const noexcept { return segment_.cache_hits(); }
     /// SIGHUP: the client learns the new daemon.max_request (ClientHeader::max_request).
     void set_max_request(std::uint32_t bytes) noexcept { segment_.set_max_request(bytes); }
 

@@ -112,6 +112,12 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     auto backends = Backends::create(loop_, config_, options.endpoint_factory, backend_options);
     if (!backends) return fail(EX_CONFIG, backends.error().message);
     backends_ = std::move(*backends);
+    cache::CacheRuntimeOptions cache_options;
+    cache_options.max_chunk_bytes = backend_options.max_chunk_bytes;
+    cache_options.servers = options.redis_checks;
+    auto cache = cache::CacheRuntime::create(loop_, config_, *backends_, *state_, stats_, cache_options);
+    if (!cache) return fail(EX_CONFIG, cache.error().message);
+    cache_ = std::move(*cache);
 
     ClientServerSettings settings;
     settings.acceptor.socket_path = d.socket;
@@ -125,7 +131,8 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     settings.limits = client_limits();
     client_server_ = std::make_unique<ClientServer>(loop_, std::move(settings), stats_);
     dispatcher_ =
-        std::make_unique<Dispatcher>(loop_, DispatchSettings::from(config_), *backends_, *client_server_, stats_);
+        std::make_unique<Dispatcher>(loop_, DispatchSettings::from(config_), *backends_, *client_server_, stats_,
+                                     cache_->service());
     client_server_->set_handler(dispatcher_.get());
     client_server_->set_spin_allowed([this] { return dispatcher_->pending() == 0; });
     // STATUS follows the client count soon, but at most every 100 ms however
@@ -143,6 +150,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     loop_.set_before_block([this] { return client_server_->before_block(); });
     backends_->on_change([this] { on_backend_change(); });
     backends_->start();
+    cache_->start();
     publish_all();
 
     heartbeat_timer_ = loop_.timer(kHeartbeatPeriod, [this] { tick_heartbeat(); });
@@ -285,6 +293,7 @@ void Daemon::on_backend_change() {
     if (tearing_down_ || !state_) return;
     backends_->observe(config_.lag.alert_after);
     publish_all();
+    if (cache_) cache_->on_backends_changed();
     if (dispatcher_) dispatcher_->on_backends_changed();
 }
 
@@ -321,6 +330,7 @@ void Daemon::tick_heartbeat() {
         // Pool usage and lag move without a health callback: refresh the table.
         backends_->observe(config_.lag.alert_after);
         publish_all();
+        cache_->tick(client_server_->client_cache_hits());
     }
     heartbeat_timer_ = loop_.timer(kHeartbeatPeriod, [this] { tick_heartbeat(); });
 }
@@ -409,11 +419,13 @@ StatusSnapshot Daemon::snapshot() {
         }
         s.caches.push_back(std::move(c));
     }
+    cache_->tick(client_server_->client_cache_hits());  // counters as of now
     for (std::size_t i = 0; i < kCounterCount; ++i) {
         const auto counter = static_cast<shm::Counter>(i);
         s.counters.emplace_back(counter_name(counter), stats_.get(counter));
     }
     s.consistent_wait = stats_.consistent_wait();
+    s.hot_cache = cache_->report();
     return s;
 }
 
@@ -422,7 +434,7 @@ std::string Daemon::execute_admin(const AdminCommand& command) {
         case AdminCommand::Kind::status: return admin_ok(format_status_text(snapshot()));
         case AdminCommand::Kind::status_json: return admin_ok(format_status_json(snapshot()));
         case AdminCommand::Kind::metrics: return admin_ok(format_metrics(snapshot()));
-        case AdminCommand::Kind::cache_flush: return admin_error("the cache is not implemented yet");
+        case AdminCommand::Kind::cache_flush: return admin_ok(cache_->flush(command.keys));
         case AdminCommand::Kind::help: return admin_ok("commands: " + admin_command_list() + "\n");
         case AdminCommand::Kind::invalid: return admin_error(command.error);
     }

@@ -21,6 +21,7 @@
 #include "config/config.hpp"
 #include "daemon/admin_server.hpp"
 #include "daemon/backends.hpp"
+#include "daemon/cache/cache_runtime.hpp"
 #include "daemon/client_server.hpp"
 #include "daemon/dispatcher.hpp"
 #include "daemon/event_loop.hpp"
@@ -101,6 +102,7 @@ private:
     std::unique_ptr<SignalSource> signals_;
     std::optional<shm::StateSegment> state_;
     std::unique_ptr<Backends> backends_;
+    std::unique_ptr<cache::CacheRuntime> cache_;
     std::unique_ptr<ClientServer> client_server_;
     std::unique_ptr<Dispatcher> dispatcher_;
     std::unique_ptr<AdminServer> admin_;

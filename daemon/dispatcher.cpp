@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "daemon/cached_read_handler.hpp"
 #include "daemon/consistent_read_handler.hpp"
 #include "daemon/read_handler.hpp"
 #include "daemon/write_handler.hpp"
@@ -23,7 +24,7 @@ shm::Counter request_counter(shm::Op op) {
 }  // namespace
 
 Dispatcher::Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& backends, Responder& responder,
-                       Stats& stats)
+                       Stats& stats, cache::CacheService& cache)
     : settings_(std::move(settings)),
       backends_(backends),
       responder_(responder),
@@ -33,9 +34,9 @@ Dispatcher::Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& bac
       scope_(loop) {
     handlers_[static_cast<std::size_t>(shm::Op::read_local)] = std::make_unique<ReadHandler>(RouteKind::read_local);
     handlers_[static_cast<std::size_t>(shm::Op::read_primary)] = std::make_unique<ReadHandler>(RouteKind::read_primary);
-    handlers_[static_cast<std::size_t>(shm::Op::write)] = std::make_unique<WriteHandler>();
+    handlers_[static_cast<std::size_t>(shm::Op::write)] = std::make_unique<WriteHandler>(cache);
     handlers_[static_cast<std::size_t>(shm::Op::read_consistent)] = std::make_unique<ConsistentReadHandler>();
-    handlers_[static_cast<std::size_t>(shm::Op::cached_read)] = std::make_unique<NotImplementedHandler>("cached_read");
+    handlers_[static_cast<std::size_t>(shm::Op::cached_read)] = std::make_unique<CachedReadHandler>(cache);
     lsn_waiters_.resize(backends_.size());
     lsn_polls_.resize(backends_.size());
     rechecks_.resize(backends_.size());
@@ -84,6 +85,11 @@ void Dispatcher::on_request(ClientId client, std::uint64_t request_id, const shm
     r.deadline = std::chrono::steady_clock::now() + timeout;
     r.job.sql.assign(request.sql);
     r.token.assign(request.token);
+    if (request.op == shm::Op::cached_read) {
+        r.cached.key.assign(request.key);
+        r.cached.ttl = request.ttl_seconds != 0 ? std::chrono::seconds(request.ttl_seconds) : settings_.cache_default_ttl;
+    }
+    r.invalidate_keys.assign(request.invalidate_keys.begin(), request.invalidate_keys.end());
     r.job.params.reserve(request.params.size());
     for (const auto& p : request.params)
         r.job.params.push_back(p ? std::optional<std::string>(std::string(*p)) : std::nullopt);
@@ -115,8 +121,50 @@ void Dispatcher::on_request(ClientId client, std::uint64_t request_id, const shm
 
 void Dispatcher::start(PendingRequest& request) {
     handler(request.op).start(request, *this);
-    if (!request.job_running && !request.answered && !request.parked)
+    if (!request.job_running && !request.answered && !request.parked && !request.held)
         answer_error(request, "internal error: no handler took the request");
+}
+
+void Dispatcher::hold(PendingRequest& request, std::string_view error) {
+    request.held = true;
+    request.held_error.assign(error);
+    const std::uint64_t ticket = request.ticket;
+    request.held_deadline = loop_.timer(request.deadline - std::chrono::steady_clock::now(), [this, ticket] {
+        auto it = requests_.find(ticket);
+        if (it == requests_.end() || !it->second.held) return;
+        unhold(it->second);
+        if (!it->second.answered) {
+            stats_.add(shm::Counter::timeouts);
+            answer_error(it->second, it->second.held_error);
+        }
+        finish_if_idle(it);
+    });
+}
+
+void Dispatcher::unhold(PendingRequest& request) {
+    request.held = false;
+    request.held_deadline.cancel();
+}
+
+bool Dispatcher::with_request(std::uint64_t ticket, const std::function<void(PendingRequest&)>& fn) {
+    auto it = requests_.find(ticket);
+    if (it == requests_.end() || it->second.answered || !it->second.held) return false;
+    PendingRequest& r = it->second;
+    unhold(r);
+    if (draining_) {
+        answer_error(r, "regiond is shutting down");
+    } else {
+        fn(r);
+        if (!r.job_running && !r.answered && !r.parked && !r.held)
+            answer_error(r, "internal error: no handler took the request");
+    }
+    finish_if_idle(it);
+    return true;
+}
+
+void Dispatcher::answer(PendingRequest& request, std::vector<std::vector<std::byte>> chunks) {
+    forget(request);
+    responder_.respond(request.client, request.request_id, std::move(chunks));
 }
 
 void Dispatcher::classified(std::uint64_t ticket, std::shared_ptr<const pg::Classification> classification) {
@@ -237,9 +285,7 @@ void Dispatcher::on_replay_lsn(std::size_t index, std::uint64_t lsn) {
 }
 
 std::uint64_t Dispatcher::system_identifier() {
-    for (const EndpointState& e : backends_.routing_states())
-        if (e.system_identifier != 0) return e.system_identifier;
-    return 0;
+    return backends_.system_identifier();
 }
 
 void Dispatcher::on_backends_changed() {
@@ -297,7 +343,7 @@ void Dispatcher::forget(PendingRequest& request) {
 }
 
 void Dispatcher::finish_if_idle(Requests::iterator it) {
-    if (it->second.job_running || it->second.parked || it->second.classifying) return;
+    if (it->second.job_running || waiting_without_job(it->second)) return;
     forget(it->second);
     const ClientId client = it->second.client;
     requests_.erase(it);
@@ -324,7 +370,7 @@ void Dispatcher::on_done(std::uint64_t ticket, pg::Outcome&& outcome) {
     if (!r.answered) {
         if (!outcome.ok && !outcome.cancelled) {
             handler(r.op).on_failure(r, outcome, *this);
-            if (r.job_running || r.parked) return;  // sent again, or waiting to be
+            if (r.job_running || r.parked || r.held) return;  // sent again, or waiting to be
             if (r.answered) {                       // the handler answered it itself
                 finish_if_idle(it);
                 return;
@@ -337,6 +383,8 @@ void Dispatcher::on_done(std::uint64_t ticket, pg::Outcome&& outcome) {
         if (!outcome.cancelled) handler(r.op).on_answer(r, outcome, *this);
         forget(r);
         responder_.respond(r.client, r.request_id, std::move(outcome.chunks));
+    } else if (outcome.cancelled) {
+        handler(r.op).on_job_cancelled(r, *this);
     }
     finish_if_idle(it);
 }
@@ -354,6 +402,7 @@ void Dispatcher::on_cancel(ClientId client, std::uint64_t request_id) {
     // A parked or classifying request has nothing running: it ends here (the
     // worker's late result finds no request).
     if (it->second.parked) unpark(it->second);
+    if (it->second.held) unhold(it->second);
     it->second.classifying = false;
     if (it->second.job_running)
         cancel_jobs({{it->second.endpoint, it->second.job_id}});  // counts until its done
@@ -369,7 +418,7 @@ void Dispatcher::on_client_gone(ClientId client) {
         PendingRequest& r = requests_.at(w->second);
         r.answered = true;
         if (r.job_running) jobs.emplace_back(r.endpoint, r.job_id);
-        if (r.parked || r.classifying) parked.push_back(r.ticket);
+        if (waiting_without_job(r)) parked.push_back(r.ticket);
         w = waiting_.erase(w);
     }
     end_parked(parked);  // nothing runs for them: they end here
@@ -397,7 +446,7 @@ void Dispatcher::abandon_all(const std::string& message) {
         // the client sees the daemon go away instead.
         if (!r.streamed) responder_.respond_error(r.client, r.request_id, message);
         if (r.job_running) jobs.emplace_back(r.endpoint, r.job_id);
-        if (r.parked || r.classifying) parked.push_back(r.ticket);
+        if (waiting_without_job(r)) parked.push_back(r.ticket);
         w = waiting_.erase(w);
     }
     end_parked(parked);
@@ -410,10 +459,10 @@ void Dispatcher::begin_drain() {
     std::vector<std::uint64_t> parked;
     parked.swap(parked_);
     for (auto& [ticket, r] : requests_)
-        if (r.classifying) parked.push_back(ticket);
+        if (r.classifying || r.held) parked.push_back(ticket);
     for (const std::uint64_t ticket : parked) {
         auto it = requests_.find(ticket);
-        if (it == requests_.end() || !(it->second.parked || it->second.classifying)) continue;
+        if (it == requests_.end() || !waiting_without_job(it->second)) continue;
         if (!it->second.answered) answer_error(it->second, "regiond is shutting down");
     }
     end_parked(parked);
@@ -422,8 +471,9 @@ void Dispatcher::begin_drain() {
 void Dispatcher::end_parked(const std::vector<std::uint64_t>& tickets) {
     for (const std::uint64_t ticket : tickets) {
         auto it = requests_.find(ticket);
-        if (it == requests_.end() || !(it->second.parked || it->second.classifying)) continue;
+        if (it == requests_.end() || !waiting_without_job(it->second)) continue;
         if (it->second.parked) unpark(it->second);
+        if (it->second.held) unhold(it->second);
         it->second.classifying = false;
         finish_if_idle(it);
     }

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "daemon/backends.hpp"
+#include "daemon/cache/cache_service.hpp"
 #include "daemon/classifier_worker.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/operation_handler.hpp"
@@ -51,7 +52,8 @@ public:
     /// a typical one ~0.4 ms, about what the hand-off itself would save.
     static constexpr std::size_t kClassifyOnLoopBytes = 4096;
 
-    Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& backends, Responder& responder, Stats& stats);
+    Dispatcher(EventLoop& loop, DispatchSettings settings, Backends& backends, Responder& responder, Stats& stats,
+               cache::CacheService& cache);
     ~Dispatcher() override;
     Dispatcher(const Dispatcher&) = delete;
     Dispatcher& operator=(const Dispatcher&) = delete;
@@ -84,6 +86,10 @@ private:
     const BackendEndpoint& endpoint(std::size_t index) const override { return backends_.at(index); }
     void submit(PendingRequest& request, std::size_t index, bool keep_job) override;
     void answer_error(PendingRequest& request, std::string_view message) override;
+    void answer(PendingRequest& request, std::vector<std::vector<std::byte>> chunks) override;
+    void hold(PendingRequest& request, std::string_view error) override;
+    bool with_request(std::uint64_t ticket, const std::function<void(PendingRequest&)>& fn) override;
+    bool exists(std::uint64_t ticket) const override { return requests_.count(ticket) != 0; }
     void park(PendingRequest& request, std::string_view error) override;
     void wait_for_lsn(PendingRequest& request, std::size_t index, std::uint64_t lsn,
                       std::chrono::steady_clock::time_point until, bool recheck) override;
@@ -96,6 +102,13 @@ private:
     void on_replay_lsn(std::size_t index, std::uint64_t lsn);
     /// Takes a parked request off the parked state (and the LSN waiters).
     void unpark(PendingRequest& request);
+    /// Takes a held request off hold.
+    void unhold(PendingRequest& request);
+    /// Nothing runs for it and nobody will start anything: parked, held or
+    /// being classified (it ends when those end).
+    static bool waiting_without_job(const PendingRequest& request) {
+        return request.parked || request.held || request.classifying;
+    }
 
     OperationHandler& handler(shm::Op op);
     /// Runs the request's handler (or answers "internal error" when it took

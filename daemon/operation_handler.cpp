@@ -13,8 +13,5 @@ DispatchSettings DispatchSettings::from(const config::Config& config) {
     return s;
 }
 
-void NotImplementedHandler::start(PendingRequest& request, DispatchContext& context) {
-    context.answer_error(request, name_ + " is not implemented yet");
-}
 
 }  // namespace regiond::daemon

@@ -1,13 +1,14 @@
 // One handler per operation (shm::Op): how a request of that kind is routed,
 // what job it becomes, and what happens when that job fails. The Dispatcher
 // owns the request table, counting, cancel and streaming; a handler only
-// decides. read_consistent and cached_read get their own handlers here when
-// they are implemented (a wait for the replica's replay LSN; the cache tiers
-// before the database); until then NotImplementedHandler answers them.
+// decides: read_local/read_primary (ReadHandler), write (WriteHandler),
+// read_consistent (ConsistentReadHandler: a wait for the replica's replay LSN),
+// cached_read (CachedReadHandler: the cache tiers before the database).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -49,6 +50,15 @@ struct ConsistentState {
     bool fresh_sample = false;  ///< a replay LSN polled after the request arrived was seen
 };
 
+/// cached_read's part of a request (CachedReadHandler).
+struct CachedState {
+    std::string key;
+    std::chrono::nanoseconds ttl{0};  ///< the request's ttl, or cache.default_ttl
+    std::string query;                ///< shm::encode_cache_query(sql, params): the flight's identity
+    enum class Phase : std::uint8_t { fresh, redis, database, waited, primary } phase = Phase::fresh;
+    bool leader = false;  ///< this request's job fills the key for its flight
+};
+
 /// One request, from when the dispatcher received it until its last job ended.
 struct PendingRequest {
     std::uint64_t ticket = 0;  ///< unique for the daemon's life
@@ -59,6 +69,8 @@ struct PendingRequest {
     pg::Job job;        ///< what is sent (kept for a re-send)
     std::string token;  ///< read_consistent's token, as the client sent it
     ConsistentState consistent;
+    CachedState cached;
+    std::vector<std::string> invalidate_keys;  ///< write: the cache keys it invalidates
     std::vector<std::size_t> tried;  ///< endpoint indices, in order
 
     // The job now on an endpoint.
@@ -85,6 +97,14 @@ struct PendingRequest {
     std::size_t lsn_wait_endpoint = 0;
     std::uint64_t lsn_wait = 0;
     std::uint64_t recheck_at_poll = 0;  ///< released at this poll number of that endpoint too (0: no)
+
+    /// Held by its handler while something other than a job works for it (a
+    /// Redis GET, a concurrent miss of the same key); the handler resumes it
+    /// with DispatchContext::with_request. At its deadline it is answered
+    /// with held_error.
+    bool held = false;
+    std::string held_error;
+    TimerHandle held_deadline;
 };
 
 /// What a handler may ask of the dispatcher.
@@ -112,6 +132,18 @@ public:
     /// sent after this call), whatever its value.
     virtual void wait_for_lsn(PendingRequest& request, std::size_t index, std::uint64_t lsn,
                               std::chrono::steady_clock::time_point until, bool recheck) = 0;
+    /// Answers at once with encoded chunks (head first; the last flagged last).
+    virtual void answer(PendingRequest& request, std::vector<std::vector<std::byte>> chunks) = 0;
+    /// The handler keeps the request waiting for something that is not a job
+    /// (PendingRequest::held); at its deadline it is answered with `error`.
+    virtual void hold(PendingRequest& request, std::string_view error) = 0;
+    /// Runs `fn` on a held request that still waits for its answer (taking it
+    /// off hold first); afterwards the request ends if nothing runs for it.
+    /// False, without calling `fn`, when the request is gone, answered or not
+    /// held. Not to be called on the request a handler callback is running for.
+    virtual bool with_request(std::uint64_t ticket, const std::function<void(PendingRequest&)>& fn) = 0;
+    /// The request has not ended: a job still runs for it, or it waits.
+    virtual bool exists(std::uint64_t ticket) const = 0;
     /// Every endpoint's health, lag, RTT and replay LSN (index = endpoint index).
     virtual std::span<const EndpointState> endpoint_states() = 0;
     /// The cluster's system identifier (tokens carry it); 0 until an endpoint connected.
@@ -147,6 +179,13 @@ public:
     virtual void on_wait_over(PendingRequest& request, DispatchContext& context) {
         context.answer_error(request, "timed out waiting for a replica");
     }
+    /// The request's job ended cancelled (its client cancelled it or went
+    /// away): nobody gets its outcome. A handler whose job worked for other
+    /// requests too (a cache fill) hands the work on.
+    virtual void on_job_cancelled(PendingRequest& request, DispatchContext& context) {
+        (void)request;
+        (void)context;
+    }
     /// The final outcome of the request (not called for a cancelled one).
     virtual void on_answer(PendingRequest& request, const pg::Outcome& outcome, DispatchContext& context) {
         (void)request;
@@ -155,14 +194,5 @@ public:
     }
 };
 
-/// Answers every request with "<name> is not implemented yet".
-class NotImplementedHandler final : public OperationHandler {
-public:
-    explicit NotImplementedHandler(std::string name) : name_(std::move(name)) {}
-    void start(PendingRequest& request, DispatchContext& context) override;
-
-private:
-    std::string name_;
-};
 
 }  // namespace regiond::daemon

@@ -28,6 +28,15 @@ const char* counter_name(shm::Counter counter) noexcept {
         case Counter::consistent_reads_local: return "consistent_reads_local";
         case Counter::consistent_reads_elsewhere: return "consistent_reads_elsewhere";
         case Counter::consistent_reads_failed: return "consistent_reads_failed";
+        case Counter::cache_fills: return "cache_fills";
+        case Counter::cache_fills_fenced: return "cache_fills_fenced";
+        case Counter::cache_misses_coalesced: return "cache_misses_coalesced";
+        case Counter::cache_evictions: return "cache_evictions";
+        case Counter::invalidations_received_pubsub: return "invalidations_received_pubsub";
+        case Counter::invalidations_received_durable: return "invalidations_received_durable";
+        case Counter::invalidations_applied: return "invalidations_applied";
+        case Counter::cache_flushes: return "cache_flushes";
+        case Counter::cache_redis_errors: return "cache_redis_errors";
         case Counter::kCount: break;
     }
     return "unknown";
@@ -42,6 +51,11 @@ void Stats::attach(shm::StateSegment* segment) noexcept {
 void Stats::add(shm::Counter counter, std::uint64_t n) noexcept {
     values_[static_cast<std::size_t>(counter)] += n;
     if (segment_ != nullptr) segment_->add(counter, n);
+}
+
+void Stats::set(shm::Counter counter, std::uint64_t value) noexcept {
+    values_[static_cast<std::size_t>(counter)] = value;
+    if (segment_ != nullptr) segment_->set(counter, value);
 }
 
 void Stats::record_consistent_wait(std::chrono::nanoseconds waited) noexcept {

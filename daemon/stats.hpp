@@ -35,6 +35,8 @@ public:
     /// current values there first, so attaching late loses nothing.
     void attach(shm::StateSegment* segment) noexcept;
     void add(shm::Counter counter, std::uint64_t n = 1) noexcept;
+    /// For a counter that is a sum kept elsewhere (client hits, evictions).
+    void set(shm::Counter counter, std::uint64_t value) noexcept;
     std::uint64_t get(shm::Counter counter) const noexcept { return values_[static_cast<std::size_t>(counter)]; }
 
     /// read_consistent requests served by the local replica after waiting for it:

@@ -141,6 +141,18 @@ std::string format_status_text(const StatusSnapshot& s) {
     }
     out += render_table(rows);
 
+    const HotCacheReport& h = s.hot_cache;
+    out += "\nhot cache " + format_size(h.bytes_used) + " of " + format_size(h.capacity) + " used, " +
+           std::to_string(h.entries) + " entries; hits local " + std::to_string(counter_value(s, "cache_hits_local")) +
+           ", redis " + std::to_string(counter_value(s, "cache_hits_redis")) + "; misses " +
+           std::to_string(counter_value(s, "cache_misses")) + " (+" +
+           std::to_string(counter_value(s, "cache_misses_coalesced")) + " coalesced); fills " +
+           std::to_string(counter_value(s, "cache_fills")) + ", fenced " +
+           std::to_string(counter_value(s, "cache_fills_fenced")) + "; invalidations pub/sub " +
+           std::to_string(counter_value(s, "invalidations_received_pubsub")) + ", durable " +
+           std::to_string(counter_value(s, "invalidations_received_durable")) + "\n";
+    out += "hot cache " + std::string(h.vouched ? "vouched for" : "NOT vouched for: " + h.not_vouched) + "\n";
+
     std::vector<std::string> alerts;
     for (const EndpointReport& e : s.endpoints) {
         if (e.alert)
@@ -149,6 +161,7 @@ std::string format_status_text(const StatusSnapshot& s) {
         if (!e.healthy)
             alerts.push_back(endpoint_label(e) + ": down" + (e.last_error.empty() ? "" : " (" + e.last_error + ")"));
     }
+    if (!h.vouched) alerts.push_back("hot cache not in use: " + h.not_vouched);
     for (const CacheReport& c : s.caches)
         if (!c.healthy)
             alerts.push_back(c.region + " redis: down" + (c.last_error.empty() ? "" : " (" + c.last_error + ")"));
@@ -214,7 +227,21 @@ std::string format_status_json(const StatusSnapshot& s) {
     }
     out += "],";
     append_json_string(out, "state_segment", s.state_segment);
-    out += ",\"counters\":{";
+    out += ",\"hot_cache\":{";
+    append_json_raw(out, "capacity_bytes", std::to_string(s.hot_cache.capacity));
+    out += ',';
+    append_json_raw(out, "used_bytes", std::to_string(s.hot_cache.bytes_used));
+    out += ',';
+    append_json_raw(out, "entries", std::to_string(s.hot_cache.entries));
+    out += ',';
+    append_json_raw(out, "vouched", s.hot_cache.vouched ? "true" : "false");
+    out += ',';
+    append_json_string(out, "not_vouched", s.hot_cache.not_vouched);
+    out += ',';
+    append_json_raw(out, "fences", std::to_string(s.hot_cache.fences));
+    out += ',';
+    append_json_string(out, "fence_floor", base::format_lsn(s.hot_cache.fence_floor));
+    out += "},\"counters\":{";
     for (std::size_t i = 0; i < s.counters.size(); ++i) {
         if (i != 0) out += ',';
         append_json_raw(out, json_escape(s.counters[i].first), std::to_string(s.counters[i].second));
@@ -327,8 +354,60 @@ std::string format_metrics(const StatusSnapshot& s) {
         f.sample("tier=\"redis\"", std::to_string(counter_value(s, "cache_hits_redis")));
     }
     {
-        Family f(out, "regiond_cache_misses_total", "counter", "Cache misses.");
+        Family f(out, "regiond_cache_misses_total", "counter",
+                 "Cache misses read from the database: alone, or coalesced into another request's read.");
         f.sample("", std::to_string(counter_value(s, "cache_misses")));
+        f.sample("kind=\"coalesced\"", std::to_string(counter_value(s, "cache_misses_coalesced")));
+    }
+    {
+        Family f(out, "regiond_cache_fills_total", "counter",
+                 "Values offered to the hot cache: stored, or refused by a fence (older than an invalidation).");
+        f.sample("result=\"stored\"", std::to_string(counter_value(s, "cache_fills")));
+        f.sample("result=\"fenced\"", std::to_string(counter_value(s, "cache_fills_fenced")));
+    }
+    {
+        Family f(out, "regiond_cache_evictions_total", "counter", "Hot-cache entries overwritten to make room.");
+        f.sample("", std::to_string(counter_value(s, "cache_evictions")));
+    }
+    {
+        Family f(out, "regiond_invalidations_received_total", "counter",
+                 "Invalidations received, by path: the Redis channel (fast) or rows tailed on the local database "
+                 "(durable).");
+        f.sample("path=\"pubsub\"", std::to_string(counter_value(s, "invalidations_received_pubsub")));
+        f.sample("path=\"durable\"", std::to_string(counter_value(s, "invalidations_received_durable")));
+    }
+    {
+        Family f(out, "regiond_invalidations_applied_total", "counter",
+                 "Keys evicted from this host's hot cache by an invalidation.");
+        f.sample("", std::to_string(counter_value(s, "invalidations_applied")));
+    }
+    {
+        Family f(out, "regiond_invalidations_sent_total", "counter", "Writes with keys fanned out to every Redis.");
+        f.sample("", std::to_string(counter_value(s, "invalidations_sent")));
+    }
+    {
+        Family f(out, "regiond_cache_flushes_total", "counter",
+                 "Whole hot-cache flushes (Redis or an invalidation path lost, an admin).");
+        f.sample("", std::to_string(counter_value(s, "cache_flushes")));
+    }
+    {
+        Family f(out, "regiond_cache_redis_errors_total", "counter", "Cache-tier Redis commands that failed.");
+        f.sample("", std::to_string(counter_value(s, "cache_redis_errors")));
+    }
+    {
+        Family f(out, "regiond_hot_cache_bytes", "gauge", "Hot cache: bytes of values held, and the capacity.");
+        f.sample("kind=\"used\"", std::to_string(s.hot_cache.bytes_used));
+        f.sample("kind=\"capacity\"", std::to_string(s.hot_cache.capacity));
+    }
+    {
+        Family f(out, "regiond_hot_cache_entries", "gauge", "Hot cache: values held.");
+        f.sample("", std::to_string(s.hot_cache.entries));
+    }
+    {
+        Family f(out, "regiond_hot_cache_vouched", "gauge",
+                 "1 while the hot cache is in use: subscribed to the invalidation channel and the durable path "
+                 "in place.");
+        f.sample("", s.hot_cache.vouched ? "1" : "0");
     }
     {
         Family f(out, "regiond_clients_connected", "gauge", "Clients connected now.");

@@ -40,6 +40,17 @@ struct CacheReport {
     std::string last_error;
 };
 
+/// This host's hot cache and whether it is vouched for (CacheService).
+struct HotCacheReport {
+    std::uint64_t capacity = 0;  ///< bytes of the value arena (cache.memory)
+    std::uint64_t bytes_used = 0;
+    std::uint64_t entries = 0;
+    bool vouched = false;
+    std::string not_vouched;  ///< why not, when !vouched
+    std::uint64_t fences = 0;
+    std::uint64_t fence_floor = 0;  ///< the global floor LSN
+};
+
 struct StatusSnapshot {
     std::string region;
     pid_t pid = 0;
@@ -55,6 +66,7 @@ struct StatusSnapshot {
     std::chrono::nanoseconds max_lag{};
     std::vector<EndpointReport> endpoints;
     std::vector<CacheReport> caches;                              ///< one per region
+    HotCacheReport hot_cache;
     std::vector<std::pair<std::string, std::uint64_t>> counters;  ///< name, value (Stats order)
     WaitHistogram consistent_wait;                                ///< read_consistent waits for the replica
 };

@@ -158,7 +158,16 @@ enum class Counter : std::uint32_t {
     consistent_reads_local = 16,      ///< served by a local endpoint at once
     consistent_reads_elsewhere = 17,  ///< by a replica of another region that had the token
     consistent_reads_failed = 18,     ///< bad token, another cluster's, nobody reached it
-    kCount = 19,
+    cache_fills = 19,                 ///< values stored in the hot cache after a database read or a Redis hit
+    cache_fills_fenced = 20,          ///< values refused: older than an invalidation of their key (any source)
+    cache_misses_coalesced = 21,      ///< misses that waited for another request's read of the same key
+    cache_evictions = 22,             ///< hot-cache entries overwritten to make room (FIFO)
+    invalidations_received_pubsub = 23,   ///< invalidation messages from the region's Redis channel
+    invalidations_received_durable = 24,  ///< invalidation rows tailed on the local database
+    invalidations_applied = 25,           ///< keys evicted from this host's hot cache by an invalidation
+    cache_flushes = 26,                   ///< whole hot-cache flushes (Redis or a path lost, admin)
+    cache_redis_errors = 27,              ///< Redis commands of the cache tier that failed
+    kCount = 28,
 };
 static_assert(static_cast<std::uint32_t>(Counter::kCount) <= kCounterSlots);
 

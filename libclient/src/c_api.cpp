@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "client.hpp"
+#include "hot_cache.hpp"
 #include "regiond/client.h"
 #include "result.hpp"
 #include "token.hpp"
@@ -177,7 +178,10 @@ RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl
         request.ttl_seconds = ttl_seconds;  // 0: the daemon's default_ttl
         std::optional<std::string> invalid = fill_request(request, c, sql, nparams, params);
         if (!invalid && (key == nullptr || *key == '\0')) invalid = "cache key is empty: rgd_cached_read needs a key";
-        if (!invalid) request.key = key;
+        if (!invalid) {
+            request.key = key;
+            if (ResultPtr hit = regiond::client::hot_cache_hit(*c, request)) return hit;
+        }
         return run(c, request, std::move(invalid));
     });
 }

@@ -129,6 +129,14 @@ bool Connection::alive_fast() noexcept {
     return false;
 }
 
+bool Connection::cache_lookup(std::string_view key, std::string_view sql,
+                              std::span<const std::optional<std::string_view>> params, std::vector<std::byte>& blob) {
+    if (dead() || state_.heartbeat_age() > kHeartbeatStale) return false;
+    if (!state_.cache_reader().lookup(key, sql, params, shm::monotonic_now_ns(), blob)) return false;
+    segment_.add_cache_hit();
+    return true;
+}
+
 void Connection::mark_dead(const std::string& reason) {
     std::lock_guard lk(route_mu_);
     if (dead_.load(std::memory_order_relaxed)) return;

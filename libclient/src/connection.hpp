@@ -96,6 +96,12 @@ public:
     void mark_dead(const std::string& reason);
 
     const shm::StateView& state() const noexcept { return state_; }
+    /// A hit in the hot cache for exactly this key and query (the value blob
+    /// in `blob`), counted in this client's segment for the daemon to sum.
+    /// Misses while the daemon's heartbeat is stale: nobody keeps the cache
+    /// current then.
+    bool cache_lookup(std::string_view key, std::string_view sql,
+                      std::span<const std::optional<std::string_view>> params, std::vector<std::byte>& blob);
     const std::string& socket_path() const noexcept { return path_; }
     std::uint32_t max_request() const noexcept { return max_request_; }
     std::uint64_t client_id() const noexcept { return client_id_; }
