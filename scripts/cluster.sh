@@ -260,6 +260,15 @@ EOF
   fi
 }
 
+# regiond's own objects in the application database (scripts/schema.sql: the
+# durable invalidation table and its grants). Idempotent: applied at every
+# `up`, on a new cluster and on an existing one (which may predate the file).
+apply_schema() {
+  psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PG_PORT_US_EAST_1" -U postgres -d "$APP_DB" \
+    -v app_role="$APP_USER" -f "$REPO_ROOT/scripts/schema.sql" >"$CLUSTER_DIR/log/schema.log" 2>&1 \
+    || die "scripts/schema.sql failed on the primary: see $CLUSTER_DIR/log/schema.log"
+}
+
 start_pg() { # REGION
   local r=$1 k; k=$(key_of "$r")
   local data_var=PG_DATA_$k
@@ -374,6 +383,7 @@ cmd_up() {
   start_wanproxy
   apply_delays "$profile"
   init_primary
+  apply_schema
   for r in "${REGIONS[@]}"; do
     [[ $r == "$PRIMARY_REGION" ]] || init_replica "$r"
   done

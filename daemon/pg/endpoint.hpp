@@ -74,6 +74,26 @@ struct Job {
     /// retry_elsewhere=false, error "replica at <lsn> is behind token <lsn>".
     /// Such reads are never batched. 0: none. Ignored on the primary.
     std::uint64_t min_lsn = 0;
+    /// The cache's fence check: Outcome::floor_lsn of a successful read is a
+    /// LOWER bound of the snapshot the read saw. On a replica the guard
+    /// `select pg_last_wal_replay_lsn()` runs right before the read (as for
+    /// min_lsn, without a threshold when min_lsn is 0); on the primary
+    /// `select pg_current_wal_insert_lsn()` does, and the floor is that value
+    /// minus one (see Outcome::floor_lsn). Each in its own implicit transaction
+    /// right before the read's, in the same flush, on the same connection.
+    /// Such reads are never batched. Ignored for writes.
+    bool want_floor = false;
+    /// A write whose cache keys these are: `INSERT INTO regiond.invalidations
+    /// (keys, origin) VALUES ($1, $2)` is appended to the write's own implicit
+    /// transaction (same round trip), after its statements. If that insert
+    /// fails (the table is missing: scripts/schema.sql creates it), the whole
+    /// write is rolled back and the answer says so: a write that asked for
+    /// invalidation never commits without its durable record. A key must not
+    /// contain a NUL byte and must be valid UTF-8 (PostgreSQL text), or the
+    /// write is refused before anything is sent. Empty: no row. Ignored for reads.
+    std::vector<std::string> invalidate_keys;
+    /// The row's `origin` column ("<region>/<host id>"); only with invalidate_keys.
+    std::string origin;
     /// Why the request went to this endpoint; written into the response
     /// head's route_reason (success and error answers alike). "" when none.
     std::string route_reason;
@@ -109,6 +129,20 @@ struct Outcome {
     /// The trailer's token is "SYSTEMID/LSN" whenever this is set and the
     /// system identifier is known.
     std::uint64_t lsn = 0;
+    /// A successful read with Job::want_floor (or a replica read with
+    /// min_lsn): a LOWER bound of the snapshot it read at, 0 when unknown.
+    /// Replica: its replay LSN read right before the read (on the same
+    /// connection, the replay LSN only moves forward; the read's snapshot is
+    /// taken after the guard answered, so it holds every commit replayed up to
+    /// there). Primary: pg_current_wal_insert_lsn() read right before the
+    /// read, minus one. Why minus one: a writer's token T is the insert LSN
+    /// read after its commit became visible, and the insert LSN only grows, so
+    /// a value G > T read by the guard proves the guard ran after the commit
+    /// was visible, hence before the read's snapshot: floor = G - 1 >= T. G == T
+    /// proves nothing (no WAL between the commit record and the guard, which
+    /// may have run before the commit's visibility). So `floor_lsn >= T` means
+    /// the read saw that write, on either kind of endpoint.
+    std::uint64_t floor_lsn = 0;
 };
 
 using Completion = std::function<void(Outcome&&)>;

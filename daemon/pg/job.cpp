@@ -51,6 +51,7 @@ void JobState::reset_attempt() {
     lsn_error.clear();
     guard_lsn.reset();
     guard_passed = false;
+    floor_insert_lsn.reset();
     behind = false;
     behind_dropped = 0;
     kept_rows.reset();
@@ -68,10 +69,19 @@ JobState::Absorbed JobState::absorb(std::size_t tag, PgResultPtr r) {
     }
     if (tag == kGuardTag && rows_or_done) {
         // Arrives before any result of the read (the pipeline is in order).
+        // Without a min_lsn (want_floor only) there is no threshold: an
+        // unknown replay LSN (not in recovery) only leaves the floor unknown.
         guard_lsn = single_lsn(*r);
-        guard_passed = guard_lsn && *guard_lsn >= job.min_lsn;
+        guard_passed = job.min_lsn == 0 || (guard_lsn && *guard_lsn >= job.min_lsn);
         behind = !guard_passed;
         return Absorbed::nothing;
+    }
+    if (tag == kFloorTag && rows_or_done) {
+        floor_insert_lsn = single_lsn(*r);
+        return Absorbed::nothing;
+    }
+    if (tag == kInvalidationTag && rows_or_done) {
+        return Absorbed::nothing;  // its row count is not the write's; its failure is (below)
     }
     if (rows_or_done) {
         if (stop != Stop::none || tag == kReadOnlyTag) return Absorbed::nothing;  // rows of a stopped job are dropped
@@ -143,6 +153,14 @@ std::string JobState::behind_message() const {
         return "the replay LSN of the replica is unknown (not in recovery?): it cannot show it has reached token " +
                format_lsn(job.min_lsn);
     return "replica at " + format_lsn(*guard_lsn) + " is behind token " + format_lsn(job.min_lsn);
+}
+
+std::uint64_t JobState::floor_lsn() const {
+    if (prepared.guarded) return guard_lsn.value_or(0);
+    // Primary: one below the insert position read before the read (endpoint.hpp,
+    // Outcome::floor_lsn, says why equality with a token proves nothing).
+    if (floor_insert_lsn && *floor_insert_lsn > 0) return *floor_insert_lsn - 1;
+    return 0;
 }
 
 void JobState::on_batch_result(const PGresult& r) {

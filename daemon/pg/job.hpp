@@ -61,10 +61,13 @@ struct JobState final : Work {
     /// (0: unknown; then no token: none is better than a wrong one).
     std::uint64_t lsn_sysid = 0;
     std::string lsn_error;
-    /// A guarded read (Job::min_lsn on a replica): the guard's answer. Until it
-    /// has passed, no row is kept or streamed.
+    /// A guarded read (Job::min_lsn or want_floor on a replica): the guard's
+    /// answer. Until it has passed, no row is kept or streamed. Without a
+    /// min_lsn it passes whatever it says (it is only the floor).
     std::optional<std::uint64_t> guard_lsn;
     bool guard_passed = false;
+    /// A primary read with Job::want_floor: the insert LSN read before it.
+    std::optional<std::uint64_t> floor_insert_lsn;
     /// The guard found the replica below min_lsn (or its LSN unknown): the
     /// answer is Outcome::behind; the read's rows are dropped.
     bool behind = false;
@@ -91,6 +94,8 @@ struct JobState final : Work {
     Absorbed absorb(std::size_t tag, PgResultPtr result);
     /// "replica at X is behind token Y" (the guard's answer).
     std::string behind_message() const;
+    /// Outcome::floor_lsn of this attempt (0: unknown).
+    std::uint64_t floor_lsn() const;
 
     void on_result(std::size_t tag, PgResultPtr result) override;
     void on_finished() override;

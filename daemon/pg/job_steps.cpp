@@ -1,11 +1,16 @@
 #include "daemon/pg/job_steps.hpp"
 
 #include <algorithm>
+#include <array>
+
+#include "daemon/pg/pg_array.hpp"
 
 namespace regiond::daemon::pg {
 namespace {
 
 constexpr Oid kTextOid = 25;
+constexpr Oid kTextArrayOid = 1009;
+constexpr std::array<Oid, 2> kInvalidationTypes{kTextArrayOid, kTextOid};
 constexpr std::size_t kMaxParams = 65535;  // the protocol's limit (Bind has a 16-bit count)
 constexpr const char* kWriteLsnSql = "select pg_current_wal_insert_lsn()";
 // A primary read's token: the insert position after the read, in its own
@@ -29,6 +34,22 @@ std::optional<Refusal> refuse_unsendable(const Job& job) {
                 "22021"};
         }
     }
+    if (job.kind == Job::Kind::write && !job.invalidate_keys.empty()) {
+        // The row is text[]: a key PostgreSQL text cannot hold would fail the
+        // insert and with it the write; refused here, with the key's number.
+        for (std::size_t i = 0; i < job.invalidate_keys.size(); ++i) {
+            const std::string& key = job.invalidate_keys[i];
+            if (key.find('\0') != std::string::npos)
+                return Refusal{"invalidation key " + std::to_string(i + 1) + " contains a NUL byte", "22021"};
+            if (!valid_utf8(key)) {
+                return Refusal{"invalidation key " + std::to_string(i + 1) +
+                                   " is not valid UTF-8 (keys are stored as PostgreSQL text)",
+                               "22021"};
+            }
+        }
+        if (job.origin.find('\0') != std::string::npos || !valid_utf8(job.origin))
+            return Refusal{"the invalidation origin is not valid UTF-8 text", "22021"};
+    }
     return std::nullopt;
 }
 
@@ -42,8 +63,18 @@ void prepare_read(const Job& job, const Classification& c, Role role, PreparedJo
     // A read is one statement (the classifier refuses more); a text the parser
     // rejects is sent whole so that the server reports the error itself.
     out.reset_after = c.changes_session;
-    out.guarded = role == Role::replica && job.min_lsn != 0;
-    out.batchable = role == Role::replica && c.parsed && c.batchable && !c.changes_session && !out.guarded;
+    out.guarded = role == Role::replica && (job.min_lsn != 0 || job.want_floor);
+    out.batchable =
+        role == Role::replica && c.parsed && c.batchable && !c.changes_session && !out.guarded && !job.want_floor;
+    if (role == Role::primary && job.want_floor) {
+        // The floor: the insert position before the read's snapshot exists.
+        // Its own implicit transaction, for the reason the replica's guard has
+        // one (below): under REPEATABLE READ the read's transaction takes its
+        // snapshot at its first statement, the read-only prefix, and a position
+        // read after that could be past what the snapshot holds.
+        out.steps.push_back(Step::command(kWriteLsnSql, {}, kFloorTag));
+        out.steps.push_back(Step::sync());
+    }
     if (role == Role::primary) {
         Step prefix = Step::command(kReadOnlySql, {}, kReadOnlyTag);
         out.steps.push_back(prefix);
@@ -124,6 +155,17 @@ std::optional<Refusal> prepare_write(const Job& job, const Classification& c, Pr
     // Rows a write returns are those of its last statement that returned any;
     // only the last statement's can stream (earlier ones may still be replaced).
     out.steps.back().single_row = true;
+    if (!job.invalidate_keys.empty()) {
+        // The durable invalidation record, in the write's own implicit
+        // transaction (before its Sync): it commits exactly when the write
+        // does, and if it fails (table missing, no privilege) the Sync rolls
+        // the whole write back. Last, so that its `at` default is the time
+        // right before the commit, and its rows never replace the write's.
+        out.invalidation_keys = text_array_literal(job.invalidate_keys);
+        out.invalidation_values = {out.invalidation_keys.c_str(), job.origin.c_str()};
+        out.steps.push_back(
+            Step::command(kInvalidationInsertSql, out.invalidation_values, kInvalidationTag, kInvalidationTypes));
+    }
     // One implicit transaction, then the LSN in the next one (ENVIRONMENT.md:
     // never in the same transaction as the write).
     out.steps.push_back(Step::sync());
@@ -133,6 +175,26 @@ std::optional<Refusal> prepare_write(const Job& job, const Classification& c, Pr
 }
 
 }  // namespace
+
+std::string invalidation_failure_message(const std::string& sqlstate, const std::string& server_message) {
+    std::string what;
+    if (sqlstate == "42P01" || sqlstate == "3F000") {
+        what =
+            "the table regiond.invalidations does not exist: create it on the primary with scripts/schema.sql "
+            "(psql -d DATABASE -v app_role=ROLE -f scripts/schema.sql)";
+    } else if (sqlstate == "42501") {
+        what =
+            "the application role may not insert into regiond.invalidations: scripts/schema.sql grants it "
+            "(psql -d DATABASE -v app_role=ROLE -f scripts/schema.sql)";
+    } else if (sqlstate == "42703" || sqlstate == "42804") {
+        what = "regiond.invalidations does not have the columns regiond expects: apply scripts/schema.sql";
+    } else {
+        what = "the insert into regiond.invalidations failed";
+    }
+    return "the write was rolled back: it asked for cache invalidation and its invalidation record could not be "
+           "written (" +
+           server_message + "); " + what;
+}
 
 std::optional<Refusal> prepare_job(const Job& job, const Classification& classification, Role role, PreparedJob& out) {
     out = PreparedJob{};

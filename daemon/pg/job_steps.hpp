@@ -14,10 +14,14 @@
 //                         connection runs with default_transaction_read_only
 //   read on a replica     select pg_last_wal_replay_lsn()           (the guard)
 //   with Job::min_lsn     Sync
-//                         <the read>; select pg_last_wal_replay_lsn(); Sync
+//   or Job::want_floor    <the read>; select pg_last_wal_replay_lsn(); Sync
 //                         (never batched; see prepare_read for why the guard
 //                         has a segment of its own)
+//   read on the primary   select pg_current_wal_insert_lsn()        (the floor)
+//   with Job::want_floor  Sync
+//                         then as a read on the primary (never batched)
 //   write                 stmt 1 .. stmt n (the last one single-row: RETURNING)
+//                         [insert into regiond.invalidations ...    (invalidate_keys)]
 //                         Sync     (one implicit transaction)
 //                         select pg_current_wal_insert_lsn()
 //                         Sync
@@ -47,8 +51,19 @@ namespace regiond::daemon::pg {
 /// Result tags beyond the statement indexes of a write.
 inline constexpr std::size_t kLsnTag = static_cast<std::size_t>(-1);
 inline constexpr std::size_t kReadOnlyTag = static_cast<std::size_t>(-2);
-/// The replay LSN read before a replica read with Job::min_lsn.
+/// The replay LSN read before a replica read with Job::min_lsn or want_floor.
 inline constexpr std::size_t kGuardTag = static_cast<std::size_t>(-3);
+/// The insert LSN read before a primary read with Job::want_floor.
+inline constexpr std::size_t kFloorTag = static_cast<std::size_t>(-4);
+/// A write's invalidation row (Job::invalidate_keys).
+inline constexpr std::size_t kInvalidationTag = static_cast<std::size_t>(-5);
+
+/// The durable invalidation record a write with keys appends to its own
+/// transaction ($1 text[] keys, $2 text origin). scripts/schema.sql creates
+/// the table. Its default columns (xid, at) are evaluated by this statement,
+/// the last of the transaction: `at` precedes the commit by the commit alone.
+inline constexpr const char* kInvalidationInsertSql =
+    "insert into regiond.invalidations (keys, origin) values ($1::text[], $2::text)";
 
 /// A replica's replay position: the guard, a replica read's token, a batch's
 /// shared token step.
@@ -67,7 +82,11 @@ struct PreparedJob {
     std::vector<Step> steps;
     bool reset_after = false;  ///< changes_session: DISCARD ALL follows
     bool batchable = false;    ///< a plain read that may share a replica batch
-    bool guarded = false;      ///< a replica read with Job::min_lsn: its guard step comes first
+    bool guarded = false;      ///< a replica read with Job::min_lsn or want_floor: its guard step comes first
+    /// A write with Job::invalidate_keys: the keys as a text[] literal, and the
+    /// insert's parameter values (pointing into it and into Job::origin).
+    std::string invalidation_keys;
+    std::vector<const char*> invalidation_values;
     /// Steps of a batched send: the read alone (its token comes from the
     /// batch's shared LSN step, its sync is the batch's).
     std::span<const Step> batch_steps() const { return {steps.data(), 1}; }
@@ -78,8 +97,13 @@ struct Refusal {
     std::string sqlstate;  ///< "" or 5 characters
 };
 
+/// The answer to a write whose invalidation insert failed (it was rolled
+/// back): names the table and how to create or grant it.
+std::string invalidation_failure_message(const std::string& sqlstate, const std::string& server_message);
+
 /// Builds the steps of `job` for an endpoint of `role`; a refusal when it must
 /// not be sent. `classification` is the classifier's verdict on job.sql.
+/// `job` must stay where it is while the steps are used (they point into it).
 std::optional<Refusal> prepare_job(const Job& job, const Classification& classification, Role role, PreparedJob& out);
 
 }  // namespace regiond::daemon::pg

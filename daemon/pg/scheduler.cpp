@@ -375,7 +375,9 @@ void Scheduler::finish(JobState& job, Slot* slot) {
     }
     if (job.failed) {
         std::string message = job.error.message;
-        if (job.is_write() && job.prepared.statements.size() > 1) {
+        if (job.is_write() && job.error_tag == kInvalidationTag) {
+            message = invalidation_failure_message(job.error.sqlstate, job.error.message);
+        } else if (job.is_write() && job.prepared.statements.size() > 1) {
             message = "statement " + std::to_string(job.error_tag + 1) + " of " +
                       std::to_string(job.prepared.statements.size()) + " failed, the write was rolled back: " + message;
         }
@@ -395,6 +397,7 @@ Outcome Scheduler::read_outcome(JobState& job) {
     Outcome out;
     out.ok = true;
     out.lsn = job.lsn.value_or(0);
+    out.floor_lsn = job.floor_lsn();
     if (job.lsn && job.lsn_sysid != 0) {
         const std::string token = std::to_string(job.lsn_sysid) + "/" + format_lsn(*job.lsn);
         out.chunks = job.stream.finish_ok(token, -1, true);
