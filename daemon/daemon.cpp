@@ -115,6 +115,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     cache::CacheRuntimeOptions cache_options;
     cache_options.max_chunk_bytes = backend_options.max_chunk_bytes;
     cache_options.servers = options.redis_checks;
+    cache_options.durable_path = options.durable_path;
     auto cache = cache::CacheRuntime::create(loop_, config_, *backends_, *state_, stats_, cache_options);
     if (!cache) return fail(EX_CONFIG, cache.error().message);
     cache_ = std::move(*cache);

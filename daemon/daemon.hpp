@@ -38,6 +38,9 @@ struct DaemonOptions {
     EndpointFactory endpoint_factory;  ///< pg::Endpoint::create in the real daemon
     bool handle_signals = true;        ///< false: tests call shutdown()/reload() themselves
     bool redis_checks = true;
+    /// The durable invalidation path (cache::make_tailer_durable_path in the
+    /// real daemon); none: the hot cache is never vouched for.
+    cache::DurablePathFactory durable_path;
     /// A connection that has not sent its hello by then is closed.
     std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(2);
 };

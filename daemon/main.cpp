@@ -6,6 +6,7 @@
 #include <span>
 
 #include "config/parse.hpp"
+#include "daemon/cache/tailer_durable_path.hpp"
 #include "daemon/command_line.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/log.hpp"
@@ -40,6 +41,7 @@ int run(const std::string& path) {
     regiond::daemon::DaemonOptions options;
     options.config = std::move(*outcome.config);
     options.endpoint_factory = &regiond::daemon::pg::Endpoint::create;
+    options.durable_path = &regiond::daemon::cache::make_tailer_durable_path;
     regiond::daemon::StartError error;
     auto daemon = regiond::daemon::Daemon::create(std::move(options), error);
     if (!daemon) {

@@ -79,15 +79,17 @@ shm::Expected<std::unique_ptr<CacheRuntime>> CacheRuntime::create(EventLoop& loo
         log::warning("cache: region " + own + " has no database to tail invalidations on; the hot cache stays off");
         return rt;
     }
-    InvalidationTailer::Hooks hooks;
-    CacheRuntime* self = rt.get();
+    if (!options.durable_path) {
+        log::warning("cache: no durable invalidation path in this build; the hot cache stays off");
+        return rt;
+    }
+    DurablePath::Hooks hooks;
     hooks.on_invalidation = [service](std::vector<std::string> keys, std::uint64_t lsn) {
         service->on_durable(keys, lsn);
     };
     hooks.on_gap = [service](std::string reason) { service->on_durable_gap(reason); };
-    hooks.on_caught_up = [service, self] { service->on_durable_ready(self->tailer_->last_lsn()); };
-    rt->tailer_ = std::make_unique<InvalidationTailer>(
-        loop, InvalidationTailer::options_for(local->options, local->role == pg::Role::primary), std::move(hooks));
+    hooks.on_caught_up = [service](std::uint64_t lsn) { service->on_durable_ready(lsn); };
+    rt->tailer_ = options.durable_path(loop, local->options, local->role == pg::Role::primary, std::move(hooks));
     return rt;
 }
 

@@ -15,7 +15,7 @@
 #include "daemon/cache/redis_region_store.hpp"
 #include "daemon/cache/segment_hot_cache.hpp"
 #include "daemon/event_loop.hpp"
-#include "daemon/invalidation_tailer.hpp"
+#include "daemon/cache/durable_path.hpp"
 #include "daemon/redis/redis_subscriber.hpp"
 #include "daemon/status_report.hpp"
 #include "shm/error.hpp"
@@ -28,6 +28,8 @@ struct CacheRuntimeOptions {
     /// Redis tiers, the subscription and the durable tailer (false: tests on
     /// fake endpoints; the hot cache is then never vouched for).
     bool servers = true;
+    /// The durable invalidation path (none: the hot cache is never vouched for).
+    DurablePathFactory durable_path;
 };
 
 class CacheRuntime {
@@ -59,7 +61,7 @@ private:
     std::vector<std::unique_ptr<RedisRegionStore>> stores_;
     std::unique_ptr<CacheService> service_;
     std::unique_ptr<RedisSubscriber> subscriber_;
-    std::unique_ptr<InvalidationTailer> tailer_;
+    std::unique_ptr<DurablePath> tailer_;
 };
 
 }  // namespace regiond::daemon::cache
