@@ -112,8 +112,19 @@ void ClientSegmentOwner::set_max_request(std::uint32_t bytes) noexcept {
     shared_at<ClientHeader>(base_)->max_request.store(bytes, std::memory_order_relaxed);
 }
 
+std::uint64_t ClientSegmentOwner::cache_hits() const noexcept {
+    // Relaxed: a statistic; it orders nothing else (see ClientHeader::cache_hits).
+    return shared_at<ClientHeader>(static_cast<const std::byte*>(base_))->cache_hits.load(std::memory_order_relaxed);
+}
+
 // ---------------------------------------------------------------------------
 // Client side
+
+void ClientSegment::add_cache_hit() noexcept {
+    // Relaxed: a statistic; fetch_add because several threads of one client may
+    // count at once (the daemon never writes this word).
+    shared_at<ClientHeader>(base_)->cache_hits.fetch_add(1, std::memory_order_relaxed);
+}
 
 std::uint32_t ClientSegment::max_request() const noexcept {
     // Relaxed: see ClientHeader::max_request.

@@ -34,7 +34,8 @@
 namespace regiond::shm {
 
 inline constexpr char kClientMagic[8] = {'R', 'G', 'D', 'C', 'L', 'N', 'T', '\0'};
-inline constexpr std::uint32_t kClientLayoutVersion = 2;                   // 2: max_request
+/// 2: max_request. 3: cache_hits (a client-written counter in the header).
+inline constexpr std::uint32_t kClientLayoutVersion = 3;
 inline constexpr unsigned kClientSegmentSeals = 0x0002 | 0x0004 | 0x0001;  // F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL
 
 /// How the client wakes the daemon when requests.consumer_sleeping is set.
@@ -65,7 +66,16 @@ struct alignas(kCacheLine) ClientHeader {
     /// Relaxed on both sides: a value one reload old only moves where the same
     /// error is produced (the daemon checks again).
     SharedU32 max_request;
-    std::uint8_t reserved1[52];
+    std::uint32_t reserved1;
+    /// Hot-cache hits this client served itself from the state segment (no
+    /// message to the daemon), for the daemon's counters. Written by the client
+    /// (fetch_add, relaxed: a statistic that publishes nothing; the client may
+    /// count from several threads), read by the daemon (relaxed) when it sums the
+    /// clients' counts. UNTRUSTED: the client can write any value here, at any
+    /// time, and make it go backwards; the daemon treats it as a number to
+    /// report, never as a size, index or loop bound.
+    SharedU64 cache_hits;
+    std::uint8_t reserved2[40];
 };
 static_assert(sizeof(ClientHeader) == 128 && alignof(ClientHeader) == 64);
 static_assert(offsetof(ClientHeader, layout_version) == 8);
@@ -79,6 +89,7 @@ static_assert(offsetof(ClientHeader, daemon_wake) == 52);
 static_assert(offsetof(ClientHeader, client_id) == 56);
 static_assert(offsetof(ClientHeader, daemon_generation) == 64);
 static_assert(offsetof(ClientHeader, max_request) == 72);
+static_assert(offsetof(ClientHeader, cache_hits) == 80);
 static_assert(std::is_standard_layout_v<ClientHeader>);
 
 /// Offsets and sizes of a client segment (the daemon's trusted copy).
@@ -117,6 +128,9 @@ public:
     RingProducer& responses() noexcept { return responses_; }
     /// SIGHUP: publishes a new daemon.max_request to the client.
     void set_max_request(std::uint32_t bytes) noexcept;
+    /// The client's own count of hot-cache hits: untrusted (any value, possibly
+    /// smaller than last time); see ClientHeader::cache_hits.
+    std::uint64_t cache_hits() const noexcept;
 
 private:
     ClientSegmentOwner() = default;
@@ -149,6 +163,9 @@ public:
     std::uint64_t size() const noexcept { return size_; }
     /// The daemon's daemon.max_request as it publishes it now; 0 when it gives none.
     std::uint32_t max_request() const noexcept;
+    /// Counts one hit served from the hot cache (no system call: an atomic add in
+    /// this client's own segment, which the daemon reads for its counters).
+    void add_cache_hit() noexcept;
 
 private:
     ClientSegment() = default;

@@ -4,7 +4,7 @@
 //   offset 0                  StateHeader (192 bytes)
 //   regions.offset            EndpointSlot[max_regions * max_endpoints_per_region]
 //   counters.offset           SharedU64[counter_count]
-//   cache.offset              CacheHeader, then the cache data area
+//   cache.offset              the hot cache: CacheHeader, index, value arena (cache_layout.hpp)
 //
 // All section offsets are 64-byte aligned and recorded in the header, so a reader
 // locates sections only through the header and validates each against the size.
@@ -19,13 +19,19 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "shm/cache_layout.hpp"
 #include "shm/layout.hpp"
 #include "shm/seqlock.hpp"
 
 namespace regiond::shm {
 
 inline constexpr char kStateMagic[8] = {'R', 'G', 'D', 'S', 'T', 'A', 'T', 'E'};
-inline constexpr std::uint32_t kStateLayoutVersion = 1;
+/// 1: the cache section was reserved (a 64-byte CacheHeader, format undefined).
+/// 2: the hot cache's format (cache_layout.hpp): CacheHeader grows to 192 bytes
+///    (geometry, hash seed, reclaimed counter, statistics), followed by the
+///    seqlocked index and the value arena. A version-1 reader would take the
+///    index for free space, so the version changes.
+inline constexpr std::uint32_t kStateLayoutVersion = 2;
 
 inline constexpr std::uint32_t kMaxRegions = 16;
 inline constexpr std::uint32_t kMaxEndpointsPerRegion = 8;
@@ -171,19 +177,6 @@ enum class Counter : std::uint32_t {
 };
 static_assert(static_cast<std::uint32_t>(Counter::kCount) <= kCounterSlots);
 
-/// Sub-header of the hot cache area. The cache format itself is a later issue:
-/// only the space and this header are reserved now.
-struct alignas(kCacheLine) CacheHeader {
-    std::uint32_t cache_format;  ///< 0: cache not in use (format not defined yet)
-    std::uint32_t reserved0;
-    std::uint64_t data_offset;  ///< from the start of the cache section
-    std::uint64_t data_length;
-    std::uint8_t reserved1[40];
-};
-static_assert(sizeof(CacheHeader) == 64 && alignof(CacheHeader) == 64);
-static_assert(offsetof(CacheHeader, data_offset) == 8);
-static_assert(offsetof(CacheHeader, data_length) == 16);
-
 /// Where each section goes for a given cache size; the single source of truth
 /// for both creation and the layout test.
 struct StateGeometry {
@@ -210,6 +203,6 @@ constexpr StateGeometry state_geometry(std::uint64_t cache_bytes) noexcept {
 static_assert(state_geometry(0).regions_offset == 192);
 static_assert(state_geometry(0).counters_offset == 192 + 16 * 8 * 192);
 static_assert(state_geometry(0).cache_offset == 192 + 16 * 8 * 192 + 64 * 8);
-static_assert(state_geometry(0).total_size == 25344);
+static_assert(state_geometry(0).total_size == 25280 + 192);
 
 }  // namespace regiond::shm

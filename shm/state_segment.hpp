@@ -6,9 +6,11 @@
 //                                      .group = gid, .replace_existing = stale});
 //     seg->write_endpoint(r, e, status);   seg->add(Counter::errors);
 //     seg->heartbeat_now();                 // every loop iteration
+//     seg->cache().insert(key, value, expires_mono_ns);   // the hot cache's only writer
 // Client:
 //     auto view = StateView::open("/regiond");   // error names both versions on mismatch
 //     EndpointStatus s; if (view->read_endpoint(r, e, s) && s.in_use) ...
+//     CacheReader cache = view->cache_reader();  // lock-free lookups, no system call
 //
 // Creation is exclusive (shm_open with O_CREAT | O_EXCL, and glibc adds
 // O_NOFOLLOW): the daemon never opens, truncates or writes a file someone else
@@ -28,6 +30,8 @@
 #include <span>
 #include <string>
 
+#include "shm/cache_reader.hpp"
+#include "shm/cache_writer.hpp"
 #include "shm/error.hpp"
 #include "shm/state_layout.hpp"
 
@@ -38,11 +42,12 @@ std::uint64_t monotonic_now_ns() noexcept;
 
 struct StateSegmentOptions {
     std::string name;               ///< POSIX shm name, e.g. "/regiond" (a leading '/' is added if missing)
-    std::uint64_t cache_bytes = 0;  ///< [cache] memory: reserved for the hot cache
+    std::uint64_t cache_bytes = 0;  ///< [cache] memory: the hot cache (index + arena); 0: no cache
     std::optional<gid_t> group;     ///< chown the segment to this group (the client group)
     mode_t mode = 0640;             ///< owner rw, group r: clients can only map it read-only
     bool replace_existing = false;  ///< remove an existing segment of that name first
     std::uint64_t generation = 0;   ///< 0: a random non-zero value
+    std::uint64_t cache_seed = 0;   ///< the cache's hash seed; 0: random (tests may fix it)
 };
 
 /// Daemon side. Owns the mapping (read/write) and the name: the destructor unmaps
@@ -73,9 +78,11 @@ public:
     void add(Counter counter, std::uint64_t n = 1) noexcept;
     void set(Counter counter, std::uint64_t value) noexcept;
 
-    CacheHeader& cache_header() noexcept;
-    /// The reserved cache data area (cache.memory bytes rounded up to 64).
-    std::span<std::byte> cache_data() noexcept;
+    /// The hot cache's writer (single writer: the daemon loop). With cache_bytes
+    /// too small for a cache (0), a writer that refuses every insert. The
+    /// reference stays valid as long as this segment, moves included.
+    CacheWriter& cache() noexcept;
+    const CacheWriter& cache() const noexcept;
 
     /// Keep the name after destruction (e.g. a test that hands it to a child).
     void release_name() noexcept;
@@ -115,6 +122,10 @@ public:
     std::uint64_t counter(Counter counter) const noexcept;
     /// The cache data area, validated against the cache section (empty if none).
     std::span<const std::byte> cache_data() const noexcept;
+    /// Lock-free lookups in the hot cache; a reader that always misses when the
+    /// segment has no cache or its cache header is malformed. Must not outlive
+    /// this view.
+    CacheReader cache_reader() const noexcept;
     /// The whole mapping.
     std::span<const std::byte> bytes() const noexcept;
 

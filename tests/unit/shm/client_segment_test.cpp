@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "shm/client_segment.hpp"
@@ -101,6 +102,36 @@ TEST_CASE("the daemon's max_request reaches the client, and a reload updates it"
     CHECK(client->max_request() == 1000);
     owner->set_max_request(1500);
     CHECK(client->max_request() == 1500);
+}
+
+TEST_CASE("the client's cache-hit counter reaches the daemon, as an untrusted number", "[client]") {
+    auto owner = ClientSegmentOwner::create(small_options());
+    REQUIRE(owner);
+    auto client = ClientSegment::attach(owner->fd());
+    REQUIRE(client);
+    CHECK(owner->cache_hits() == 0);
+    for (int i = 0; i < 3; ++i) client->add_cache_hit();
+    CHECK(owner->cache_hits() == 3);
+
+    // Several threads of one client count at once: no hit is lost.
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&client] {
+            for (int i = 0; i < 10000; ++i) client->add_cache_hit();
+        });
+    for (auto& t : threads) t.join();
+    CHECK(owner->cache_hits() == 3 + 40000);
+
+    // The client owns the word: it may write anything, even go backwards. The
+    // daemon only ever reads it as a number; the rings are unaffected.
+    ClientView v(owner->fd(), owner->geometry().total_size);
+    v.header().cache_hits.store(~std::uint64_t{0});
+    CHECK(owner->cache_hits() == ~std::uint64_t{0});
+    v.header().cache_hits.store(1);
+    CHECK(owner->cache_hits() == 1);
+    REQUIRE(client->requests().try_push(RecordKind::request, kRecordFlagLast, 1, msg("x")));
+    std::vector<std::byte> buf(64);
+    CHECK(owner->requests().try_pop(buf));
 }
 
 TEST_CASE("client segment is sealed: nobody can resize it", "[client]") {

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "shm/cache_layout.hpp"
+#include "shm/cache_value.hpp"
 #include "shm/client_segment.hpp"
 #include "shm/codec.hpp"
 #include "shm/handshake.hpp"
@@ -56,8 +58,8 @@ Bytes bytes_of(Fill fill) {
 }  // namespace
 
 TEST_CASE("layout versions, magics and numeric values", "[layout]") {
-    CHECK(kStateLayoutVersion == 1);
-    CHECK(kClientLayoutVersion == 2);
+    CHECK(kStateLayoutVersion == 2);
+    CHECK(kClientLayoutVersion == 3);
     CHECK(kProtocolVersion == 2);
     CHECK(std::memcmp(kStateMagic, "RGDSTATE", 8) == 0);
     CHECK(std::memcmp(kClientMagic, "RGDCLNT\0", 8) == 0);
@@ -170,6 +172,7 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
         h.client_id = 0xa1a2a3a4a5a6a7a8;
         h.daemon_generation = 0xb1b2b3b4b5b6b7b8;
         h.max_request.store(0x00040000);
+        h.cache_hits.store(0xc1c2c3c4c5c6c7c8);
     });
     CHECK(header == image(128, {
                                    {0, text("RGDCLNT\0", 8)},
@@ -184,6 +187,7 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
                                    {56, {0xa8, 0xa7, 0xa6, 0xa5, 0xa4, 0xa3, 0xa2, 0xa1}},
                                    {64, {0xb8, 0xb7, 0xb6, 0xb5, 0xb4, 0xb3, 0xb2, 0xb1}},
                                    {72, {0x00, 0x00, 0x04, 0x00}},
+                                   {80, {0xc8, 0xc7, 0xc6, 0xc5, 0xc4, 0xc3, 0xc2, 0xc1}},
                                }));
 
     const ClientGeometry g = client_geometry(1 << 16, 1 << 20);
@@ -261,8 +265,9 @@ TEST_CASE("state segment header and endpoint status: byte images and geometry", 
     CHECK(g.counters_offset == 24768);
     CHECK(g.counters_length == 512);
     CHECK(g.cache_offset == 25280);
-    CHECK(g.cache_length == 64 + (1 << 20));
-    CHECK(g.total_size == 25344 + (1 << 20));
+    CHECK(g.cache_length == 192 + (1 << 20));
+    CHECK(g.total_size == 25472 + (1 << 20));
+    CHECK(state_geometry(0).total_size == 25472);
 }
 
 TEST_CASE("an encoded request: byte image", "[layout][codec]") {
@@ -292,4 +297,153 @@ TEST_CASE("an encoded request: byte image", "[layout][codec]") {
                      1,    0,    0,    0,               // nkeys
                      1,    0,    0,    0,    'z',
                  });
+}
+
+TEST_CASE("hot cache header, slot and entry header: byte images", "[layout][cache]") {
+    CHECK(kCacheFormat == 1);
+    CHECK(kCacheProbeLimit == 8);
+    CHECK(kCacheGapMarker == 0xFFFFFFFFu);
+    CHECK(sizeof(CacheHeader) == 192);
+    CHECK(sizeof(CacheSlot) == 32);
+    CHECK(sizeof(CacheEntryHeader) == 24);
+
+    const Bytes header = bytes_of<CacheHeader>([](CacheHeader& h) {
+        h.cache_format = kCacheFormat;
+        h.slot_size = 32;
+        h.data_offset = 192;
+        h.data_length = 0x0000000000100000;
+        h.seed = 0x0102030405060708;
+        h.index_offset = 192;
+        h.index_slots = 2048;
+        h.probe_limit = 8;
+        h.arena_offset = 0x100c0;
+        h.arena_capacity = 0xf0000;
+        h.reclaimed.store(0x1112131415161718);
+        h.head.store(0x2122232425262728);
+        h.entries.store(0x31);
+        h.bytes_used.store(0x32);
+        h.inserts.store(0x33);
+        h.evictions.store(0x34);
+        h.displaced.store(0x35);
+        h.erased.store(0x36);
+        h.expired.store(0x37);
+    });
+    CHECK(header == image(192, {
+                                   {0, {1, 0, 0, 0, 32, 0, 0, 0}},
+                                   {8, {0xc0, 0, 0, 0, 0, 0, 0, 0}},
+                                   {16, {0, 0, 0x10, 0, 0, 0, 0, 0}},
+                                   {24, {0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01}},
+                                   {32, {0xc0, 0, 0, 0, 0, 0, 0, 0}},
+                                   {40, {0, 0x08, 0, 0, 8, 0, 0, 0}},
+                                   {48, {0xc0, 0x00, 0x01, 0, 0, 0, 0, 0}},
+                                   {56, {0, 0, 0x0f, 0, 0, 0, 0, 0}},
+                                   {64, {0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11}},
+                                   {72, {0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21}},
+                                   {128, {0x31, 0, 0, 0, 0, 0, 0, 0, 0x32}},
+                                   {144, {0x33, 0, 0, 0, 0, 0, 0, 0, 0x34}},
+                                   {160, {0x35, 0, 0, 0, 0, 0, 0, 0, 0x36}},
+                                   {176, {0x37}},
+                               }));
+
+    CacheSlotData d{};
+    d.hash = 0x0102030405060708;
+    d.pos = 0x1112131415161718;
+    d.key_len = 0x21222324;
+    d.value_len = 0x31323334;
+    const Bytes slot = bytes_of<CacheSlot>([&](CacheSlot& s) { s.write(d); });
+    CHECK(slot == image(32, {
+                                {0, {2, 0, 0, 0, 0, 0, 0, 0}},  // seq after one write
+                                {8, {0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01}},
+                                {16, {0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11}},
+                                {24, {0x24, 0x23, 0x22, 0x21, 0x34, 0x33, 0x32, 0x31}},
+                            }));
+
+    const Bytes entry = bytes_of<CacheEntryHeader>([](CacheEntryHeader& e) {
+        e.expires_mono_ns = 0x0102030405060708;
+        e.key_len = 0x11121314;
+        e.value_len = 0x21222324;
+        e.slot = 0x31323334;
+    });
+    CHECK(entry == image(24, {
+                                 {0, {0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01}},
+                                 {8, {0x14, 0x13, 0x12, 0x11, 0x24, 0x23, 0x22, 0x21}},
+                                 {16, {0x34, 0x33, 0x32, 0x31}},
+                             }));
+    CHECK(cache_entry_bytes(0, 1) == 32);
+    CHECK(cache_entry_bytes(5, 48) == 24 + 8 + 48);
+    CHECK(cache_entry_bytes(9, 49) == 24 + 16 + 56);
+}
+
+TEST_CASE("hot cache geometry and hash are pinned", "[layout][cache]") {
+    const CacheGeometry none = cache_geometry(0);
+    CHECK_FALSE(none.enabled);
+    CHECK_FALSE(cache_geometry(1023).enabled);
+
+    const CacheGeometry small = cache_geometry(1024);
+    CHECK(small.enabled);
+    CHECK(small.index_offset == 192);
+    CHECK(small.index_slots == 8);
+    CHECK(small.arena_offset == 192 + 256);
+    CHECK(small.arena_capacity == 768);
+
+    CHECK(cache_geometry(2047).index_slots == 8);
+    CHECK(cache_geometry(4096).index_slots == 16);
+
+    const CacheGeometry mib = cache_geometry(1 << 20);
+    CHECK(mib.index_slots == 4096);
+    CHECK(mib.arena_offset == 192 + 4096 * 32);
+    CHECK(mib.arena_capacity == (1 << 20) - 4096 * 32);
+
+    const CacheGeometry big = cache_geometry(std::uint64_t{64} << 20);
+    CHECK(big.index_slots == 262144);
+    CHECK(big.arena_capacity == (std::uint64_t{64} << 20) - 262144 * 32);
+
+    CHECK(cache_max_value_bytes(768) == 96);
+    CHECK(cache_max_value_bytes(std::uint64_t{64} << 20) == (1 << 20));
+    CHECK(cache_max_key_bytes(768) == 96);
+    CHECK(cache_max_key_bytes(std::uint64_t{64} << 20) == 4096);
+
+    // The writer and every reader must hash alike, whatever they were built
+    // with: these values are part of the format.
+    CHECK(cache_key_hash(0, "") == 0);  // (seeds are never 0 in a segment)
+    CHECK(cache_key_hash(1, "") != cache_key_hash(2, ""));
+    CHECK(cache_key_hash(0x0123456789abcdefull, "user:42") == 0x669dd3c083a3eb6aull);
+    CHECK(cache_key_hash(0x0123456789abcdefull, "dashboard:apac:top-customers") == 0x5b362cb9d227a190ull);
+}
+
+TEST_CASE("a cache value and its query: byte image", "[layout][cache]") {
+    const std::optional<std::string_view> params[] = {std::string_view("ab"), std::nullopt};
+    const std::vector<std::byte> query = encode_cache_query("x", params);
+    Bytes q(query.size());
+    std::memcpy(q.data(), query.data(), query.size());
+    CHECK(q == Bytes{
+                   1,    0,    0,    0,    'x',       // sql
+                   2,    0,    0,    0,               // nparams
+                   2,    0,    0,    0,    'a', 'b',  // "ab"
+                   0xff, 0xff, 0xff, 0xff,            // NULL
+               });
+
+    const std::byte response[] = {std::byte{0xAA}, std::byte{0xBB}};
+    CacheValueView v;
+    v.floor_lsn = 0x0102030405060708;
+    v.token_lsn = 0x1112131415161718;
+    v.system_id = 0x2122232425262728;
+    v.expires_unix_ms = 0x3132333435363738;
+    v.query = query;
+    v.response = response;
+    const std::vector<std::byte> blob = encode_cache_value(v);
+    Bytes got(blob.size());
+    std::memcpy(got.data(), blob.data(), blob.size());
+    const Bytes fixed = {'R',  'G',  'D',  'V',  1,    0,    0,    0,      // magic, version, flags
+                         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,   // floor_lsn
+                         0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11,   // token_lsn
+                         0x28, 0x27, 0x26, 0x25, 0x24, 0x23, 0x22, 0x21,   // system_id
+                         0x38, 0x37, 0x36, 0x35, 0x34, 0x33, 0x32, 0x31};  // expires_unix_ms
+    const Bytes tail = {2, 0, 0, 0, 0xAA, 0xBB};                           // response_len, response
+    Bytes expected = fixed;
+    for (std::uint8_t b : {static_cast<std::uint8_t>(q.size()), std::uint8_t{0}, std::uint8_t{0}, std::uint8_t{0}})
+        expected.push_back(b);  // query_len
+    for (std::uint8_t b : q) expected.push_back(b);
+    for (std::uint8_t b : tail) expected.push_back(b);
+    CHECK(got == expected);
 }

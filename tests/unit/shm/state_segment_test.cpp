@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "shm/state_segment.hpp"
 #include "test_helpers.hpp"
@@ -126,8 +128,12 @@ TEST_CASE("state segment: create, write, read through a read-only view", "[state
     seg->heartbeat_now();
     CHECK(view->heartbeat_age() < std::chrono::seconds(5));
 
-    seg->cache_data()[10] = std::byte{0x7E};
-    CHECK(view->cache_data()[10] == std::byte{0x7E});
+    // The hot cache: written through the segment, read through the view.
+    CHECK(view->cache_data().size() == (1 << 16));
+    const CacheReader cache = view->cache_reader();
+    REQUIRE(cache.enabled());
+    CHECK(cache.capacity() == seg->cache().capacity());
+    CHECK(cache.stats().entries == 0);
 }
 
 TEST_CASE("state view is read-only: const API and a PROT_READ mapping", "[state]") {
@@ -146,18 +152,26 @@ TEST_CASE("state view is read-only: const API and a PROT_READ mapping", "[state]
     CHECK(perms[1] == '-');  // not writable
     CHECK(perms[3] == 's');  // shared
 
-    // And the kernel enforces it: a write through the view faults.
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        auto* p = const_cast<std::byte*>(view->bytes().data()) + 200;
-        *reinterpret_cast<volatile std::byte*>(p) = std::byte{1};
-        ::_exit(0);  // reached only if the write succeeded
+    // And the kernel enforces it: a write through the view faults, in the
+    // endpoint table and in the hot cache (its header, index and arena).
+    const std::uint64_t cache_offset = view->header().cache.offset;
+    const std::uint64_t targets[] = {200, cache_offset + offsetof(CacheHeader, reclaimed),
+                                     cache_offset + sizeof(CacheHeader) + 8, view->bytes().size() - 8};
+    for (const std::uint64_t offset : targets) {
+        INFO("offset " << offset);
+        const pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::signal(SIGSEGV, SIG_DFL);  // die of it, without Catch's report from the child
+            auto* p = const_cast<std::byte*>(view->bytes().data()) + offset;
+            *reinterpret_cast<volatile std::byte*>(p) = std::byte{1};
+            ::_exit(0);  // reached only if the write succeeded
+        }
+        int status = 0;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+        const bool faulted = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+        CHECK(faulted);  // SIGSEGV (or the sanitizer's report of it)
     }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    const bool faulted = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
-    CHECK(faulted);  // SIGSEGV (or the sanitizer's report of it)
 }
 
 TEST_CASE("state segment: mode, group and RAII removal", "[state]") {
@@ -214,7 +228,7 @@ TEST_CASE("state view refuses other versions, foreign and unfinished segments", 
         REQUIRE_FALSE(v);
         CHECK(v.error().message ==
               "state segment " + name +
-                  " has layout version 3, this library understands 1: upgrade libregiond or the daemon");
+                  " has layout version 3, this library understands 2: upgrade libregiond or the daemon");
     }
     SECTION("not ready (version 0)") {
         raw.header().layout_version.store(0);
@@ -248,6 +262,25 @@ TEST_CASE("state view refuses other versions, foreign and unfinished segments", 
         auto v = StateView::open(name);
         REQUIRE(v);
         CHECK(v->cache_data().empty());
+    }
+    SECTION("cache index or arena outside the section: a reader that always misses") {
+        CacheHeader& cache = *shared_at<CacheHeader>(raw.base + raw.header().cache.offset);
+        SECTION("arena") {
+            cache.arena_capacity = raw.header().cache.length;
+        }
+        SECTION("index") {
+            cache.index_slots = 1u << 30;
+        }
+        SECTION("unknown format") {
+            cache.cache_format = 2;
+        }
+        auto v = StateView::open(name);
+        REQUIRE(v);
+        const CacheReader reader = v->cache_reader();
+        CHECK_FALSE(reader.enabled());
+        std::vector<std::byte> out;
+        CHECK_FALSE(reader.lookup("k", "select 1", {}, 0, out));
+        CHECK_FALSE(reader.peek("k"));
     }
 }
 
