@@ -180,7 +180,7 @@ RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl
         if (!invalid && (key == nullptr || *key == '\0')) invalid = "cache key is empty: rgd_cached_read needs a key";
         if (!invalid) {
             request.key = key;
-            if (ResultPtr hit = regiond::client::hot_cache_hit(*c, request)) return hit;
+            if (regiond::client::ResultPtr hit = regiond::client::hot_cache_hit(*c, request)) return hit;
         }
         return run(c, request, std::move(invalid));
     });

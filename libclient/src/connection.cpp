@@ -82,6 +82,7 @@ Connection::Connection(std::string path, shm::UniqueFd socket, shm::UniqueFd eve
       eventfd_(std::move(eventfd)),
       segment_(std::move(segment)),
       state_(std::move(state)),
+      cache_reader_(state_.cache_reader()),
       daemon_wake_(segment_.daemon_wake()),
       max_request_(segment_.requests().max_payload()),
       client_id_(segment_.client_id()),
@@ -132,7 +133,7 @@ bool Connection::alive_fast() noexcept {
 bool Connection::cache_lookup(std::string_view key, std::string_view sql,
                               std::span<const std::optional<std::string_view>> params, std::vector<std::byte>& blob) {
     if (dead() || state_.heartbeat_age() > kHeartbeatStale) return false;
-    if (!state_.cache_reader().lookup(key, sql, params, shm::monotonic_now_ns(), blob)) return false;
+    if (!cache_reader_.lookup(key, sql, params, shm::monotonic_now_ns(), blob)) return false;
     segment_.add_cache_hit();
     return true;
 }

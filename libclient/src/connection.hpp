@@ -141,6 +141,7 @@ private:
     shm::UniqueFd eventfd_;
     shm::ClientSegment segment_;
     shm::StateView state_;
+    shm::CacheReader cache_reader_;  ///< over state_'s mapping (made once: it validates the header)
     shm::DaemonWake daemon_wake_;
     std::uint32_t max_request_;
     std::uint64_t client_id_;
