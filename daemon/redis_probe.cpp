@@ -3,53 +3,18 @@
 #include <algorithm>
 
 #include "daemon/log.hpp"
+#include "daemon/redis/redis_endpoint.hpp"
 #include "daemon/text.hpp"
-#include "shm/base/redact.hpp"
 
 namespace regiond::daemon {
-namespace {
-
-std::string shorten(std::string text, std::size_t max = 120) {
-    if (text.size() > max) {
-        text.resize(max);
-        text += "...";
-    }
-    for (char& c : text)
-        if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-    return text;
-}
-
-}  // namespace
-
-// A Redis error may quote the AUTH argument: "ERR unknown command 'AUTH', with args
-// beginning with: 'PASSWORD'" when AUTH is renamed or disabled. The quoted args are
-// dropped, the configured password removed wherever else it appears whole, and
-// anything shaped like a secret redacted (base::redact_secrets).
-std::string RedisProbe::without_secrets(std::string text) const {
-    if (const auto args = text.find("args beginning with"); args != std::string::npos) {
-        text.resize(args);
-        text += "args beginning with: [redacted]";
-    }
-    if (const auto& password = settings_.address.password; password && !password->empty())
-        for (auto at = text.find(*password); at != std::string::npos; at = text.find(*password, at))
-            text.replace(at, password->size(), "[redacted]");
-    return base::redact_secrets(text);
-}
-
 RedisProbe::RedisProbe(EventLoop& loop, RedisProbeSettings settings, std::function<void()> on_change)
     : loop_(loop),
       settings_(std::move(settings)),
       on_change_(std::move(on_change)),
       hysteresis_(settings_.down_after, settings_.up_after) {
-    const auto& a = settings_.address;
-    if (a.transport == config::RedisEndpoint::Transport::unix_socket)
-        display_name_ = a.socket_path;
-    else if (a.host.find(':') != std::string::npos)
-        display_name_ = "[" + a.host + "]:" + std::to_string(a.port);
-    else
-        display_name_ = a.host + ":" + std::to_string(a.port);
+    display_name_ = redis_display_name(settings_.address);
     // A name is resolved once, here (see the header for why this is not on the loop).
-    ResolvedRedis resolved = resolve_redis(a);
+    ResolvedRedis resolved = resolve_redis(settings_.address);
     target_ = std::move(resolved.target);
     resolve_error_ = std::move(resolved.error);
 }
@@ -113,19 +78,13 @@ void RedisProbe::open_connection() {
     // The round trip is timed from the established connection, not from the connect.
     hooks.on_connected = [this] { sent_at_ = EventLoop::Clock::now(); };
     connection_ = std::make_unique<RedisConnection>(loop_, target_, cs, std::move(hooks));
-    const auto& a = settings_.address;
-    if (a.password)
-        connection_->command({"AUTH", *a.password}, [this](const RedisReply& reply) { on_setup_reply(reply); });
-    if (a.db != 0) {
-        const std::string db = std::to_string(a.db);
-        connection_->command({"SELECT", db}, [this](const RedisReply& reply) { on_setup_reply(reply); });
-    }
+    queue_redis_setup(*connection_, settings_.address, [this](const RedisReply& reply) { on_setup_reply(reply); });
 }
 
 // AUTH or SELECT: an error ends the check (and drops the connection); a lost
 // connection is reported by the PING behind it.
 void RedisProbe::on_setup_reply(const RedisReply& reply) {
-    if (reply.is_error()) finish(false, "server answered: " + shorten(without_secrets(std::string(reply.text()))));
+    if (reply.is_error()) finish(false, "server answered: " + redis_server_text(reply.text(), settings_.address));
 }
 
 void RedisProbe::on_pong(const RedisReply& reply) {
@@ -134,7 +93,7 @@ void RedisProbe::on_pong(const RedisReply& reply) {
         return;
     }
     if (reply.is_error()) {
-        finish(false, "server answered: " + shorten(without_secrets(std::string(reply.text()))));
+        finish(false, "server answered: " + redis_server_text(reply.text(), settings_.address));
         return;
     }
     if (!reply.is_status("PONG")) {

@@ -73,7 +73,6 @@ private:
     /// One verdict into the hysteresis (logs and reports a change).
     void record(bool success);
     std::chrono::nanoseconds backoff() const;
-    std::string without_secrets(std::string text) const;
 
     EventLoop& loop_;
     RedisProbeSettings settings_;

@@ -6,6 +6,7 @@
 #include <hiredis/hiredis.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <strings.h>
 #include <sys/un.h>
 
 #include <algorithm>
@@ -59,9 +60,10 @@ ResolvedRedis resolve_redis(const config::RedisEndpoint& endpoint) {
         return out;
     }
     char text[INET6_ADDRSTRLEN] = {};
-    const void* address = found->ai_family == AF_INET6
-                              ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr)
-                              : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr);
+    const void* address =
+        found->ai_family == AF_INET6
+            ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(found->ai_addr)->sin6_addr)
+            : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(found->ai_addr)->sin_addr);
     if (inet_ntop(found->ai_family, address, text, sizeof text) == nullptr)
         out.error = "cannot resolve " + endpoint.host + ": " + std::strerror(errno);
     else
@@ -70,7 +72,9 @@ ResolvedRedis resolve_redis(const config::RedisEndpoint& endpoint) {
     return out;
 }
 
-bool RedisReply::is_error() const noexcept { return reply_ != nullptr && reply_->type == REDIS_REPLY_ERROR; }
+bool RedisReply::is_error() const noexcept {
+    return reply_ != nullptr && reply_->type == REDIS_REPLY_ERROR;
+}
 
 bool RedisReply::is_status(std::string_view status) const noexcept {
     return reply_ != nullptr && reply_->type == REDIS_REPLY_STATUS && text() == status;
@@ -81,10 +85,8 @@ std::string_view RedisReply::text() const noexcept {
     switch (reply_->type) {
         case REDIS_REPLY_STRING:
         case REDIS_REPLY_STATUS:
-        case REDIS_REPLY_ERROR:
-            return {reply_->str, reply_->len};
-        default:
-            return {};
+        case REDIS_REPLY_ERROR: return {reply_->str, reply_->len};
+        default: return {};
     }
 }
 
@@ -135,7 +137,9 @@ RedisConnection::RedisConnection(EventLoop& loop, const RedisTarget& target, Red
     });
 }
 
-RedisConnection::~RedisConnection() { release_context(); }
+RedisConnection::~RedisConnection() {
+    release_context();
+}
 
 void RedisConnection::release_context() {
     redisAsyncContext* ac = context_;
@@ -212,12 +216,42 @@ void RedisConnection::on_connect(const redisAsyncContext* ac, int status) {
 void RedisConnection::on_reply(redisAsyncContext* ac, void* reply, void*) {
     auto* self = static_cast<RedisConnection*>(ac->data);
     // A null reply: hiredis is freeing the context; fail() reports the outstanding
-    // commands once hiredis has returned.
-    if (self == nullptr || reply == nullptr || self->pending_.empty()) return;
+    // commands once hiredis has returned. (A confirmation in front cannot happen:
+    // no command is queued behind a SUBSCRIBE, and replies come in order.)
+    if (self == nullptr || reply == nullptr || self->pending_.empty() || self->pending_.front().confirmation) return;
     Pending pending = std::move(self->pending_.front());
     self->pending_.pop_front();
     self->arm_reply_timer();
     if (pending.callback) pending.callback(RedisReply(static_cast<const redisReply*>(reply)));
+    // `self` may be gone here.
+}
+
+// A subscription's reply, routed here by hiredis from its channel table (never
+// with a failure: a null reply means hiredis is freeing the context).
+void RedisConnection::on_push(redisAsyncContext* ac, void* reply, void*) {
+    auto* self = static_cast<RedisConnection*>(ac->data);
+    if (self == nullptr || reply == nullptr) return;
+    const auto* r = static_cast<const redisReply*>(reply);
+    // The guards let nothing else through; checked again because the code below
+    // dereferences it.
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    const std::string_view kind(r->element[0]->str, r->element[0]->len);
+    const std::string_view channel(r->element[1]->str, r->element[1]->len);
+    // A SUBSCRIBE is confirmed by ["subscribe", channel, count] only: anything
+    // else leaves it outstanding (and the reply timeout ends the connection).
+    const bool confirms = kind.size() == 9 && ::strncasecmp(kind.data(), "subscribe", 9) == 0 && r->elements == 3 &&
+                          r->element[2]->type == REDIS_REPLY_INTEGER;
+    if (confirms && !self->pending_.empty() && self->pending_.front().confirmation) {
+        self->pending_.pop_front();
+        self->arm_reply_timer();
+    }
+    const auto it = self->subscriptions_.find(channel);
+    if (it == self->subscriptions_.end() || !it->second) return;
+    // A copy: the callback may replace itself (subscribe()) or destroy this.
+    const PushCallback callback = it->second;
+    callback(RedisReply(r));
     // `self` may be gone here.
 }
 
@@ -264,46 +298,112 @@ void RedisConnection::after_hiredis() {
 
 // ---- reply guards ----------------------------------------------------------
 // hiredis 0.14 asserts (aborts the process) on a reply that arrives when no
-// command waits for one on a connection that is not subscribed; refusing to build
-// the object turns it into a reader error, which hiredis handles as a disconnect.
+// command waits for one on a connection that is not subscribed, and on a
+// subscribed connection on a push reply that is an array of fewer than 2, whose
+// first two elements are not bulk strings, or an "unsubscribe" without an
+// integer third; a push for a channel it has no callback for, a "pong" or any
+// non-array is either dropped or handed to whatever callback it ran last
+// (its callback variable outlives the loop over replies: seen with PING in
+// subscribe mode). Refusing to build the object turns it into a reader error,
+// which hiredis handles as a disconnect; guard_error_ says why.
 
-bool RedisConnection::unsolicited(const redisReadTask* task) {
+RedisConnection::Placement RedisConnection::placement(const redisReadTask* task) {
+    using Kind = Placement::Kind;
     RedisConnection* self = t_parsing;
-    if (self == nullptr || self->context_ == nullptr || task->parent != nullptr) return false;
+    if (self == nullptr || self->context_ == nullptr) return {};
     const redisAsyncContext* ac = self->context_;
-    if (ac->replies.head != nullptr || (ac->c.flags & (REDIS_SUBSCRIBED | REDIS_MONITORING)) != 0) return false;
-    self->guard_error_ = "protocol error: a reply nobody asked for";
+    // A command waits for this reply (replies come in order): hiredis hands it
+    // to that command's callback, whatever it is.
+    if (ac->replies.head != nullptr || (ac->c.flags & REDIS_MONITORING) != 0) return {};
+    const bool subscribed = (ac->c.flags & REDIS_SUBSCRIBED) != 0;
+    if (task->parent == nullptr) return {subscribed ? Kind::push : Kind::unsolicited, 0};
+    if (subscribed && task->parent->parent == nullptr) return {Kind::push_element, task->idx};
+    return {};
+}
+
+bool RedisConnection::refuse(std::string why) {
+    if (t_parsing != nullptr && t_parsing->guard_error_.empty()) t_parsing->guard_error_ = std::move(why);
     return true;
 }
 
+bool RedisConnection::refuse_string(const redisReadTask* task, std::string_view text) {
+    using Kind = Placement::Kind;
+    const Placement where = placement(task);
+    switch (where.kind) {
+        case Kind::checked_by_hiredis: return false;
+        case Kind::unsolicited: return refuse("protocol error: a reply nobody asked for");
+        case Kind::push:
+            if (task->type == REDIS_REPLY_ERROR) return refuse("server answered: " + std::string(text.substr(0, 200)));
+            return refuse("protocol error: a reply nobody asked for");
+        case Kind::push_element:
+            if (where.index == 0) {
+                const bool known = (text.size() == 9 && ::strncasecmp(text.data(), "subscribe", 9) == 0) ||
+                                   (text.size() == 7 && ::strncasecmp(text.data(), "message", 7) == 0);
+                if (task->type != REDIS_REPLY_STRING || !known)
+                    return refuse("protocol error: a push reply of an unexpected kind");
+            } else if (where.index == 1) {
+                if (task->type != REDIS_REPLY_STRING || !t_parsing->subscriptions_.contains(text))
+                    return refuse("protocol error: a push reply for a channel not subscribed");
+            }
+            return false;
+    }
+    return false;
+}
+
+bool RedisConnection::refuse_other(const redisReadTask* task, int object_type, int elements) {
+    using Kind = Placement::Kind;
+    const Placement where = placement(task);
+    switch (where.kind) {
+        case Kind::checked_by_hiredis: return false;
+        case Kind::unsolicited: return refuse("protocol error: a reply nobody asked for");
+        case Kind::push:
+            // (A nil array "*-1" has task->type ARRAY but is built by createNil.)
+            if (object_type != REDIS_REPLY_ARRAY) return refuse("protocol error: a reply nobody asked for");
+            if (elements < 2)
+                return refuse("protocol error: a push reply of " + std::to_string(elements) + " elements");
+            return false;
+        case Kind::push_element:
+            if (where.index < 2) return refuse("protocol error: a push reply of an unexpected kind");
+            return false;
+    }
+    return false;
+}
+
 void* RedisConnection::guard_string(const redisReadTask* task, char* str, std::size_t len) {
-    if (unsolicited(task)) return nullptr;
+    if (refuse_string(task, std::string_view(str, len))) return nullptr;
     return g_hiredis_functions->createString(task, str, len);
 }
 
 void* RedisConnection::guard_array(const redisReadTask* task, int elements) {
-    if (unsolicited(task)) return nullptr;
     RedisConnection* self = t_parsing;
     if (self != nullptr && elements > self->settings_.max_array_elements) {
-        self->guard_error_ = "protocol error: an array of " + std::to_string(elements) + " elements";
+        refuse("protocol error: an array of " + std::to_string(elements) + " elements");
         return nullptr;
     }
+    if (refuse_other(task, REDIS_REPLY_ARRAY, elements)) return nullptr;
     return g_hiredis_functions->createArray(task, elements);
 }
 
 void* RedisConnection::guard_integer(const redisReadTask* task, long long value) {
-    if (unsolicited(task)) return nullptr;
+    if (refuse_other(task, REDIS_REPLY_INTEGER, 0)) return nullptr;
     return g_hiredis_functions->createInteger(task, value);
 }
 
 void* RedisConnection::guard_nil(const redisReadTask* task) {
-    if (unsolicited(task)) return nullptr;
+    if (refuse_other(task, REDIS_REPLY_NIL, 0)) return nullptr;
     return g_hiredis_functions->createNil(task);
 }
 
 // ---- commands and failures -------------------------------------------------
 
 void RedisConnection::command(std::span<const std::string_view> args, ReplyCallback callback) {
+    if (!subscriptions_.empty()) {
+        // hiredis would queue it where no reply ever finds it (see the guards).
+        scope_.defer([callback = std::move(callback)] {
+            if (callback) callback(RedisReply(std::string_view("a subscribed connection takes no other commands")));
+        });
+        return;
+    }
     if (closed_) {
         scope_.defer([this, callback = std::move(callback)] {
             const std::string reason = close_reason_;
@@ -334,15 +434,41 @@ void RedisConnection::command(std::span<const std::string_view> args, ReplyCallb
     if (pending_.size() == 1) arm_reply_timer();
 }
 
+void RedisConnection::subscribe(std::string_view channel, PushCallback callback) {
+    auto it = subscriptions_.find(channel);
+    if (it == subscriptions_.end())
+        subscriptions_.emplace(std::string(channel), std::move(callback));
+    else
+        it->second = std::move(callback);
+    if (closed_) return;        // on_closed has reported it, or will
+    if (context_ == nullptr) {  // failed at creation; fail_later() reports it
+        pending_.push_back({{}, EventLoop::Clock::now(), true});
+        return;
+    }
+    const char* argv[] = {"SUBSCRIBE", channel.data()};
+    const std::size_t lengths[] = {9, channel.size()};
+    // hiredis keeps one callback per channel (replacing it when subscribed again)
+    // and calls it for every reply about that channel.
+    if (redisAsyncCommandArgv(context_, &on_push, nullptr, 2, argv, lengths) != REDIS_OK) {
+        fail_later("the connection is closing");
+        return;
+    }
+    pending_.push_back({{}, EventLoop::Clock::now(), true});
+    if (pending_.size() == 1) arm_reply_timer();
+}
+
+void RedisConnection::close(std::string reason) {
+    fail_later(std::move(reason));
+}
+
 void RedisConnection::arm_reply_timer() {
     if (!connected_ || pending_.empty()) {
         reply_timer_.cancel();
         return;
     }
     const auto start = std::max(pending_.front().issued_at, connected_at_);
-    reply_timer_ = loop_.timer(start + loop_duration(settings_.reply_timeout), [this] {
-        fail("no reply within " + format_duration(settings_.reply_timeout));
-    });
+    reply_timer_ = loop_.timer(start + loop_duration(settings_.reply_timeout),
+                               [this] { fail("no reply within " + format_duration(settings_.reply_timeout)); });
 }
 
 void RedisConnection::fail_later(std::string reason) {

@@ -21,17 +21,34 @@
 // A connection is used once: after a failure it stays closed; make a new one to
 // reconnect (RedisProbe does, with backoff).
 //
+// Subscribe mode (subscribe()): hiredis 0.14 routes a subscribed connection's
+// replies by their content, not by order: ["subscribe"|"message", CHANNEL, ...]
+// goes to the callback registered for CHANNEL, as often as such replies come.
+// Those replies reach a PushCallback here, never the pending-command queue. The
+// confirmation of each SUBSCRIBE still counts as one outstanding reply, so the
+// reply timeout bounds it (a re-SUBSCRIBE of the same channel is how a
+// subscriber proves the connection alive: see redis_subscriber.hpp for why not
+// PING). Once subscribed, the connection takes no other commands.
+//
 // What Redis sends is not trusted: hiredis parses it, a protocol error closes the
 // connection, and so does a reply nobody asked for (hiredis 0.14 would abort the
 // process on one), an array longer than max_array_elements, or more than
-// max_buffered_bytes of an unfinished reply.
+// max_buffered_bytes of an unfinished reply. On a subscribed connection a push
+// reply must also be one hiredis 0.14 can route without an assert or a stale
+// callback: an array of at least 2 whose first element is the bulk string
+// "subscribe" or "message" and whose second names a subscribed channel; anything
+// else (an error, a non-array, "unsubscribe", "pong", another channel, ...)
+// closes the connection. What the elements after the second hold is for the
+// PushCallback to check.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -100,6 +117,8 @@ private:
 class RedisConnection {
 public:
     using ReplyCallback = std::function<void(const RedisReply&)>;
+    /// A subscription's replies; the reply has passed the push checks (header).
+    using PushCallback = std::function<void(const RedisReply&)>;
 
     struct Hooks {
         /// The connection is established (commands may have been queued before).
@@ -122,7 +141,24 @@ public:
         command(std::span<const std::string_view>(args.begin(), args.size()), std::move(callback));
     }
 
+    /// SUBSCRIBE `channel` (formatted by hiredis). From then on the connection is
+    /// in subscribe mode: every reply for the channel (the confirmation
+    /// ["subscribe", channel, count], then each ["message", channel, payload])
+    /// reaches `callback` on the loop, any number of times, until the connection
+    /// closes (on_closed reports that; `callback` never gets a failure). Calling it
+    /// again for the same channel sends SUBSCRIBE again (Redis confirms again) and
+    /// replaces the callback. Commands queued before the first subscribe() get
+    /// their replies as usual; command() after it fails (deferred).
+    void subscribe(std::string_view channel, PushCallback callback);
+
+    /// Closes the connection as a failure would: soon (on the loop, never inside
+    /// this call), the outstanding commands' callbacks get `reason`, then
+    /// on_closed. Nothing if already closed.
+    void close(std::string reason);
+
     [[nodiscard]] bool connected() const noexcept { return connected_; }
+    /// subscribe() was called.
+    [[nodiscard]] bool subscribed() const noexcept { return !subscriptions_.empty(); }
     /// Connecting or connected (not failed).
     [[nodiscard]] bool open() const noexcept { return !closed_; }
     /// Commands sent or queued whose replies have not come yet.
@@ -134,6 +170,13 @@ private:
     struct Pending {
         ReplyCallback callback;
         EventLoop::Clock::time_point issued_at;
+        bool confirmation = false;  // a SUBSCRIBE's: answered through on_push
+    };
+    // Where an object hiredis' reader is about to build sits (see the guards).
+    struct Placement {
+        enum class Kind : std::uint8_t { checked_by_hiredis, unsolicited, push, push_element };
+        Kind kind = Kind::checked_by_hiredis;
+        int index = 0;  // push_element: its index in the push reply
     };
 
     // hiredis hooks (C callbacks; `privdata` / ac->data is this).
@@ -144,12 +187,19 @@ private:
     static void cleanup(void* privdata);
     static void on_connect(const redisAsyncContext* ac, int status);
     static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
+    static void on_push(redisAsyncContext* ac, void* reply, void* privdata);
     // Reply-object functions wrapped around hiredis' own (see the header comment).
     static void* guard_string(const redisReadTask* task, char* str, std::size_t len);
     static void* guard_array(const redisReadTask* task, int elements);
     static void* guard_integer(const redisReadTask* task, long long value);
     static void* guard_nil(const redisReadTask* task);
-    static bool unsolicited(const redisReadTask* task);
+    static Placement placement(const redisReadTask* task);
+    /// Refuses the object (returns true) with `why` as the reason to close.
+    static bool refuse(std::string why);
+    /// Checks a string-like object (bulk, status or error) at its placement.
+    static bool refuse_string(const redisReadTask* task, std::string_view text);
+    /// Checks an array (of `elements`), integer or nil (REDIS_REPLY_*) at its placement.
+    static bool refuse_other(const redisReadTask* task, int object_type, int elements);
 
     void update_interest();
     void on_events(std::uint32_t events);
@@ -166,7 +216,7 @@ private:
     RedisConnectionSettings settings_;
     Hooks hooks_;
     redisAsyncContext* context_ = nullptr;
-    redisReplyObjectFunctions* default_functions_ = nullptr;    // hiredis' own
+    redisReplyObjectFunctions* default_functions_ = nullptr;      // hiredis' own
     std::unique_ptr<redisReplyObjectFunctions> guard_functions_;  // ours, around them
     Watch watch_;
     bool want_read_ = false;
@@ -178,6 +228,7 @@ private:
     std::string hiredis_error_;    // why hiredis closed it
     std::string guard_error_;      // why a guard refused a reply
     std::deque<Pending> pending_;
+    std::map<std::string, PushCallback, std::less<>> subscriptions_;
     EventLoop::Clock::time_point connected_at_{};
     TimerHandle connect_timer_;
     TimerHandle reply_timer_;
