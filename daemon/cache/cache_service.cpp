@@ -43,9 +43,21 @@ void CacheService::publish_invalidation(std::span<const std::string> keys, std::
     message.lsn = lsn;
     message.system_id = system_id;
     message.origin = settings_.origin;
-    const std::string payload = encode_invalidation(message);
-    for (RegionStore* store : stores_)
-        if (store != nullptr) store->invalidate(keys, payload);
+    // Split into messages within the channel's bounds; a key too large for
+    // any message reaches the other regions by the durable path only.
+    const std::optional<std::vector<std::string>> payloads = encode_invalidation_messages(message);
+    for (RegionStore* store : stores_) {
+        if (store == nullptr) continue;
+        if (!payloads || payloads->empty()) {
+            store->invalidate(keys, {});
+            continue;
+        }
+        store->invalidate(keys, payloads->front());
+        for (std::size_t i = 1; i < payloads->size(); ++i) store->invalidate({}, (*payloads)[i]);
+    }
+    if (!payloads)
+        log::warning("cache: an invalidation key is too large for the Redis channel; other regions get it by "
+                     "the durable path only");
     stats_.add(shm::Counter::invalidations_sent);
 }
 

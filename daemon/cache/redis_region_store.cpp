@@ -26,10 +26,7 @@ void RedisRegionStore::set(std::string_view key, std::span<const std::byte> valu
 }
 
 void RedisRegionStore::invalidate(std::span<const std::string> keys, std::string_view payload) {
-    if (payload.empty())
-        tier_.del(keys);
-    else
-        tier_.invalidate(keys, payload);
+    tier_.invalidate(keys, payload);
 }
 
 }  // namespace regiond::daemon::cache

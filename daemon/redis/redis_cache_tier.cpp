@@ -198,7 +198,8 @@ void RedisCacheTier::invalidate(std::span<const std::string> keys, std::string_v
         for (const std::string& k : keys) del.emplace_back(k);
         connection_->command(del, counted("DEL"));
     }
-    connection_->command({"PUBLISH", kInvalidationChannel, payload}, counted("PUBLISH"));
+    // An empty payload: DEL only (the durable path re-deleting in its own region).
+    if (!payload.empty()) connection_->command({"PUBLISH", kInvalidationChannel, payload}, counted("PUBLISH"));
 }
 
 bool RedisCacheTier::check_reply(const RedisReply& reply, std::string_view command, int expected_type) {

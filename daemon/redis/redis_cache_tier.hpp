@@ -115,7 +115,8 @@ public:
     void set(std::string_view key, std::string_view value, std::chrono::milliseconds ttl);
     /// DEL keys... (when there are any) and PUBLISH replication:events payload,
     /// queued back to back so they leave in one write. The caller bounds the key
-    /// count and the payload (invalidation_message.hpp).
+    /// count and the payload (invalidation_message.hpp). An empty payload: DEL
+    /// only, nothing published.
     void invalidate(std::span<const std::string> keys, std::string_view payload);
 
     /// Connected, and the last command did not fail.

@@ -251,4 +251,14 @@ inline std::string error_of(const std::optional<shm::Response>& r) {
     return r->error;
 }
 
+/// A request the daemon answers without any database: read_consistent with a
+/// token that does not parse ("malformed token ...").
+inline shm::RequestView malformed_token_request() {
+    shm::RequestView r;
+    r.op = shm::Op::read_consistent;
+    r.token = "not-a-token";
+    r.sql = "select 1";
+    return r;
+}
+
 }  // namespace regiond::daemon::test

@@ -68,16 +68,16 @@ TEST_CASE("handshake, then a read goes to the local replica and the answer comes
     CHECK(s.counters[static_cast<std::size_t>(shm::Counter::clients_connected)].second == 1);
 }
 
-TEST_CASE("answers that need no database: not implemented, no route, too large", "[daemon]") {
+TEST_CASE("answers that need no database: a malformed token, no route, too large", "[daemon]") {
     Fixture f;
     auto d = f.start();
     auto c = TestClient::connect(*d, d->config().daemon.socket);
     REQUIRE(c->ok());
 
-    c->send(1, shm::Op::cached_read, "select 1");
-    CHECK(error_of(c->wait_response(*d, 1)) == "cached_read is not implemented yet");
-    c->send(2, shm::Op::cached_read, "select 1");
-    CHECK(error_of(c->wait_response(*d, 2)) == "cached_read is not implemented yet");
+    c->send(1, test::malformed_token_request());
+    CHECK_THAT(error_of(c->wait_response(*d, 1)), Catch::StartsWith("malformed token"));
+    c->send(2, test::malformed_token_request());
+    CHECK_THAT(error_of(c->wait_response(*d, 2)), Catch::StartsWith("malformed token"));
 
     // Nothing is healthy: the reasons are named.
     f.primary().set_health(false);
@@ -334,8 +334,8 @@ TEST_CASE("cancel: the answer to a cancelled request is not sent", "[daemon]") {
     for (int i = 0; i < 5; ++i) d->run_once(1ms);
     f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"x"}}, kMaxChunk));
     // The id may be used again; only the new answer arrives.
-    c->send(1, shm::Op::cached_read, "select 1");
-    CHECK(error_of(c->wait_response(*d, 1)) == "cached_read is not implemented yet");
+    c->send(1, test::malformed_token_request());
+    CHECK_THAT(error_of(c->wait_response(*d, 1)), Catch::StartsWith("malformed token"));
 }
 
 TEST_CASE("a response larger than the ring waits in the output queue until the client reads", "[daemon]") {
@@ -543,7 +543,7 @@ TEST_CASE("the admin socket answers one command per connection", "[daemon]") {
     CHECK_THAT(status, Catch::Contains("ap-northeast-1"));
     CHECK(status.find("hunter2") == std::string::npos);
     CHECK_THAT(ask("metrics\n"), Catch::Contains("# TYPE regiond_endpoint_healthy gauge"));
-    CHECK(ask("cache flush k\n") == "error: the cache is not implemented yet\n");
+    CHECK_THAT(ask("cache flush k\n"), Catch::StartsWith("ok\nevicted 1 key from this host's hot cache"));
     CHECK_THAT(ask("bogus\n"), Catch::StartsWith("error: unknown command \"bogus\"; commands: status"));
 }
 

@@ -18,6 +18,11 @@ StatusSnapshot sample() {
     s.generation = 77;
     s.state_segment = "/regiond.0a1b2c3d";
     s.uptime_s = 3725;
+    s.hot_cache.capacity = 64 << 20;
+    s.hot_cache.bytes_used = 1024;
+    s.hot_cache.entries = 3;
+    s.hot_cache.vouched = true;
+    s.hot_cache.fences = 2;
     s.clients = 3;
     s.in_flight = 12;
     s.orphaned = 2;
@@ -76,6 +81,18 @@ TEST_CASE("status text: header, table and alerts", "[status]") {
     CHECK_THAT(text, Catch::Contains("  eu-west-1 redis: down (connection refused)\n"));
 }
 
+TEST_CASE("status text: the hot cache's use, and why it is not in use", "[status]") {
+    StatusSnapshot s = sample();
+    CHECK_THAT(format_status_text(s), Catch::Contains("\nhot cache 1 KiB of 64 MiB used, 3 entries; "));
+    CHECK_THAT(format_status_text(s), Catch::Contains("hot cache vouched for\n"));
+    s.hot_cache.vouched = false;
+    s.hot_cache.not_vouched = "subscription to eu-west-1's Redis lost: connection refused";
+    CHECK_THAT(format_status_text(s),
+               Catch::Contains("hot cache NOT vouched for: subscription to eu-west-1's Redis lost: connection refused\n"));
+    CHECK_THAT(format_status_text(s),
+               Catch::Contains("  hot cache not in use: subscription to eu-west-1's Redis lost: connection refused\n"));
+}
+
 TEST_CASE("status text without problems says so", "[status]") {
     StatusSnapshot s = sample();
     s.endpoints.pop_back();
@@ -94,7 +111,9 @@ TEST_CASE("status json has the documented keys and escapes strings", "[status]")
                                      "\"cache_healthy\":false,\"alert\":true,"
                                      "\"last_error\":\"a \\\"quoted\\\"\\nproblem\"}"));
     CHECK_THAT(json, Catch::Contains("\"replay_lsn\":\"0/16B3748\""));
-    CHECK_THAT(json, Catch::Contains("}],\"state_segment\":\"/regiond.0a1b2c3d\",\"counters\":{"));
+    CHECK_THAT(json, Catch::Contains("}],\"state_segment\":\"/regiond.0a1b2c3d\",\"hot_cache\":{\"capacity_bytes\":"
+                                     "67108864,\"used_bytes\":1024,\"entries\":3,\"vouched\":true,\"not_vouched\":\"\","
+                                     "\"fences\":2,\"fence_floor\":\"0/0\"},\"counters\":{"));
     CHECK_THAT(json, Catch::EndsWith("\"counters\":{\"requests_read_local\":10,\"requests_write\":2,\"errors\":1,"
                                      "\"clients_connected\":5,\"clients_dropped\":1}}\n"));
     CHECK(std::count(json.begin(), json.end(), '\n') == 1);
