@@ -1,5 +1,7 @@
 #include "shm/cache_writer.hpp"
 
+#include <algorithm>
+
 #include <atomic>
 #include <cstring>
 #include <limits>
@@ -238,9 +240,16 @@ void CacheWriter::clear() noexcept {
 }
 
 std::uint64_t CacheWriter::expire(std::uint64_t now_mono_ns) noexcept {
+    return expire_some(now_mono_ns, index_slots_);
+}
+
+std::uint64_t CacheWriter::expire_some(std::uint64_t now_mono_ns, std::uint32_t max_slots) noexcept {
     if (!enabled()) return 0;
     std::uint64_t removed = 0;
-    for (std::uint32_t i = 0; i < index_slots_; ++i) {
+    const std::uint32_t n = std::min(max_slots, index_slots_);
+    for (std::uint32_t k = 0; k < n; ++k) {
+        const std::uint32_t i = expire_cursor_;
+        expire_cursor_ = expire_cursor_ + 1 == index_slots_ ? 0 : expire_cursor_ + 1;
         const CacheSlotData d = slot_data(i);
         if (d.value_len == 0 || entry_header(d.pos).expires_mono_ns > now_mono_ns) continue;
         remove(i, d);

@@ -65,6 +65,10 @@ public:
     /// many. Optional: lookups ignore expired entries anyway; this frees their
     /// accounting and slots early.
     std::uint64_t expire(std::uint64_t now_mono_ns) noexcept;
+    /// The same for the next `max_slots` index slots only, continuing where the
+    /// previous call stopped (a sweep spread over many calls: the daemon's loop
+    /// is never held for a whole pass).
+    std::uint64_t expire_some(std::uint64_t now_mono_ns, std::uint32_t max_slots) noexcept;
 
     CacheStats stats() const noexcept;
 
@@ -86,6 +90,7 @@ private:
     SharedU64* arena_ = nullptr;
     std::uint64_t capacity_ = 0;
     std::uint32_t index_slots_ = 0;  ///< a power of two (0: no cache)
+    std::uint32_t expire_cursor_ = 0;  ///< where expire_some() goes on
     std::uint64_t seed_ = 0;
     // Writer-local copies of the published counters: the writer never reads them
     // back from shared memory.

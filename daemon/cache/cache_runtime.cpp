@@ -111,13 +111,10 @@ void CacheRuntime::on_backends_changed() {
 
 void CacheRuntime::tick(std::uint64_t client_hits) {
     // Readers skip expired entries anyway; sweeping them frees their slots and
-    // accounting. A sweep visits every index slot (262,144 for 64 MiB, about a
-    // millisecond), so it runs every few seconds, not at every tick.
-    const std::uint64_t now = shm::monotonic_now_ns();
-    if (now - last_expire_ns_ >= kExpireEveryNs) {
-        last_expire_ns_ = now;
-        segment_.cache().expire(now);
-    }
+    // accounting. A whole pass visits every index slot (262,144 for 64 MiB,
+    // ~2 ms on this machine), so each tick sweeps a bounded slice: a pass takes
+    // about 13 s at 64 MiB and the loop is never held for more than ~30 us.
+    segment_.cache().expire_some(shm::monotonic_now_ns(), kExpireSlotsPerTick);
     service_->refresh_stats(client_hits);
 }
 

@@ -45,7 +45,7 @@ public:
     CacheService& service() noexcept { return *service_; }
     /// A backend's health changed (the own region's Redis among them).
     void on_backends_changed();
-    /// Now and then: expired entries out, counters refreshed.
+    /// Every 200 ms (and for status): a slice of the expiry sweep, counters refreshed.
     void tick(std::uint64_t client_hits);
     HotCacheReport report() const;
     /// regionctl cache flush [KEY...]: the reply's body.
@@ -54,11 +54,10 @@ public:
 private:
     CacheRuntime(Backends& backends, shm::StateSegment& segment) : backends_(backends), segment_(segment) {}
 
-    static constexpr std::uint64_t kExpireEveryNs = 5'000'000'000;
+    static constexpr std::uint32_t kExpireSlotsPerTick = 4096;
 
     Backends& backends_;
     shm::StateSegment& segment_;
-    std::uint64_t last_expire_ns_ = 0;
     std::size_t own_region_ = 0;
     std::unique_ptr<SegmentHotCache> hot_;
     std::vector<std::unique_ptr<RedisRegionStore>> stores_;

@@ -143,6 +143,27 @@ TEST_CASE("cache: an entry expires at its CLOCK_MONOTONIC deadline", "[cache]") 
     CHECK(c.reader.stats().entries == 1);
 }
 
+TEST_CASE("cache: expire_some sweeps a bounded slice per call and goes round", "[cache]") {
+    Cache c(1 << 16);
+    const std::uint32_t slots = c.writer().index_slots();
+    REQUIRE(slots > 8);
+    for (int i = 0; i < 20; ++i) REQUIRE(c.writer().insert(key_of(i), small_value("q", "v"), kNow + 10));
+    REQUIRE(c.writer().insert("keep", small_value("q", "v"), kNow + 1000));
+    // One slot per call removes at most one entry.
+    CHECK(c.writer().expire_some(kNow + 10, 1) <= 1);
+    std::uint64_t removed = 0;
+    std::uint32_t calls = 0;
+    while (c.reader.stats().entries > 1 && calls < 2 * slots) {
+        removed += c.writer().expire_some(kNow + 10, 8);
+        ++calls;
+    }
+    // Every expired entry is gone within one pass over the index (plus the first call).
+    CHECK(c.reader.stats().entries == 1);
+    CHECK(calls <= slots / 8 + 1);
+    CHECK(c.hit("keep", "q", {}, kNow + 10));
+    CHECK(c.reader.stats().expired == 20);
+}
+
 TEST_CASE("cache: erase and clear", "[cache]") {
     Cache c(1 << 16);
     for (int i = 0; i < 10; ++i) REQUIRE(c.writer().insert(key_of(i), small_value("q", key_of(i)), kNever));
