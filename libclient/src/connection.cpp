@@ -132,8 +132,13 @@ bool Connection::alive_fast() noexcept {
 
 bool Connection::cache_lookup(std::string_view key, std::string_view sql,
                               std::span<const std::optional<std::string_view>> params, std::vector<std::byte>& blob) {
-    if (dead() || state_.heartbeat_age() > kHeartbeatStale) return false;
-    if (!cache_reader_.lookup(key, sql, params, shm::monotonic_now_ns(), blob)) return false;
+    // One clock read for both the heartbeat and the entries' expiry.
+    const std::uint64_t now = shm::monotonic_now_ns();
+    const std::uint64_t beat = state_.heartbeat_ns();
+    // A beat after `now` (stored between the two loads) is fresh.
+    const auto stale = static_cast<std::uint64_t>(std::chrono::nanoseconds(kHeartbeatStale).count());
+    if (dead() || (now > beat && now - beat > stale)) return false;
+    if (!cache_reader_.lookup(key, sql, params, now, blob)) return false;
     segment_.add_cache_hit();
     return true;
 }

@@ -1,6 +1,6 @@
 #include "shm/base/lsn.hpp"
 
-#include <cstdio>
+#include <cstddef>
 
 namespace regiond::base {
 namespace {
@@ -36,10 +36,24 @@ std::optional<std::uint64_t> parse_lsn(std::string_view text) noexcept {
 }
 
 std::string format_lsn(std::uint64_t lsn) {
-    char buffer[24];
-    const int n = std::snprintf(buffer, sizeof buffer, "%X/%X", static_cast<unsigned>(lsn >> 32),
-                                static_cast<unsigned>(lsn & 0xFFFFFFFFu));
-    return std::string(buffer, static_cast<std::size_t>(n));
+    // By hand rather than snprintf: every answer carries a token, and a cache
+    // hit is a few hundred nanoseconds in all (snprintf was 15 % of it).
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    char buffer[17];
+    std::size_t n = 0;
+    const auto half = [&](std::uint32_t v) {
+        char digits[8];
+        std::size_t d = 0;
+        do {
+            digits[d++] = kHex[v & 0xF];
+            v >>= 4;
+        } while (v != 0);
+        while (d != 0) buffer[n++] = digits[--d];
+    };
+    half(static_cast<std::uint32_t>(lsn >> 32));
+    buffer[n++] = '/';
+    half(static_cast<std::uint32_t>(lsn));
+    return std::string(buffer, n);
 }
 
 }  // namespace regiond::base
