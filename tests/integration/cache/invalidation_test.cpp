@@ -1,0 +1,164 @@
+// Invalidation end to end (issue 9): a write with keys in eu-west-1 evicts
+// the keys in ap-northeast-1's segment and Redis; with ap-northeast-1's
+// replica paused the invalidated value never comes back (fences). Real
+// daemons for eu-west-1 and ap-northeast-1, forked libregiond clients.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../isolation/clients.hpp"
+#include "cache_clients.hpp"
+#include "cache_fixture.hpp"
+
+using namespace std::chrono_literals;
+using namespace regiond::testing;
+using namespace regiond::testing::cache;
+using Catch::Contains;
+using Catch::StartsWith;
+using consistency::format_lsn;
+using consistency::ReplayPause;
+using consistency::replica_replay_lsn;
+using consistency::token_lsn;
+
+namespace {
+
+ReadTally collect(isolation::Children& children, std::chrono::milliseconds timeout) {
+    ReadTally all;
+    for (const std::string& line : children.collect(timeout)) {
+        INFO("a child's report: " << line);
+        REQUIRE_NOTHROW(all += ReadTally::parse(line));
+    }
+    return all;
+}
+
+// Reads `key` through `host` until it is in the hot cache (a cache:local
+// answer); every answer must be `want`.
+void read_until_local(const Host& host, const std::string& key, const std::string& want) {
+    Answer last;
+    const bool local = eventually(
+        [&] {
+            last = cached(host, key, select_sql(), {key});
+            INFO(host.region() << ": " << last.describe() << "\n" << log_tail(host));
+            REQUIRE(last.status == 0);
+            REQUIRE(last.first() == want);
+            return last.served_by == "cache:local";
+        },
+        20s);
+    INFO(host.region() << " never answered from its hot cache: " << last.describe() << "\n" << log_tail(host));
+    REQUIRE(local);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "invalidation: a write with key K in eu-west-1 evicts K from ap-northeast-1's segment and Redis; "
+    "the next read there is the new value",
+    "[cache][invalidation]") {
+    ensure_schema();
+    const Host eu(kEu);
+    const Host ap(kAp);
+    wait_vouched(eu);
+    wait_vouched(ap);
+    const std::string key = unique_key("cross-region");
+    put_row(key, "before-write");
+
+    // K is cached in both regions' segments and in ap-northeast-1's Redis.
+    read_until_local(ap, key, "before-write");
+    read_until_local(eu, key, "before-write");
+    const std::string ap_segment = segment_name(ap);
+    const std::string eu_segment = segment_name(eu);
+    REQUIRE(segment_has(ap_segment, key));
+    REQUIRE(wait_redis(kAp, key, is_set).has_value());
+
+    const std::uint64_t pubsub = ap.counter("invalidations_received_pubsub");
+    const std::uint64_t applied = ap.counter("invalidations_applied");
+    const Answer w = update_invalidating(eu, key, "after-write");
+    INFO("write: " << w.describe() << "\n" << log_tail(eu));
+    REQUIRE(w.status == 0);
+
+    // The writer's host evicted K before it answered.
+    CHECK_FALSE(segment_has(eu_segment, key));
+
+    // ap-northeast-1: out of the segment, out of its Redis.
+    const bool evicted = eventually([&] { return !segment_has(ap_segment, key); }, 10s);
+    {
+        INFO("ap-northeast-1 still holds K in its segment\n" << log_tail(ap));
+        CHECK(evicted);
+    }
+    const RedisValue in_redis = wait_redis(kAp, key, is_nil);
+    CHECK_FALSE(in_redis.has_value());
+    // The fast path carried it (the durable path may have been first; the
+    // message counts when it arrives either way).
+    wait_counter_above(ap, "invalidations_received_pubsub", pubsub);
+    CHECK(ap.counter("invalidations_applied") > applied);
+
+    // And the next reads are the new value, in both regions.
+    const Answer ap_read = cached(ap, key, select_sql(), {key});
+    INFO("ap-northeast-1 after the write: " << ap_read.describe() << "\n" << log_tail(ap));
+    REQUIRE(ap_read.status == 0);
+    CHECK(ap_read.first() == "after-write");
+    CHECK(ap_read.served_by != "cache:local");
+    const Answer eu_read = cached(eu, key, select_sql(), {key});
+    INFO("eu-west-1 after the write: " << eu_read.describe());
+    CHECK(eu_read.first() == "after-write");
+    // Every cache answer's token is comparable with the write's, and not older
+    // than it when the answer shows the write.
+    CHECK(token_lsn(ap_read.token) >= token_lsn(w.token));
+    CHECK(token_lsn(eu_read.token) >= token_lsn(w.token));
+}
+
+TEST_CASE(
+    "refill race: ap-northeast-1's replica paused, a write with K in eu-west-1; once the invalidation "
+    "arrived, no read of K in ap-northeast-1 returns the old value; after resume the new one, cached again",
+    "[cache][race]") {
+    ensure_schema();
+    const Host eu(kEu);
+    const Host ap(kAp);
+    wait_vouched(eu);
+    wait_vouched(ap);
+    const std::string key = unique_key("refill");
+    put_row(key, "old-value");
+    read_until_local(ap, key, "old-value");
+    REQUIRE(wait_redis(kAp, key, is_set).has_value());
+
+    ReplayPause pause(kAp);
+    const std::uint64_t received = ap.counter("invalidations_received");
+    const Answer w = update_invalidating(eu, key, "new-value");
+    INFO("write: " << w.describe() << "\n" << log_tail(eu));
+    REQUIRE(w.status == 0);
+    wait_counter_above(ap, "invalidations_received", received);
+    // The paused replica still has the old row: every miss that reads it could
+    // refill the old value.
+    REQUIRE(replica_replay_lsn(kAp) < token_lsn(w.token));
+
+    // Many reads from several processes at once: misses, coalesced misses,
+    // reads of the paused replica refused by the fence, hits of whatever was
+    // filled. None may be the old value.
+    const auto started = std::chrono::steady_clock::now();
+    isolation::Children readers(
+        6, [&](int) { return expect_reads(ap.socket(), key, select_sql(), "new-value", 30).line(); });
+    const ReadTally paused = collect(readers, 120s);
+    std::printf("[cache] refill race, replica paused (%.1f s): %s\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                paused.summary().c_str());
+    std::fflush(stdout);
+    {
+        INFO(paused.summary() << "\n" << log_tail(ap));
+        CHECK(paused.answers == 180);
+        CHECK(paused.errors == 0);
+        CHECK(paused.bad == 0);
+    }
+    // The reads ran while the replica was still behind the write.
+    CHECK(replica_replay_lsn(kAp) < token_lsn(w.token));
+    const Answer shown = cached(ap, key, select_sql(), {key});
+    INFO("a read while paused: " << shown.describe());
+    CHECK(shown.first() == "new-value");
+
+    pause.resume();
+    consistency::wait_replayed(kAp, token_lsn(w.token));
+    // Caught up: the new value is cached again and served from the segment.
+    read_until_local(ap, key, "new-value");
+}
