@@ -1,6 +1,7 @@
 // Invalidation end to end (issue 9): a write with keys in eu-west-1 evicts
 // the keys in ap-northeast-1's segment and Redis; with ap-northeast-1's
-// replica paused the invalidated value never comes back (fences). Real
+// replica paused the invalidated value never comes back (fences), also not
+// through a read that was in flight when the invalidation arrived. Real
 // daemons for eu-west-1 and ap-northeast-1, forked libregiond clients.
 #include <catch2/catch.hpp>
 
@@ -161,4 +162,58 @@ TEST_CASE(
     consistency::wait_replayed(kAp, token_lsn(w.token));
     // Caught up: the new value is cached again and served from the segment.
     read_until_local(ap, key, "new-value");
+}
+
+TEST_CASE(
+    "refill race: a read of K in flight on ap-northeast-1's paused replica when K's invalidation arrives; "
+    "a read of K that starts after the arrival does not get the in-flight read's old value",
+    "[cache][race][flight]") {
+    ensure_schema();
+    const Host eu(kEu);
+    const Host ap(kAp);
+    wait_vouched(eu);
+    wait_vouched(ap);
+    const std::string key = unique_key("flight");
+    put_row(key, "old-value");
+    // A slow query: its read holds the flight open long enough for the write,
+    // the invalidation and a second read to happen meanwhile, also on a busy
+    // machine. The replica is paused so that the slow read sees the old row
+    // whenever it runs.
+    const std::string slow_sql = std::string("select v, md5(v) from ") + kTable + ", pg_sleep(2) where k = $1";
+    ReplayPause pause(kAp);
+
+    const std::uint64_t misses = ap.counter("cache_misses");
+    isolation::Children leader(1, [&](int) { return one_cached_read(ap.socket(), key, slow_sql, {key}); });
+    // Counted as it goes to the database: its read is in flight from here on.
+    wait_counter_above(ap, "cache_misses", misses);
+
+    const std::uint64_t received = ap.counter("invalidations_received");
+    const Answer w = update_invalidating(eu, key, "new-value");
+    INFO("write: " << w.describe() << "\n" << log_tail(eu));
+    REQUIRE(w.status == 0);
+    wait_counter_above(ap, "invalidations_received", received);
+    const std::uint64_t arrived_ns = monotonic_ns();
+
+    const std::uint64_t coalesced = ap.counter("cache_misses_coalesced");
+    const std::vector<std::string> late_lines = isolation::run_children(
+        1, [&](int) { return one_cached_read(ap.socket(), key, slow_sql, {key}); }, 60s);
+    const std::vector<std::string> leader_lines = leader.collect(60s);
+    const OneCached first = OneCached::parse(leader_lines.at(0));
+    const OneCached late = OneCached::parse(late_lines.at(0));
+    const bool joined = ap.counter("cache_misses_coalesced") > coalesced;
+    std::printf("[cache] in-flight read: %s; the read after the invalidation (%s): %s\n", first.describe().c_str(),
+                joined ? "coalesced with it" : "on its own", late.describe().c_str());
+    std::fflush(stdout);
+    INFO("the read in flight: " << first.describe() << "\nthe read after the invalidation: " << late.describe()
+                                << (joined ? " (coalesced with the read in flight)" : "") << "\n"
+                                << log_tail(ap));
+    // The scenario happened: the second read started after the invalidation
+    // arrived and while the first read was still in flight.
+    REQUIRE(first.ok);
+    REQUIRE(late.started_ns > arrived_ns);
+    REQUIRE(late.started_ns < first.ended_ns);
+    // The first read began before the write: either value is right for it.
+    CHECK((first.value == "old-value" || first.value == "new-value"));
+    REQUIRE(late.ok);
+    CHECK(late.value == "new-value");
 }
