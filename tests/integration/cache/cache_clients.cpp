@@ -90,7 +90,7 @@ SharedBlock::~SharedBlock() {
 std::string stress_value(const std::string& key, long version) {
     const std::string head = key + "|" + std::to_string(version) + "|";
     std::uint64_t state = fnv1a(head);
-    const std::size_t length = 60 + splitmix(state) % 12000;
+    const std::size_t length = 60 + splitmix(state) % 30000;
     static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     std::string v = head;
     v.reserve(head.size() + length);
@@ -98,17 +98,25 @@ std::string stress_value(const std::string& key, long version) {
     return v;
 }
 
-std::string check_stress_value(const std::string& key, const std::string& v, const std::string& md5) {
-    const std::string computed = md5_hex(v);
-    if (computed != md5)
-        return "md5 mismatch: the row's md5 " + md5 + ", the value's " + computed + " (" + std::to_string(v.size()) +
-               " bytes, starting " + v.substr(0, 60) + ")";
+std::string StressChecker::check(const std::string& key, const std::string& v, const std::string& md5) {
     const std::string prefix = key + "|";
     if (v.compare(0, prefix.size(), prefix) != 0) return "a value of another key: " + v.substr(0, 80);
     const std::size_t bar = v.find('|', prefix.size());
-    if (bar == std::string::npos) return "no version in " + v.substr(0, 80);
-    const long version = std::stol(v.substr(prefix.size(), bar - prefix.size()));
-    if (v != stress_value(key, version)) return "not the value of version " + std::to_string(version);
+    if (bar == std::string::npos || bar == prefix.size() || v.find_first_not_of("0123456789", prefix.size()) != bar)
+        return "no version in " + v.substr(0, 80);
+    const std::string head = v.substr(0, bar + 1);
+    auto it = known_.find(head);
+    if (it == known_.end()) {
+        const long version = std::stol(v.substr(prefix.size(), bar - prefix.size()));
+        std::string want = stress_value(key, version);
+        std::string want_md5 = md5_hex(want);
+        it = known_.emplace(head, std::pair{std::move(want), std::move(want_md5)}).first;
+    }
+    const auto& [want, want_md5] = it->second;
+    if (v != want || md5 != want_md5)
+        return "torn: not version " + head + "'s value: the value " + (v != want ? "differs" : "matches") +
+               ", the md5 " + (md5 != want_md5 ? "differs" : "matches") + " (the row's md5 " + md5 + ", the value's " +
+               md5_hex(v) + ", " + std::to_string(v.size()) + " bytes, wanted " + std::to_string(want.size()) + ")";
     return {};
 }
 
@@ -148,15 +156,16 @@ std::string ReadTally::summary() const {
     return s.str();
 }
 
-ReadTally stress_reader(const std::string& socket, const std::vector<std::string>& keys, unsigned seed,
+ReadTally stress_reader(const std::string& socket, const std::vector<std::string>& keys, bool cyclic, unsigned seed,
                         Shared* shared) {
     const regiond::Client c = connect_or_throw(socket);
     const std::string sql = select_sql();
     std::mt19937 random(seed);
     std::uniform_int_distribution<std::size_t> pick(0, keys.size() - 1);
+    StressChecker checker;
     ReadTally t;
-    while (shared->stop.load(std::memory_order_relaxed) == 0) {
-        const std::string& key = keys[pick(random)];
+    for (std::size_t n = 0; shared->stop.load(std::memory_order_relaxed) == 0; ++n) {
+        const std::string& key = keys[cyclic ? n % keys.size() : pick(random)];
         const regiond::Result r = c.cached_read(key, std::chrono::seconds(60), sql, {key});
         ++t.answers;
         if (!r.ok()) {
@@ -170,7 +179,7 @@ ReadTally stress_reader(const std::string& socket, const std::vector<std::string
                      std::string(r.served_by()));
             continue;
         }
-        const std::string problem = check_stress_value(key, cell(r, 0, 0), cell(r, 0, 1));
+        const std::string problem = checker.check(key, cell(r, 0, 0), cell(r, 0, 1));
         if (!problem.empty()) fail(t, &ReadTally::bad, key + " from " + std::string(r.served_by()) + ": " + problem);
         shared->answers.fetch_add(1, std::memory_order_relaxed);
     }

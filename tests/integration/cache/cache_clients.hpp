@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace regiond::testing::cache {
@@ -41,9 +43,17 @@ private:
 /// values of different keys and versions differ everywhere and a torn copy
 /// (parts of two entries) cannot pass for either.
 std::string stress_value(const std::string& key, long version);
-/// "" if `v` and `md5` are a value stress_value made for `key` and its md5
-/// (as PostgreSQL computed it), else what is wrong.
-std::string check_stress_value(const std::string& key, const std::string& v, const std::string& md5);
+/// Checks answers against stress_value: "" if `v` and `md5` are a value
+/// stress_value made for `key` and its md5 (as PostgreSQL computed it), else
+/// what is wrong. Remembers each (key, version)'s value and md5, so that a
+/// check costs a comparison and readers spend their time reading.
+class StressChecker {
+public:
+    std::string check(const std::string& key, const std::string& v, const std::string& md5);
+
+private:
+    std::unordered_map<std::string, std::pair<std::string, std::string>> known_;  ///< "key|version|" -> value, md5
+};
 
 /// Answers of a reader, by where they came from, and what was wrong.
 struct ReadTally {
@@ -60,10 +70,11 @@ struct ReadTally {
     std::string summary() const;
 };
 
-/// cached_read of random keys among `keys` through the daemon at `socket`
-/// until shared->stop, checking every answer's value against its md5 and its
-/// structure (check_stress_value).
-ReadTally stress_reader(const std::string& socket, const std::vector<std::string>& keys, unsigned seed, Shared* shared);
+/// cached_read of keys among `keys` through the daemon at `socket` until
+/// shared->stop, at random or (`cyclic`) one after the other, checking every
+/// answer's value against its md5 and its structure (StressChecker).
+ReadTally stress_reader(const std::string& socket, const std::vector<std::string>& keys, bool cyclic, unsigned seed,
+                        Shared* shared);
 /// Writes new versions of random keys among `keys` (v = stress_value, the key
 /// invalidated) until shared->stop; versions start at `first_version`.
 ReadTally stress_writer(const std::string& socket, const std::vector<std::string>& keys, long first_version,

@@ -15,7 +15,6 @@
 #include <thread>
 
 #include "../cluster_env.hpp"
-#include "shm/state_segment.hpp"
 
 namespace regiond::testing::cache {
 namespace {
@@ -167,6 +166,14 @@ bool segment_has(const std::string& segment, const std::string& key) {
     if (!view) throw std::runtime_error("cannot map the state segment " + segment + ": " + view.error().message);
     return view->cache_reader().peek(key).has_value();
 }
+
+shm::StateView SegmentView::open(const std::string& segment) {
+    auto view = shm::StateView::open(segment);
+    if (!view) throw std::runtime_error("cannot map the state segment " + segment + ": " + view.error().message);
+    return std::move(*view);
+}
+
+SegmentView::SegmentView(const Host& host) : view_(open(segment_name(host))) {}
 
 Redis::Redis(const std::string& region) {
     const timeval timeout{2, 0};

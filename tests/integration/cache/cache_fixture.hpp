@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../consistency/hosts.hpp"
+#include "shm/state_segment.hpp"
 
 struct redisContext;
 
@@ -76,6 +77,18 @@ std::string log_tail(const Host& host, std::size_t lines = 40);
 /// Whether the host's segment holds an entry for `key` (any query, any
 /// expiry), looked up through a read-only mapping as a client would.
 bool segment_has(const std::string& segment, const std::string& key);
+
+/// A host's segment mapped once (read-only, as a client maps it), for
+/// looking at it right after something happened.
+class SegmentView {
+public:
+    explicit SegmentView(const Host& host);
+    bool has(const std::string& key) const { return view_.cache_reader().peek(key).has_value(); }
+
+private:
+    static shm::StateView open(const std::string& segment);
+    shm::StateView view_;
+};
 
 /// A synchronous hiredis connection straight to a region's Redis (no WAN link).
 class Redis {

@@ -21,24 +21,28 @@ using namespace regiond::testing::cache;
 using Clock = std::chrono::steady_clock;
 
 TEST_CASE(
-    "torn values: 4 reader processes for 3 s while the daemon fills and evicts a 1 MiB hot cache and a "
-    "writer invalidates; every answer matches its md5",
+    "torn values: 4 reader processes for 3 s while the daemon fills and evicts a 1 MiB hot cache that wraps "
+    "and a writer invalidates; every answer matches its md5",
     "[cache][torn]") {
     ensure_schema();
-    // 1 MiB (the smallest cache.memory): an arena of ~900 KiB for 250 keys
-    // of ~6 KiB each on average, so the log wraps over and over (FIFO
-    // eviction) while readers copy entries out.
+    // 1 MiB (the smallest cache.memory): an arena of ~900 KiB. 40 hot keys
+    // (~15 KiB each on average: ~600 KiB, they fit) read at random by three
+    // processes, mostly hits copied out of the segment; 120 cold keys read
+    // one after the other by a fourth, every read a miss and a fill, so the
+    // log wraps many times a second and overwrites hot entries while readers
+    // copy them (FIFO eviction); a writer invalidates keys of both.
     const Host eu(kEu, {{"memory", "\"1MiB\""}});
     wait_vouched(eu);
     REQUIRE(hot_cache(eu)["capacity_bytes"].num() <= 1024 * 1024);
 
     const std::string base = unique_key("torn");
-    std::vector<std::string> keys;
+    std::vector<std::string> hot, cold, keys;
     {
         std::ostringstream insert;
         insert << "insert into " << kTable << " (k, v) values ";
-        for (int i = 0; i < 250; ++i) {
+        for (int i = 0; i < 160; ++i) {
             keys.push_back(base + ":" + std::to_string(i));
+            (i < 40 ? hot : cold).push_back(keys.back());
             insert << (i == 0 ? "" : ", ") << "('" << keys.back() << "', '" << stress_value(keys.back(), 0) << "')";
         }
         consistency::superuser("us-east-1").exec(insert.str());
@@ -53,7 +57,8 @@ TEST_CASE(
     constexpr int kReaders = 4;
     isolation::Children children(kReaders + 1, [&](int i) {
         if (i == kReaders) return stress_writer(eu.socket(), keys, 1, 77, shared.get()).line();
-        return stress_reader(eu.socket(), keys, static_cast<unsigned>(1000 + i), shared.get()).line();
+        if (i == kReaders - 1) return stress_reader(eu.socket(), cold, true, 0, shared.get()).line();
+        return stress_reader(eu.socket(), hot, false, static_cast<unsigned>(1000 + i), shared.get()).line();
     });
     // A bounded run: the length of the stress, not a wait for something.
     const auto until = Clock::now() + 3s;
