@@ -222,6 +222,12 @@ void Redis::set(const std::string& key, const std::string& value, long ttl_ms) {
     command(context_, "SET", {"SET", key, value, "PX", std::to_string(ttl_ms)});
 }
 
+long long Redis::publish(const std::string& channel, const std::string& message) {
+    const Reply r = command(context_, "PUBLISH", {"PUBLISH", channel, message});
+    if (r->type != REDIS_REPLY_INTEGER) throw std::runtime_error("Redis PUBLISH: unexpected reply type");
+    return r->integer;
+}
+
 bool Redis::ping() {
     try {
         const Reply r = command(context_, "PING", {"PING"});

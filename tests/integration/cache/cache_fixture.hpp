@@ -101,6 +101,8 @@ public:
     std::optional<std::string> get(const std::string& key);
     /// SET key value PX ttl_ms (binary-safe).
     void set(const std::string& key, const std::string& value, long ttl_ms = 60000);
+    /// PUBLISH channel message; returns the number of subscribers that got it.
+    long long publish(const std::string& channel, const std::string& message);
     bool ping();
 
 private:

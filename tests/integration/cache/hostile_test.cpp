@@ -4,7 +4,9 @@
 // from a real client process in the client group; and what is planted in the
 // region's Redis under a key (random bytes, a truncated or lying blob,
 // another query's value, forged rows tagged older than the durable path's
-// start) is never served: the replica answers with the right rows.
+// start) is never served: the replica answers with the right rows; garbage
+// published on the invalidation channel is ignored; keys that differ by a
+// byte, or are longer than the hot cache takes, get their own rows.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -254,4 +256,100 @@ TEST_CASE("hostile client: values planted in the region's Redis are never served
         // The daemon is still there and well.
         CHECK(eu.status()["pid"].num() > 0);
     }
+}
+
+TEST_CASE(
+    "hostile client: garbage published on the region's invalidation channel is ignored; the daemon stays "
+    "subscribed and keeps its values",
+    "[cache][hostile][channel]") {
+    ensure_schema();
+    const Host eu(kEu);
+    wait_vouched(eu);
+    const std::string key = unique_key("hostile-channel");
+    put_row(key, "kept-value");
+    REQUIRE(cached(eu, key, select_sql(), {key}).first() == "kept-value");
+    REQUIRE(cached(eu, key, select_sql(), {key}).served_by == "cache:local");
+    const std::uint64_t received = eu.counter("invalidations_received_pubsub");
+    const std::uint64_t flushes = eu.counter("cache_flushes");
+
+    std::vector<std::string> garbage;
+    {
+        std::mt19937 random(99);
+        std::string noise(300, '\0');
+        for (char& c : noise) c = static_cast<char>(random());
+        garbage.push_back(noise);
+    }
+    garbage.push_back("");
+    garbage.push_back("{}");
+    garbage.push_back("[]");
+    garbage.push_back("{\"type\":\"invalidate\",\"keys\":\"" + key + "\"}");                   // keys not a list
+    garbage.push_back("{\"type\":\"invalidate\",\"keys\":[\"" + key + "\"],\"lsn\":7}");       // lsn not text
+    garbage.push_back("{\"type\":\"invalidate\",\"keys\":[\"" + key + "\"],\"lsn\":\"0/1\"");  // unterminated
+    garbage.push_back("{\"type\":\"flush\",\"keys\":[\"" + key + "\"]}");
+    garbage.push_back(std::string(10000, '[') + std::string(10000, ']'));
+    Redis redis(kEu);
+    for (const std::string& message : garbage) REQUIRE(redis.publish("replication:events", message) >= 1);
+
+    // Every message arrived (counted), none was taken for an invalidation or
+    // cost the subscription.
+    const bool all =
+        eventually([&] { return eu.counter("invalidations_received_pubsub") >= received + garbage.size(); }, 10s);
+    INFO(eu.counter("invalidations_received_pubsub") - received << " of " << garbage.size() << " messages counted\n"
+                                                                << log_tail(eu));
+    CHECK(all);
+    CHECK(hot_cache(eu)["vouched"].boolean());
+    CHECK(eu.counter("cache_flushes") == flushes);
+    const Answer after = cached(eu, key, select_sql(), {key});
+    INFO(after.describe());
+    CHECK(after.served_by == "cache:local");
+    CHECK(after.first() == "kept-value");
+
+    // The control: a well-formed message for the key, at an LSN past the
+    // value's (a write happened since), does evict it; the next read is
+    // right again. (So the garbage above was ignored for being garbage.)
+    const std::string system_id = after.token.substr(0, after.token.find('/'));
+    put_row(unique_key("hostile-channel-later"), "x");
+    const std::string lsn = consistency::format_lsn(consistency::primary_lsn());
+    REQUIRE(redis.publish("replication:events", "{\"type\":\"invalidate\",\"keys\":[\"" + key + "\"],\"lsn\":\"" + lsn +
+                                                    "\",\"system_id\":\"" + system_id +
+                                                    "\",\"origin\":\"test/hostile\"}") >= 1);
+    const std::string segment = segment_name(eu);
+    const bool evicted = eventually([&] { return !segment_has(segment, key); }, 10s);
+    INFO("a valid message at " << lsn << "\n" << log_tail(eu));
+    CHECK(evicted);
+    const Answer reread = cached(eu, key, select_sql(), {key});
+    INFO(reread.describe());
+    CHECK(reread.first() == "kept-value");
+    CHECK(reread.served_by != "cache:local");
+}
+
+TEST_CASE(
+    "hostile client: odd keys (spaces, newlines, UTF-8, prefixes of each other, longer than the cache takes) "
+    "are each answered with their own rows",
+    "[cache][hostile][keys]") {
+    ensure_schema();
+    const Host eu(kEu);
+    wait_vouched(eu);
+    const std::string base = unique_key("odd");
+    // Cache keys that differ by little; each caches a read of its own row.
+    const std::vector<std::string> keys = {base,        base + " ",
+                                           base + "\n", base + "\t|",
+                                           base + "é",  base + "\xe2\x82\xac",
+                                           base + "x",  base + std::string(5000, 'k')};
+    const std::string sql = std::string("select v from ") + kTable + " where k = $1";
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        put_row(base + "-row-" + std::to_string(i), "row-" + std::to_string(i));
+    for (int round = 0; round < 2; ++round) {
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            const Answer a = cached(eu, keys[i], sql, {base + "-row-" + std::to_string(i)});
+            INFO("round " << round << ", key " << i << " (" << keys[i].size() << " bytes): " << a.describe() << "\n"
+                          << log_tail(eu));
+            REQUIRE(a.status == 0);
+            CHECK(a.first() == "row-" + std::to_string(i));
+            // The second round hits, except for the key longer than the
+            // hot cache's key limit (4 KiB), which is answered but not stored.
+            if (round == 1 && keys[i].size() <= 4096) CHECK(a.served_by == "cache:local");
+        }
+    }
+    CHECK(eu.status()["pid"].num() > 0);
 }
