@@ -70,9 +70,20 @@ void CachedReadHandler::begin(PendingRequest& request, DispatchContext& context)
     auto flight = flights_.find(fk);
     if (flight != flights_.end()) {
         if (context.exists(flight->second.leader)) {
-            flight->second.waiters.push_back(request.ticket);
-            context.count(shm::Counter::cache_misses_coalesced);
-            context.hold(request, "timed out waiting for a concurrent read of the same cache key");
+            const cache::FillStart now = service_.fences().start(key);
+            if (now.key_version == flight->second.started.key_version && now.epoch == flight->second.started.epoch) {
+                flight->second.waiters.push_back(request.ticket);
+                context.count(shm::Counter::cache_misses_coalesced);
+                context.hold(request, "timed out waiting for a concurrent read of the same cache key");
+                return;
+            }
+            // The key was invalidated (or the cache flushed) after the flight's
+            // read began: its answer may be older than that invalidation, which
+            // this request came after. It reads for itself, outside the flight
+            // (so it fills nothing; the flight's fill is refused anyway), with
+            // the key's fence as its minimum.
+            context.count(shm::Counter::cache_misses);
+            read_database(request, context, false);
             return;
         }
         flight->second.leader = 0;  // its leader ended without an answer: this request takes over
@@ -82,6 +93,9 @@ void CachedReadHandler::begin(PendingRequest& request, DispatchContext& context)
         flight->second.query = request.cached.query;
     }
     flight->second.leader = request.ticket;
+    // What a request that wants to join compares with until the leader's
+    // database read starts (read_database takes it again then).
+    flight->second.started = service_.fences().start(key);
     request.cached.leader = true;
 
     if (service_.redis_usable()) {

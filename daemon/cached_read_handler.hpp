@@ -50,7 +50,10 @@ private:
     struct Flight {
         std::uint64_t leader = 0;            ///< ticket of the request whose job reads
         std::vector<std::uint64_t> waiters;  ///< tickets of the coalesced requests
-        cache::FillStart started;            ///< the fences when the read was sent
+        /// The fences when the flight began, then when its database read was
+        /// sent: a request joins only while they are unchanged (an answer read
+        /// before an invalidation is not for a request that came after it).
+        cache::FillStart started;
         std::string key;
         std::string query;       ///< shm::encode_cache_query bytes
         std::string redis_note;  ///< why Redis did not answer (for route_reason)
