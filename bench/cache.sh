@@ -13,8 +13,10 @@
 #   invalidation  writes with a key from eu-west-1; the time until the key is
 #                 gone from ap-northeast-1's segment, over the one-way delay
 #                 between the two regions (goal <= 1.1)
+#   hit-profile   not in the default run: `perf record` of 3 million hits
+#                 (bench_cache_e2e tiers --hit-loop), the top symbols by self time
 #
-#   bench/cache.sh [tiers] [dashboard] [invalidation]   (default: all three)
+#   bench/cache.sh [tiers] [dashboard] [invalidation] [hit-profile]   (default: the first three)
 #                  [--rounds N] [--writes N] [--hits N] [--gets N] [--reads N]
 #
 # Needs the realistic WAN profile: uses the cluster of scripts/cluster.sh at
@@ -44,7 +46,7 @@ die() { echo "bench/cache: $*" >&2; exit 1; }
 parts=() rounds=5 writes=50 tier_args=()
 while (($#)); do
   case $1 in
-    tiers | dashboard | invalidation) parts+=("$1"); shift ;;
+    tiers | dashboard | invalidation | hit-profile) parts+=("$1"); shift ;;
     --rounds) rounds=$2; shift 2 ;;
     --writes) writes=$2; shift 2 ;;
     --hits | --gets | --reads) tier_args+=("$1" "$2"); shift 2 ;;
@@ -140,6 +142,14 @@ for part in "${parts[@]}"; do
       "$BENCH" invalidation --writer-socket "$(sock "$WRITER")" --writer-region "$WRITER" \
         --socket "$(sock "$READER")" --segment "$(seg "$READER")" --region "$READER" \
         --one-way-ms "$one_way" --writes "$writes"
+      ;;
+    hit-profile)
+      command -v perf >/dev/null || die "hit-profile needs perf (linux-perf)"
+      echo "== where a hit's time goes: perf record -F 2999 of 3 million rgd_cached_read hits + rgd_free on the $WRITER host"
+      perf record -q -F 2999 -o "$WORK/perf-hit.data" -- "$BENCH" tiers --socket "$(sock "$WRITER")" \
+        --segment "$(seg "$WRITER")" --region "$WRITER" --redis-port "$(port_of REDIS "$WRITER")" --hit-loop 3000000
+      perf report -i "$WORK/perf-hit.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
+        grep -E '^ +[0-9]' | head -30 | cut -c1-130
       ;;
   esac
 done
