@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "config/redis_url.hpp"
@@ -43,7 +44,10 @@ shm::Expected<std::unique_ptr<CacheRuntime>> CacheRuntime::create(EventLoop& loo
         tier.region = config.regions[r].name;
         tier.address = address.value();
         tier.connect_timeout = config.health.connect_timeout;
-        tier.command_timeout = config.health.connect_timeout;
+        // A cache that answers slower than this is no cache: the request goes
+        // to the database instead (and the probe will judge the server).
+        tier.command_timeout = std::min<std::chrono::nanoseconds>(config.health.connect_timeout,
+                                                                  std::chrono::milliseconds(500));
         rt->stores_.push_back(std::make_unique<RedisRegionStore>(loop, std::move(tier)));
         service->set_store(r, rt->stores_.back().get());
         if (r == rt->own_region_) {
@@ -106,7 +110,14 @@ void CacheRuntime::on_backends_changed() {
 }
 
 void CacheRuntime::tick(std::uint64_t client_hits) {
-    segment_.cache().expire(shm::monotonic_now_ns());
+    // Readers skip expired entries anyway; sweeping them frees their slots and
+    // accounting. A sweep visits every index slot (262,144 for 64 MiB, about a
+    // millisecond), so it runs every few seconds, not at every tick.
+    const std::uint64_t now = shm::monotonic_now_ns();
+    if (now - last_expire_ns_ >= kExpireEveryNs) {
+        last_expire_ns_ = now;
+        segment_.cache().expire(now);
+    }
     service_->refresh_stats(client_hits);
 }
 

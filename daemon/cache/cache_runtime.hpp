@@ -54,8 +54,11 @@ public:
 private:
     CacheRuntime(Backends& backends, shm::StateSegment& segment) : backends_(backends), segment_(segment) {}
 
+    static constexpr std::uint64_t kExpireEveryNs = 5'000'000'000;
+
     Backends& backends_;
     shm::StateSegment& segment_;
+    std::uint64_t last_expire_ns_ = 0;
     std::size_t own_region_ = 0;
     std::unique_ptr<SegmentHotCache> hot_;
     std::vector<std::unique_ptr<RedisRegionStore>> stores_;

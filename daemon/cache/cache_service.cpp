@@ -31,6 +31,14 @@ std::string CacheService::not_vouched_reason() const {
 void CacheService::invalidate_local(std::span<const std::string> keys, std::uint64_t lsn) {
     for (const std::string& key : keys) {
         fences_.invalidate(key, lsn);
+        // A value read from a snapshot at or past the invalidation already
+        // shows the write (the same rule fences apply to fills): it stays.
+        // This is what keeps the durable path, which arrives after the fast
+        // one, from evicting the fresh value the fast path let in.
+        if (lsn != 0) {
+            const std::optional<std::uint64_t> floor = hot_.floor_of(key);
+            if (floor && *floor >= lsn) continue;
+        }
         if (hot_.erase(key)) stats_.add(shm::Counter::invalidations_applied);
     }
 }

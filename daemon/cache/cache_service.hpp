@@ -60,7 +60,8 @@ public:
     /// Why not vouched, for route reasons and status ("" when vouched).
     std::string not_vouched_reason() const;
 
-    /// Evicts `keys` from the hot cache and fences them at `lsn` (0: unknown).
+    /// Fences `keys` at `lsn` (0: unknown) and evicts them from the hot cache,
+    /// unless the value held was read from a snapshot at or past `lsn`.
     void invalidate_local(std::span<const std::string> keys, std::uint64_t lsn);
     /// A write of this daemon with keys committed at `lsn`: DEL + PUBLISH in
     /// every region's Redis (the local eviction is invalidate_local).

@@ -36,6 +36,8 @@ public:
     /// False when the value is larger than max_value_bytes() or there is no cache.
     virtual bool insert(std::string_view key, std::span<const std::byte> value, std::chrono::nanoseconds ttl) = 0;
     virtual bool erase(std::string_view key) = 0;
+    /// The floor LSN of the value held for `key` (any query), if any.
+    virtual std::optional<std::uint64_t> floor_of(std::string_view key) = 0;
     virtual void clear() = 0;
     virtual std::size_t max_value_bytes() const = 0;
     virtual HotCacheStats stats() const = 0;

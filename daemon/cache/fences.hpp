@@ -39,7 +39,10 @@ struct FillStart {
 
 class Fences {
 public:
-    explicit Fences(std::size_t max_keys = 1 << 20) : max_keys_(max_keys == 0 ? 1 : max_keys) {}
+    /// At most `max_keys` fences holding at most `max_key_bytes` of keys (a
+    /// write may carry 65,535 keys of any length: the bytes bound matters).
+    explicit Fences(std::size_t max_keys = 1 << 20, std::size_t max_key_bytes = 64 << 20)
+        : max_keys_(max_keys == 0 ? 1 : max_keys), max_key_bytes_(max_key_bytes) {}
 
     /// K was invalidated at `lsn` (0: LSN unknown; the key is still fenced
     /// against fills that started before now).
@@ -68,6 +71,7 @@ public:
     std::uint64_t epoch() const noexcept { return epoch_; }
     std::size_t size() const noexcept { return by_key_.size(); }
     std::size_t max_keys() const noexcept { return max_keys_; }
+    std::size_t key_bytes() const noexcept { return key_bytes_; }
 
 private:
     struct Entry {
@@ -76,8 +80,11 @@ private:
         std::list<std::string>::iterator age;
     };
     std::uint64_t version(std::string_view key) const;
+    void drop_oldest();
 
     std::size_t max_keys_;
+    std::size_t max_key_bytes_;
+    std::size_t key_bytes_ = 0;
     std::unordered_map<std::string, Entry> by_key_;
     std::list<std::string> oldest_first_;  ///< keys by the time of their last invalidation
     std::uint64_t floor_ = 0;

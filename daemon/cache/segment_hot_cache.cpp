@@ -1,5 +1,7 @@
 #include "daemon/cache/segment_hot_cache.hpp"
 
+#include "shm/cache_value.hpp"
+
 namespace regiond::daemon::cache {
 namespace {
 
@@ -28,6 +30,14 @@ bool SegmentHotCache::insert(std::string_view key, std::span<const std::byte> va
 
 bool SegmentHotCache::erase(std::string_view key) {
     return segment_.cache().erase(key);
+}
+
+std::optional<std::uint64_t> SegmentHotCache::floor_of(std::string_view key) {
+    std::vector<std::byte> blob;
+    if (!reader_.peek(key, &blob)) return std::nullopt;
+    const std::optional<shm::CacheValueView> value = shm::parse_cache_value(blob);
+    if (!value) return std::nullopt;
+    return value->floor_lsn;
 }
 
 void SegmentHotCache::clear() {

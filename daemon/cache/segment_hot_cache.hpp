@@ -19,6 +19,7 @@ public:
                 std::vector<std::byte>& value) override;
     bool insert(std::string_view key, std::span<const std::byte> value, std::chrono::nanoseconds ttl) override;
     bool erase(std::string_view key) override;
+    std::optional<std::uint64_t> floor_of(std::string_view key) override;
     void clear() override;
     std::size_t max_value_bytes() const override;
     HotCacheStats stats() const override;

@@ -245,6 +245,29 @@ struct TestClient {
     }
 };
 
+/// Reads whole responses (single-chunk ones) in whatever order they come until
+/// `n` have arrived; by request id.
+inline std::map<std::uint64_t, std::optional<shm::Response>> wait_responses(Daemon& d, TestClient& c, std::size_t n,
+                                                                           std::chrono::milliseconds timeout = 3000ms) {
+    std::map<std::uint64_t, std::optional<shm::Response>> got;
+    run_until(
+        d,
+        [&] {
+            for (;;) {
+                const shm::PopResult p = c.segment->responses().try_pop(c.buffer);
+                if (p.error == shm::RingError::empty) return got.size() >= n;
+                REQUIRE(p.error == shm::RingError::ok);
+                REQUIRE((p.flags & shm::kRecordFlagLast) != 0);
+                shm::ResponseDecoder decoder;
+                REQUIRE(decoder.feed(std::span(c.buffer.data(), p.size)) == shm::CodecError::ok);
+                REQUIRE(decoder.complete());
+                got[p.request_id] = decoder.take();
+            }
+        },
+        timeout);
+    return got;
+}
+
 inline std::string error_of(const std::optional<shm::Response>& r) {
     REQUIRE(r.has_value());
     CHECK(r->status == shm::Status::error);

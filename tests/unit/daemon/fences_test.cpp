@@ -82,3 +82,18 @@ TEST_CASE("a fill that started before its key's fence was dropped is refused") {
     fences.invalidate("k", 10);             // back, version 1 again: the epoch tells them apart
     CHECK_FALSE(fences.admits("k", started, 20));
 }
+
+TEST_CASE("fences are bounded by the bytes of their keys too") {
+    Fences fences(1000, 10);
+    fences.invalidate("aaaa", 1);
+    fences.invalidate("bbbb", 2);
+    CHECK(fences.key_bytes() == 8);
+    fences.invalidate("cccc", 3);  // 12 > 10: "aaaa" goes
+    CHECK(fences.size() == 2);
+    CHECK(fences.key_bytes() == 8);
+    CHECK(fences.fence("aaaa") == 0);
+    CHECK(fences.floor() == 1);
+    fences.invalidate(std::string(50, 'x'), 9);  // larger than the bound alone: kept, everything else dropped
+    CHECK(fences.size() == 1);
+    CHECK(fences.floor() == 3);
+}
