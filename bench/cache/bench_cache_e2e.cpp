@@ -772,7 +772,7 @@ int run_demo(const Args& a) {
         std::printf("%-30s %12.2f %12.4f %12.1f\n", kDash[q].name, cold.query_ms[q], warm.query_ms[q],
                     primary.query_ms[q]);
     std::printf("%-30s %12.2f %12.4f %12.1f\n", "total", cold.total_ms, warm.total_ms, primary.total_ms);
-    std::printf("%-30s %12s %12s %12s\n", "served_by", served(cold).c_str(), served(warm).c_str(),
+    std::printf("served_by: cold %s, warm %s, all-primary %s\n", served(cold).c_str(), served(warm).c_str(),
                 served(primary).c_str());
     const bool same = same_cells(cold, warm) && same_cells(cold, primary);
     std::printf("warm is %.4f %% of all-primary; the same rows all three ways: %s\n",
