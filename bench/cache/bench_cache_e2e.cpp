@@ -733,6 +733,13 @@ int run_invalidation(const Args& a, bool demo) {
     row("write answered -> key gone from the remote segment", seen_d, 1e6);
     row("commit on the primary -> key gone", commit_d, 1e6);
     row("(answered -> gone) / one-way delay, x", seen_d, one_way * 1e6);
+    std::vector<const Invalidation*> slow;
+    for (const auto& inv : invs) slow.push_back(&inv);
+    std::sort(slow.begin(), slow.end(), [](auto* x, auto* y) { return x->seen_ms > y->seen_ms; });
+    std::printf("\nslowest:");
+    for (std::size_t i = 0; i < std::min<std::size_t>(3, slow.size()); ++i)
+        std::printf(" %.1f ms (write %.1f ms, commit -> gone %.1f ms);", slow[i]->seen_ms, slow[i]->write_ms,
+                    slow[i]->commit_to_seen_ms);
     std::printf("\ngone sooner than one one-way delay after the answer (only the durable path can be): %zu of %zu\n",
                 early, invs.size());
     std::printf("after each invalidation, cached_read in %s returned the new value: %zu of %zu (", region.c_str(),
