@@ -6,7 +6,9 @@
 # primary in us-east-1, in process; then read-after-write: a profile updated
 # from eu-west-1 and read back at once with its token, the same on the
 # ap-northeast-1 host with the token carried over, each beside what the seed's
-# rule does on the same operation; then `regionctl status`.
+# rule does on the same operation; then the cache: the seed's APAC dashboard
+# from ap-northeast-1 cold, warm and all-primary, and a write in eu-west-1 whose
+# invalidation is seen in ap-northeast-1's hot cache; then `regionctl status`.
 # The cluster and daemons stay up afterwards (scripts/cluster.sh down removes them).
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -67,6 +69,32 @@ done
 echo
 build/tools/demo/rgd-demo --socket "$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock" --reads 20 \
   --ap-socket "$REGIOND_CLUSTER_DIR/ap-northeast-1/regiond.sock"
+
+# The cache (issue 9), timed in process by build/bench/bench_cache_e2e: the
+# seed's APAC dashboard from the ap-northeast-1 host (three queries with
+# cached_read, cold: misses, then warm: hot-cache hits, against the same three
+# sent to the primary), then a write in eu-west-1 with a key held in
+# ap-northeast-1's hot cache, and how long until that segment no longer holds it.
+[[ -x build/bench/bench_cache_e2e ]] ||
+  { echo "build/bench/bench_cache_e2e not built (needs Google Benchmark's package: scripts/install-deps.sh)" >&2; exit 1; }
+cache_vouched() { "$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/$1/admin.sock" status --json | grep -q '"vouched":true'; }
+for r in eu-west-1 ap-northeast-1; do
+  deadline=$((SECONDS + 30))
+  until cache_vouched "$r"; do
+    if ((SECONDS >= deadline)); then
+      echo "regiond for $r: hot cache not vouched for after 30 s:" >&2
+      "$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/$r/admin.sock" status >&2 || true
+      exit 1
+    fi
+    sleep 0.1
+  done
+done
+echo
+build/bench/bench_cache_e2e demo --region ap-northeast-1 --socket "$REGIOND_CLUSTER_DIR/ap-northeast-1/regiond.sock" \
+  --segment "$SEGMENT_PREFIX-ap-northeast-1" \
+  --writer-region eu-west-1 --writer-socket "$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock" \
+  --one-way-ms "$(awk '$1 == "eu-west-1>ap-northeast-1:redis" { print $4 }' "$WAN_LINKS")"
+
 echo
 echo "== regionctl status (eu-west-1)"
 "$REGIONCTL" --socket "$REGIOND_CLUSTER_DIR/eu-west-1/admin.sock" status
