@@ -47,6 +47,8 @@ void start_and_catch_up(EventLoop& loop, InvalidationTailer& t, Recorder& rec) {
     t.start();
     REQUIRE(run_until(
         loop, [&] { return rec.caught_up >= 1; }, 15s));
+    for (const auto& g : rec.gaps) INFO("gap: " << g);
+    INFO("gaps: " << rec.gaps.size() << (rec.gaps.empty() ? "" : ", the last: " + rec.gaps.back()));
     REQUIRE(rec.gaps.size() == 1);
     CHECK(contains(rec.gaps[0], "is starting"));
     CHECK(t.vouching());
