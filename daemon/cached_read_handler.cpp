@@ -10,9 +10,9 @@ namespace regiond::daemon {
 namespace {
 
 std::uint64_t wall_now_ms() {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          std::chrono::system_clock::now().time_since_epoch())
-                                          .count());
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
 }
 
 std::vector<std::optional<std::string_view>> param_views(const pg::Job& job) {
@@ -108,9 +108,9 @@ void CachedReadHandler::begin(PendingRequest& request, DispatchContext& context)
         return;
     }
     const cache::RegionStore* own = service_.own_store();
-    flight->second.redis_note = own == nullptr              ? "no Redis"
-                                : !service_.vouched()       ? service_.not_vouched_reason()
-                                                            : service_.settings().region + "'s Redis is down";
+    flight->second.redis_note = own == nullptr        ? "no Redis"
+                                : !service_.vouched() ? service_.not_vouched_reason()
+                                                      : service_.settings().region + "'s Redis is down";
     context.count(shm::Counter::cache_misses);
     read_database(request, context, false);
 }

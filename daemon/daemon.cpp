@@ -131,9 +131,8 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     settings.acceptor.handshake_timeout = options.handshake_timeout;
     settings.limits = client_limits();
     client_server_ = std::make_unique<ClientServer>(loop_, std::move(settings), stats_);
-    dispatcher_ =
-        std::make_unique<Dispatcher>(loop_, DispatchSettings::from(config_), *backends_, *client_server_, stats_,
-                                     cache_->service());
+    dispatcher_ = std::make_unique<Dispatcher>(loop_, DispatchSettings::from(config_), *backends_, *client_server_,
+                                               stats_, cache_->service());
     client_server_->set_handler(dispatcher_.get());
     client_server_->set_spin_allowed([this] { return dispatcher_->pending() == 0; });
     // STATUS follows the client count soon, but at most every 100 ms however

@@ -87,7 +87,8 @@ void Dispatcher::on_request(ClientId client, std::uint64_t request_id, const shm
     r.token.assign(request.token);
     if (request.op == shm::Op::cached_read) {
         r.cached.key.assign(request.key);
-        r.cached.ttl = request.ttl_seconds != 0 ? std::chrono::seconds(request.ttl_seconds) : settings_.cache_default_ttl;
+        r.cached.ttl =
+            request.ttl_seconds != 0 ? std::chrono::seconds(request.ttl_seconds) : settings_.cache_default_ttl;
     }
     r.invalidate_keys.assign(request.invalidate_keys.begin(), request.invalidate_keys.end());
     r.job.params.reserve(request.params.size());
@@ -371,7 +372,7 @@ void Dispatcher::on_done(std::uint64_t ticket, pg::Outcome&& outcome) {
         if (!outcome.ok && !outcome.cancelled) {
             handler(r.op).on_failure(r, outcome, *this);
             if (r.job_running || r.parked || r.held) return;  // sent again, or waiting to be
-            if (r.answered) {                       // the handler answered it itself
+            if (r.answered) {                                 // the handler answered it itself
                 finish_if_idle(it);
                 return;
             }

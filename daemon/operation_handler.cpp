@@ -13,5 +13,4 @@ DispatchSettings DispatchSettings::from(const config::Config& config) {
     return s;
 }
 
-
 }  // namespace regiond::daemon

@@ -71,7 +71,7 @@ struct PendingRequest {
     ConsistentState consistent;
     CachedState cached;
     std::vector<std::string> invalidate_keys;  ///< write: the cache keys it invalidates
-    std::vector<std::size_t> tried;  ///< endpoint indices, in order
+    std::vector<std::size_t> tried;            ///< endpoint indices, in order
 
     // The job now on an endpoint.
     bool job_running = false;
@@ -193,6 +193,5 @@ public:
         (void)context;
     }
 };
-
 
 }  // namespace regiond::daemon

@@ -65,7 +65,7 @@ struct StatusSnapshot {
     std::chrono::nanoseconds alert_after{};
     std::chrono::nanoseconds max_lag{};
     std::vector<EndpointReport> endpoints;
-    std::vector<CacheReport> caches;                              ///< one per region
+    std::vector<CacheReport> caches;  ///< one per region
     HotCacheReport hot_cache;
     std::vector<std::pair<std::string, std::uint64_t>> counters;  ///< name, value (Stats order)
     WaitHistogram consistent_wait;                                ///< read_consistent waits for the replica

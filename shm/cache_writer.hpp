@@ -89,7 +89,7 @@ private:
     CacheSlot* slots_ = nullptr;
     SharedU64* arena_ = nullptr;
     std::uint64_t capacity_ = 0;
-    std::uint32_t index_slots_ = 0;  ///< a power of two (0: no cache)
+    std::uint32_t index_slots_ = 0;    ///< a power of two (0: no cache)
     std::uint32_t expire_cursor_ = 0;  ///< where expire_some() goes on
     std::uint64_t seed_ = 0;
     // Writer-local copies of the published counters: the writer never reads them

@@ -137,9 +137,9 @@ Expected<StateSegment> StateSegment::create(const StateSegmentOptions& options) 
         if (::fallocate(object.get_mapping_handle().handle, 0, 0, static_cast<off_t>(g.total_size)) != 0 &&
             errno != EOPNOTSUPP)
             return Error::system(errno, "cannot reserve " + std::to_string(g.total_size) +
-                                            " bytes of shared memory for state segment " + name +
-                                            " (cache.memory " + std::to_string(options.cache_bytes) +
-                                            " bytes; is " + kShmDirectory + " large enough?)");
+                                            " bytes of shared memory for state segment " + name + " (cache.memory " +
+                                            std::to_string(options.cache_bytes) + " bytes; is " + kShmDirectory +
+                                            " large enough?)");
         impl->region = bip::mapped_region(object, bip::read_write);
     } catch (const bip::interprocess_exception& e) {
         if (e.get_error_code() == bip::already_exists_error)

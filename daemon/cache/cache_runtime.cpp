@@ -20,8 +20,8 @@ std::string host_name() {
 }  // namespace
 
 shm::Expected<std::unique_ptr<CacheRuntime>> CacheRuntime::create(EventLoop& loop, const config::Config& config,
-                                                                   Backends& backends, shm::StateSegment& segment,
-                                                                   Stats& stats, CacheRuntimeOptions options) {
+                                                                  Backends& backends, shm::StateSegment& segment,
+                                                                  Stats& stats, CacheRuntimeOptions options) {
     std::unique_ptr<CacheRuntime> rt(new CacheRuntime(backends, segment));
     const std::string& own = config.daemon.region;
     for (std::size_t r = 0; r < config.regions.size(); ++r)
@@ -46,8 +46,8 @@ shm::Expected<std::unique_ptr<CacheRuntime>> CacheRuntime::create(EventLoop& loo
         tier.connect_timeout = config.health.connect_timeout;
         // A cache that answers slower than this is no cache: the request goes
         // to the database instead (and the probe will judge the server).
-        tier.command_timeout = std::min<std::chrono::nanoseconds>(config.health.connect_timeout,
-                                                                  std::chrono::milliseconds(500));
+        tier.command_timeout =
+            std::min<std::chrono::nanoseconds>(config.health.connect_timeout, std::chrono::milliseconds(500));
         rt->stores_.push_back(std::make_unique<RedisRegionStore>(loop, std::move(tier)));
         service->set_store(r, rt->stores_.back().get());
         if (r == rt->own_region_) {

@@ -43,8 +43,7 @@ void CacheService::invalidate_local(std::span<const std::string> keys, std::uint
     }
 }
 
-void CacheService::publish_invalidation(std::span<const std::string> keys, std::uint64_t lsn,
-                                        std::uint64_t system_id) {
+void CacheService::publish_invalidation(std::span<const std::string> keys, std::uint64_t lsn, std::uint64_t system_id) {
     if (keys.empty()) return;
     Invalidation message;
     message.keys.assign(keys.begin(), keys.end());
@@ -64,8 +63,9 @@ void CacheService::publish_invalidation(std::span<const std::string> keys, std::
         for (std::size_t i = 1; i < payloads->size(); ++i) store->invalidate({}, (*payloads)[i]);
     }
     if (!payloads)
-        log::warning("cache: an invalidation key is too large for the Redis channel; other regions get it by "
-                     "the durable path only");
+        log::warning(
+            "cache: an invalidation key is too large for the Redis channel; other regions get it by "
+            "the durable path only");
     stats_.add(shm::Counter::invalidations_sent);
 }
 

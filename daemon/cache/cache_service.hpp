@@ -35,8 +35,8 @@ namespace regiond::daemon::cache {
 
 struct CacheServiceSettings {
     std::size_t own_region = 0;
-    std::string region;            ///< the own region's name (messages)
-    std::string origin;            ///< "<region>/<host>:<pid>": this daemon in invalidation messages
+    std::string region;  ///< the own region's name (messages)
+    std::string origin;  ///< "<region>/<host>:<pid>": this daemon in invalidation messages
     std::size_t max_chunk_bytes = 1 << 19;
     bool require_durable = true;  ///< false only where there is no durable path (tests)
 };

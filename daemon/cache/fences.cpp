@@ -7,8 +7,7 @@ namespace regiond::daemon::cache {
 void Fences::invalidate(std::string_view key, std::uint64_t lsn) {
     auto it = by_key_.find(std::string(key));
     if (it == by_key_.end()) {
-        while (!oldest_first_.empty() &&
-               (by_key_.size() >= max_keys_ || key_bytes_ + key.size() > max_key_bytes_))
+        while (!oldest_first_.empty() && (by_key_.size() >= max_keys_ || key_bytes_ + key.size() > max_key_bytes_))
             drop_oldest();
         oldest_first_.emplace_back(key);
         key_bytes_ += key.size();

@@ -64,9 +64,7 @@ public:
     bool admits(std::string_view key, const FillStart& started, std::uint64_t value_floor) const;
     /// May a value of `key` from elsewhere (Redis), tagged `value_floor`, be
     /// trusted now?
-    bool admits_now(std::string_view key, std::uint64_t value_floor) const {
-        return value_floor >= required_lsn(key);
-    }
+    bool admits_now(std::string_view key, std::uint64_t value_floor) const { return value_floor >= required_lsn(key); }
 
     std::uint64_t epoch() const noexcept { return epoch_; }
     std::size_t size() const noexcept { return by_key_.size(); }

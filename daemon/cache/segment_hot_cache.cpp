@@ -15,8 +15,7 @@ std::span<const std::byte> cache_section(const shm::StateSegment& segment) {
 
 }  // namespace
 
-SegmentHotCache::SegmentHotCache(shm::StateSegment& segment)
-    : segment_(segment), reader_(cache_section(segment)) {}
+SegmentHotCache::SegmentHotCache(shm::StateSegment& segment) : segment_(segment), reader_(cache_section(segment)) {}
 
 bool SegmentHotCache::lookup(std::string_view key, std::string_view sql,
                              std::span<const std::optional<std::string_view>> params, std::vector<std::byte>& value) {

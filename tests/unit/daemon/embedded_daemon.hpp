@@ -247,8 +247,8 @@ struct TestClient {
 
 /// Reads whole responses (single-chunk ones) in whatever order they come until
 /// `n` have arrived; by request id.
-inline std::map<std::uint64_t, std::optional<shm::Response>> wait_responses(Daemon& d, TestClient& c, std::size_t n,
-                                                                           std::chrono::milliseconds timeout = 3000ms) {
+inline std::map<std::uint64_t, std::optional<shm::Response>> wait_responses(
+    Daemon& d, TestClient& c, std::size_t n, std::chrono::milliseconds timeout = 3000ms) {
     std::map<std::uint64_t, std::optional<shm::Response>> got;
     run_until(
         d,

@@ -206,7 +206,8 @@ TEST_CASE("a request cancelled while its text is classified ends there; nothing 
     CHECK(r->status == shm::Status::ok);
     // The cancelled one never shows up on the endpoint (its classification,
     // when it comes, finds no request).
-    CHECK_FALSE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }, 500ms));
+    CHECK_FALSE(run_until(
+        *d, [&] { return !f.local_replica().jobs.empty(); }, 500ms));
     CHECK(d->client_count() == 1);  // not dropped for reusing an id
 }
 

@@ -78,8 +78,8 @@ TEST_CASE("a fill that started before its key's fence was dropped is refused") {
     Fences fences(1);
     fences.invalidate("k", 10);
     const auto started = fences.start("k");  // version 1 of "k"
-    fences.invalidate("x", 5);              // drops "k"
-    fences.invalidate("k", 10);             // back, version 1 again: the epoch tells them apart
+    fences.invalidate("x", 5);               // drops "k"
+    fences.invalidate("k", 10);              // back, version 1 again: the epoch tells them apart
     CHECK_FALSE(fences.admits("k", started, 20));
 }
 

@@ -87,8 +87,9 @@ TEST_CASE("status text: the hot cache's use, and why it is not in use", "[status
     CHECK_THAT(format_status_text(s), Catch::Contains("hot cache vouched for\n"));
     s.hot_cache.vouched = false;
     s.hot_cache.not_vouched = "subscription to eu-west-1's Redis lost: connection refused";
-    CHECK_THAT(format_status_text(s),
-               Catch::Contains("hot cache NOT vouched for: subscription to eu-west-1's Redis lost: connection refused\n"));
+    CHECK_THAT(
+        format_status_text(s),
+        Catch::Contains("hot cache NOT vouched for: subscription to eu-west-1's Redis lost: connection refused\n"));
     CHECK_THAT(format_status_text(s),
                Catch::Contains("  hot cache not in use: subscription to eu-west-1's Redis lost: connection refused\n"));
 }
