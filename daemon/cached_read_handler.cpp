@@ -46,6 +46,11 @@ void CachedReadHandler::start(PendingRequest& request, DispatchContext& context)
 }
 
 void CachedReadHandler::begin(PendingRequest& request, DispatchContext& context) {
+    // libregiond refuses an empty key itself; a raw client gets the same answer.
+    if (request.cached.key.empty()) {
+        context.answer_error(request, "cache key is empty: cached_read needs a key");
+        return;
+    }
     const auto params = param_views(request.job);
     if (request.cached.query.empty()) {
         const std::vector<std::byte> query = shm::encode_cache_query(request.job.sql, params);
