@@ -368,6 +368,16 @@ TEST_CASE(
     // The old tokens are all local now.
     REQUIRE(eventually([&] { return shared->local.load() >= 100; }, 10s));
 
+    // A commit replayed moments before the restart, so the replica comes back
+    // behind it whatever the machine's load did to the children's pace (the
+    // apply delay only takes effect at the restart: until then it replays at
+    // once; after it, commits younger than 3 s wait).
+    const Answer fresh = eu.write(std::string("insert into ") + kTable +
+                                  " (k, v) values ($1, 1) on conflict (k) do update set v = excluded.v + 1",
+                                  {unique_key("restart-marker")});
+    INFO(fresh.describe());
+    REQUIRE(fresh.status == 0);
+    wait_replayed(kEu, token_lsn(fresh.token));
     const std::uint64_t before = replica_replay_lsn(kEu);
     const isolation::Command restart = restart_replica(kEu);
     INFO("pg_ctl restart: " << restart.out << restart.err);
