@@ -101,7 +101,6 @@ void CachedReadHandler::begin(PendingRequest& request, DispatchContext& context)
     // What a request that wants to join compares with until the leader's
     // database read starts (read_database takes it again then).
     flight->second.started = service_.fences().start(key);
-    request.cached.leader = true;
 
     if (service_.redis_usable()) {
         request.cached.phase = CachedState::Phase::redis;
@@ -180,7 +179,6 @@ void CachedReadHandler::lead_to_database(const std::string& fk, DispatchContext&
         f.leader = 0;
         const bool ran = context.with_request(candidate, [&](PendingRequest& r) {
             f.leader = candidate;
-            r.cached.leader = true;
             read_database(r, context, false);
         });
         if (ran) return;
@@ -313,7 +311,6 @@ void CachedReadHandler::restart_waiters(Flights::iterator flight, DispatchContex
     for (const std::uint64_t t : f.waiters)
         context.with_request(t, [&](PendingRequest& r) {
             r.cached.phase = CachedState::Phase::fresh;
-            r.cached.leader = false;
             begin(r, context);
         });
 }

@@ -56,7 +56,6 @@ struct CachedState {
     std::chrono::nanoseconds ttl{0};  ///< the request's ttl, or cache.default_ttl
     std::string query;                ///< shm::encode_cache_query(sql, params): the flight's identity
     enum class Phase : std::uint8_t { fresh, redis, database, waited, primary } phase = Phase::fresh;
-    bool leader = false;  ///< this request's job fills the key for its flight
 };
 
 /// One request, from when the dispatcher received it until its last job ended.

@@ -90,7 +90,6 @@ public:
     /// Hot-cache use and the derived counters, mirrored into Stats (called
     /// now and then by the daemon).
     void refresh_stats(std::uint64_t client_hits);
-    std::uint64_t daemon_local_hits() const noexcept { return daemon_local_hits_; }
     void count_daemon_local_hit() noexcept { ++daemon_local_hits_; }
 
 private:

@@ -151,6 +151,22 @@ std::uint64_t wait_counter_above(const Host& host, const std::string& name, std:
     return now;
 }
 
+void read_until_local(const Host& host, const std::string& key, const std::string& want,
+                      std::chrono::milliseconds deadline) {
+    Answer last;
+    const bool local = eventually(
+        [&] {
+            last = cached(host, key, select_sql(), {key});
+            INFO(host.region() << ": " << last.describe() << "\n" << log_tail(host));
+            REQUIRE(last.status == 0);
+            REQUIRE(last.first() == want);
+            return last.served_by == "cache:local";
+        },
+        deadline);
+    INFO(host.region() << " never answered from its hot cache: " << last.describe() << "\n" << log_tail(host));
+    REQUIRE(local);
+}
+
 std::string log_tail(const Host& host, std::size_t lines) {
     const std::string log = host.log();
     std::size_t start = log.size();

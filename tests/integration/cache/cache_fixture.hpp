@@ -71,6 +71,10 @@ void wait_vouched(const Host& host, std::chrono::milliseconds deadline = std::ch
 /// Waits until counter `name` is above `before`; returns its value.
 std::uint64_t wait_counter_above(const Host& host, const std::string& name, std::uint64_t before,
                                  std::chrono::milliseconds deadline = std::chrono::seconds(15));
+/// Reads `key` (select_sql) through `host` until it is in the hot cache (a
+/// cache:local answer); every answer must be `want`.
+void read_until_local(const Host& host, const std::string& key, const std::string& want,
+                      std::chrono::milliseconds deadline = std::chrono::seconds(20));
 /// The last `lines` lines of the daemon's log (for failure messages).
 std::string log_tail(const Host& host, std::size_t lines = 40);
 

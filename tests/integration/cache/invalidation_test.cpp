@@ -37,23 +37,6 @@ ReadTally collect(isolation::Children& children, std::chrono::milliseconds timeo
     return all;
 }
 
-// Reads `key` through `host` until it is in the hot cache (a cache:local
-// answer); every answer must be `want`.
-void read_until_local(const Host& host, const std::string& key, const std::string& want) {
-    Answer last;
-    const bool local = eventually(
-        [&] {
-            last = cached(host, key, select_sql(), {key});
-            INFO(host.region() << ": " << last.describe() << "\n" << log_tail(host));
-            REQUIRE(last.status == 0);
-            REQUIRE(last.first() == want);
-            return last.served_by == "cache:local";
-        },
-        20s);
-    INFO(host.region() << " never answered from its hot cache: " << last.describe() << "\n" << log_tail(host));
-    REQUIRE(local);
-}
-
 }  // namespace
 
 TEST_CASE(

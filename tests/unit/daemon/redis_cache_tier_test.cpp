@@ -18,29 +18,17 @@
 #include "daemon/redis/reconnect_backoff.hpp"
 #include "daemon/redis/redis_cache_tier.hpp"
 #include "fake_redis.hpp"
+#include "loop_helpers.hpp"
 
 using namespace regiond;
 using namespace regiond::daemon;
 using namespace std::chrono_literals;
 using testing::FakeRedis;
 
+using regiond::daemon::test::QuietLog;
+using regiond::daemon::test::run_until;
+
 namespace {
-
-bool run_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        loop.run_once(5ms);
-    }
-    return true;
-}
-
-struct QuietLog {
-    QuietLog() {
-        log::set_sink([](log::Level, std::string_view) {});
-    }
-    ~QuietLog() { log::set_sink({}); }
-};
 
 RedisCacheTierSettings settings_for(std::uint16_t port) {
     RedisCacheTierSettings s;

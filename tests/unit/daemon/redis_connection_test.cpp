@@ -16,22 +16,16 @@
 
 #include "daemon/redis/redis_connection.hpp"
 #include "fake_redis.hpp"
+#include "loop_helpers.hpp"
 
 using namespace regiond;
 using namespace regiond::daemon;
 using namespace std::chrono_literals;
 using testing::FakeRedis;
 
-namespace {
+using regiond::daemon::test::run_until;
 
-bool run_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        loop.run_once(5ms);
-    }
-    return true;
-}
+namespace {
 
 RedisTarget loopback(std::uint16_t port) {
     RedisTarget t;
@@ -79,7 +73,8 @@ TEST_CASE("redis connection: replies arrive as callbacks; hiredis formats binary
     EventLoop loop;
     FakeRedis redis(loop);
     bool connected = false;
-    RedisConnection c(loop, loopback(redis.port), quick(), {.on_connected = [&] { connected = true; }, .on_closed = {}});
+    RedisConnection c(loop, loopback(redis.port), quick(),
+                      {.on_connected = [&] { connected = true; }, .on_closed = {}});
     Outcome pong;
     c.command({"PING"}, record(pong));
     CHECK_FALSE(pong.called);  // never from inside command()
@@ -131,9 +126,8 @@ TEST_CASE("redis connection: no reply in time fails every outstanding command an
     std::vector<std::string> closed;
     RedisConnectionSettings s = quick();
     s.reply_timeout = 100ms;
-    RedisConnection c(loop, loopback(redis.port), s, {.on_connected = {}, .on_closed = [&](const std::string& why) {
-                                                          closed.push_back(why);
-                                                      }});
+    RedisConnection c(loop, loopback(redis.port), s,
+                      {.on_connected = {}, .on_closed = [&](const std::string& why) { closed.push_back(why); }});
     Outcome first, second;
     c.command({"PING"}, record(first));
     c.command({"PING"}, record(second));
@@ -278,7 +272,8 @@ TEST_CASE("redis connection: a callback may destroy its connection or issue more
                 c.reset();
             });
         REQUIRE(run_until(loop, [&] { return c == nullptr; }));
-        run_until(loop, [] { return false; }, 50ms);
+        run_until(
+            loop, [] { return false; }, 50ms);
         CHECK(calls == 1);
     }
     SECTION("destroyed in a failure callback") {
@@ -291,7 +286,8 @@ TEST_CASE("redis connection: a callback may destroy its connection or issue more
                 c.reset();
             });
         REQUIRE(run_until(loop, [&] { return c == nullptr; }));
-        run_until(loop, [] { return false; }, 50ms);
+        run_until(
+            loop, [] { return false; }, 50ms);
         CHECK(calls == 1);
     }
     SECTION("a new command from inside a callback") {
@@ -314,7 +310,8 @@ TEST_CASE("redis connection: a callback may destroy its connection or issue more
             c.command({"PING"}, [&](const RedisReply&) { ++calls; });
             REQUIRE(run_until(loop, [&] { return !redis.commands.empty(); }));
         }
-        run_until(loop, [] { return false; }, 400ms);  // past the reply timeout
+        run_until(
+            loop, [] { return false; }, 400ms);  // past the reply timeout
         CHECK(calls == 0);
     }
 }

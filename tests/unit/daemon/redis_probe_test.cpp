@@ -10,10 +10,14 @@
 #include "daemon/log.hpp"
 #include "daemon/redis_probe.hpp"
 #include "fake_redis.hpp"
+#include "loop_helpers.hpp"
 
 using namespace regiond;
 using namespace regiond::daemon;
 using namespace std::chrono_literals;
+
+using regiond::daemon::test::QuietLog;
+using regiond::daemon::test::run_until;
 
 namespace {
 
@@ -31,22 +35,6 @@ RedisProbeSettings settings_for(std::uint16_t port) {
     return s;
 }
 
-bool run_until(EventLoop& loop, const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        loop.run_once(5ms);
-    }
-    return true;
-}
-
-struct QuietLog {
-    QuietLog() {
-        log::set_sink([](log::Level, std::string_view) {});
-    }
-    ~QuietLog() { log::set_sink({}); }
-};
-
 }  // namespace
 
 TEST_CASE("redis probe: PONG marks the cache up, a vanished server marks it down", "[redis]") {
@@ -62,7 +50,8 @@ TEST_CASE("redis probe: PONG marks the cache up, a vanished server marks it down
     CHECK(probe.last_error().empty());
     // The connection is kept: several PINGs, one connection, no AUTH.
     REQUIRE(run_until(loop, [&] { return redis.commands.size() >= 3; }));
-    CHECK(std::all_of(redis.commands.begin(), redis.commands.end(), [](const auto& c) { return c == std::vector<std::string>{"PING"}; }));
+    CHECK(std::all_of(redis.commands.begin(), redis.commands.end(),
+                      [](const auto& c) { return c == std::vector<std::string>{"PING"}; }));
 
     redis.stop();
     REQUIRE(run_until(loop, [&] { return !probe.healthy(); }));
@@ -208,7 +197,8 @@ TEST_CASE("redis probe: reconnects back off while Redis keeps failing", "[redis]
     s.check_interval = 10ms;  // backoff 10, 20, 40, 80, then at most 160 ms
     RedisProbe probe(loop, s, {});
     probe.start();
-    run_until(loop, [] { return false; }, 1000ms);
+    run_until(
+        loop, [] { return false; }, 1000ms);
     CHECK_FALSE(probe.healthy());
     // About 100 checks in that second; without backoff each one reconnects.
     INFO("connections: " << redis.accepted);
@@ -216,5 +206,6 @@ TEST_CASE("redis probe: reconnects back off while Redis keeps failing", "[redis]
     CHECK(redis.accepted <= 15);
     // Back: found again within the longest backoff.
     redis.behaviour = FakeRedis::Behaviour::script;
-    REQUIRE(run_until(loop, [&] { return probe.healthy(); }, 1000ms));
+    REQUIRE(run_until(
+        loop, [&] { return probe.healthy(); }, 1000ms));
 }
