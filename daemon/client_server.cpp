@@ -46,9 +46,12 @@ ClientServer::ClientServer(EventLoop& loop, ClientServerSettings settings, Stats
       spinner_(settings_.spin_max),
       scope_(loop) {
     request_buffer_.resize(effective_max_request());
+    loop_.set_after_pass([this] { flush_wakeups(); });
 }
 
-ClientServer::~ClientServer() = default;
+ClientServer::~ClientServer() {
+    loop_.set_after_pass(nullptr);
+}
 
 std::uint64_t ClientServer::effective_max_request() const noexcept {
     return effective_limit(settings_.limits.max_request, settings_.acceptor.ring_size);
@@ -123,9 +126,66 @@ void ClientServer::on_eventfd(ClientId id) {
     if (s == nullptr) return;
     std::uint64_t count = 0;
     [[maybe_unused]] const ssize_t n = ::read(s->eventfd(), &count, sizeof count);  // resets it; EAGAIN is fine
+    stats_.add(shm::Counter::daemon_wakeups);
     mark_hot(*s);
     flush(*s);
     if (!s->closing && !s->paused) service(*s);
+}
+
+void ClientServer::flush_wakeups() {
+    if (owed_wakeups_.empty()) return;
+    std::uint64_t woken = 0;
+    for (ClientId id : owed_wakeups_) {
+        ClientSession* s = find(id);
+        if (s == nullptr || !s->wake_pending) continue;  // gone meanwhile
+        s->wake_pending = false;
+        s->responses().wake_consumer_futex();
+        ++woken;
+    }
+    owed_wakeups_.clear();
+    stats_.add(shm::Counter::client_wakeups, woken);
+}
+
+ClientServer::WaitCensus ClientServer::wait_census() const noexcept {
+    WaitCensus census;
+    for (const auto& [id, session] : sessions_) {
+        switch (session->wait_state()) {
+            case shm::ClientWaitState::spinning: ++census.spinning; break;
+            case shm::ClientWaitState::sleeping: ++census.sleeping; break;
+            case shm::ClientWaitState::idle: break;
+        }
+    }
+    return census;
+}
+
+void ClientServer::grant_spin_permits(std::uint32_t permits, std::uint32_t permit_ns,
+                                      EventLoop::Clock::time_point now) {
+    // Candidates: clients that sent a request recently (they wait now, or will
+    // soon). Holders keep their permit while it suffices (a permit that flips
+    // at each decision would make a steady client sleep every other call);
+    // the rest take turns for what is left.
+    const auto since = now - kPermitActivity;
+    permit_scratch_.clear();
+    std::uint32_t granted = 0;
+    for (auto& [id, session] : sessions_) {
+        ClientSession& s = *session;
+        s.permit_granted = false;
+        if (s.closing || s.last_request < since) continue;
+        if (s.spin_permit() != 0 && granted < permits) {
+            s.permit_granted = true;
+            ++granted;
+        } else {
+            permit_scratch_.push_back(&s);
+        }
+    }
+    const std::size_t n = permit_scratch_.size();
+    for (std::size_t i = 0; i < n && granted < permits; ++i) {
+        ClientSession& s = *permit_scratch_[(permit_turn_ + i) % n];
+        s.permit_granted = true;
+        ++granted;
+    }
+    if (n != 0) permit_turn_ = (permit_turn_ + 1) % n;
+    for (auto& [id, session] : sessions_) session->set_spin_permit(session->permit_granted ? permit_ns : 0);
 }
 
 void ClientServer::mark_hot(ClientSession& s) {
@@ -172,6 +232,7 @@ bool ClientServer::take(ClientSession& s, std::uint64_t request_id, std::span<co
         return false;
     }
     ledger_.take(s.id());
+    s.last_request = EventLoop::Clock::now();
     handler_->on_request(s.id(), request_id, request);
     return !s.closing;
 }
@@ -414,7 +475,10 @@ void ClientServer::resume_uid(uid_t uid) {
 }
 
 void ClientServer::after_output(ClientSession& s, bool wake) {
-    if (wake) s.responses().wake_consumer_futex();
+    if (wake && !s.wake_pending) {
+        s.wake_pending = true;
+        owed_wakeups_.push_back(s.id());
+    }
     if (s.output().empty()) {
         s.retry_timer.cancel();
         return;
@@ -519,9 +583,13 @@ void ClientServer::flush_all() {
         bool wake = false;
         bool progress = false;
         const std::size_t before = session->output().bytes();
-        if (session->flush(now, wake, progress) && wake) session->responses().wake_consumer_futex();
+        if (session->flush(now, wake, progress) && wake && !session->wake_pending) {
+            session->wake_pending = true;
+            owed_wakeups_.push_back(session->id());
+        }
         backlog_total_ -= before - session->output().bytes();
     }
+    flush_wakeups();
 }
 
 void ClientServer::close_all() {

@@ -31,6 +31,12 @@
 // re-check) and the loop blocks in epoll. Spinning is only allowed while no
 // database work is in flight (the caller's spin_allowed()): on 2 cores a daemon
 // spinning while PostgreSQL works steals its CPU, so under load the budget is 0.
+// Whether the daemon and which clients may spin is decided for the whole host
+// (daemon/waiting/wait_coordinator.hpp): the clients' permits are set through
+// grant_spin_permits(). A wake-up a push asks for is owed, not done at once:
+// flush_wakeups() performs them at the end of the loop pass, one per client
+// however many answers it got in the pass, so a woken client does not take
+// the core the daemon is still answering others on.
 //
 // A dead client. The socket stays registered for EPOLLRDHUP/EPOLLHUP; when it
 // closes, the session is removed from the table, its in-flight count becomes
@@ -102,6 +108,22 @@ public:
 
     /// The EventLoop::before_block hook: spin on hot clients, then let them sleep.
     bool before_block();
+
+    /// Performs the wake-ups owed to clients (the EventLoop's end-of-pass hook).
+    void flush_wakeups();
+
+    /// How the clients say they wait for answers now (their untrusted words).
+    struct WaitCensus {
+        std::uint32_t spinning = 0;
+        std::uint32_t sleeping = 0;
+    };
+    WaitCensus wait_census() const noexcept;
+    /// Gives up to `permits` clients that sent a request within
+    /// kPermitActivity a spin permit of `permit_ns`, and every other client
+    /// none. Holders keep theirs while the permits suffice; the others take
+    /// turns from one decision to the next.
+    void grant_spin_permits(std::uint32_t permits, std::uint32_t permit_ns, EventLoop::Clock::time_point now);
+    static constexpr std::chrono::milliseconds kPermitActivity{50};
 
     /// Pushes what can be pushed of every queued output (at shutdown).
     void flush_all();
@@ -180,6 +202,9 @@ private:
     std::size_t backlog_total_ = 0;  ///< sum of every session's output().bytes()
     std::size_t window_;             ///< stream_window(ring_size)
     std::vector<ClientId> hot_;
+    std::vector<ClientId> owed_wakeups_;  ///< clients with wake_pending, in order
+    std::size_t permit_turn_ = 0;         ///< where grant_spin_permits() starts next
+    std::vector<ClientSession*> permit_scratch_;  ///< scratch of grant_spin_permits()
     std::vector<shm::RingConsumer*> spin_rings_;  // scratch for before_block()
     shm::AdaptiveSpinner spinner_;
     std::vector<std::byte> request_buffer_;  ///< effective_max_request() bytes

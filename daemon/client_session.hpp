@@ -63,6 +63,11 @@ public:
     std::uint64_t cache_hits() const noexcept { return segment_.cache_hits(); }
     /// SIGHUP: the client learns the new daemon.max_request (ClientHeader::max_request).
     void set_max_request(std::uint32_t bytes) noexcept { segment_.set_max_request(bytes); }
+    /// Host-wide waiting (shm/wait_policy.hpp): the client's permit to spin,
+    /// and its own (untrusted) word on how it waits.
+    void set_spin_permit(std::uint32_t ns) noexcept { segment_.set_spin_permit(ns); }
+    std::uint32_t spin_permit() const noexcept { return segment_.spin_permit(); }
+    shm::ClientWaitState wait_state() const noexcept { return segment_.wait_state(); }
 
     /// "client 7 (pid 1234 uid 1000 myapp)": for log lines.
     std::string describe() const;
@@ -80,6 +85,9 @@ public:
     bool hot = false;          ///< serviced recently: its need-wake-up flag is clear, the loop polls it
     bool paused = false;       ///< not reading its ring: a request is parked until a limit allows it
     bool closing = false;      ///< removed; destroyed after the current dispatch
+    OutputQueue::Clock::time_point last_request{};  ///< when the daemon last took a request of it
+    bool permit_granted = false;  ///< scratch of ClientServer::grant_spin_permits()
+    bool wake_pending = false; ///< a futex wake is owed at the end of this loop pass (ClientServer::flush_wakeups)
     bool window_full = false;  ///< a stream() found the queue over the window; tell the handler when it drains
     std::optional<ParkedRequest> parked;
 

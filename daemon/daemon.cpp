@@ -134,7 +134,14 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     dispatcher_ = std::make_unique<Dispatcher>(loop_, DispatchSettings::from(config_), *backends_, *client_server_,
                                                stats_, cache_->service());
     client_server_->set_handler(dispatcher_.get());
-    client_server_->set_spin_allowed([this] { return dispatcher_->pending() == 0; });
+    waiting_ = std::make_unique<WaitCoordinator>(
+        *client_server_, *state_, stats_, [this] { return dispatcher_->pending(); },
+        options.usable_cores != 0 ? options.usable_cores : usable_cores(), options.loadavg_path);
+    client_server_->set_spin_allowed([this] {
+        const bool allowed = waiting_->daemon_may_spin();
+        waiting_->note_daemon_spinning(allowed);
+        return allowed;
+    });
     // STATUS follows the client count soon, but at most every 100 ms however
     // fast clients come and go.
     client_server_->on_clients_changed([this] {
@@ -147,7 +154,10 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
                                            [this](const AdminCommand& command) { return execute_admin(command); });
     if (auto listening = admin_->listen(); !listening) return fail(1, listening.error().message);
 
-    loop_.set_before_block([this] { return client_server_->before_block(); });
+    loop_.set_before_block([this] {
+        waiting_->maybe_decide(WaitCoordinator::Clock::now());
+        return client_server_->before_block();
+    });
     backends_->on_change([this] { on_backend_change(); });
     backends_->start();
     cache_->start();
@@ -426,6 +436,10 @@ StatusSnapshot Daemon::snapshot() {
     }
     s.consistent_wait = stats_.consistent_wait();
     s.hot_cache = cache_->report();
+    const shm::WaitFacts& w = waiting_->facts();
+    s.waiting = WaitingReport{w.usable_cores,     w.busy_cores,       w.spare_cores,
+                              w.runnable,         w.in_flight_milli,  w.clients_spinning,
+                              w.clients_sleeping, w.client_permits,   w.daemon_may_spin};
     return s;
 }
 

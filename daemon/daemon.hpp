@@ -29,6 +29,7 @@
 #include "daemon/signals.hpp"
 #include "daemon/stats.hpp"
 #include "daemon/status_report.hpp"
+#include "daemon/waiting/wait_coordinator.hpp"
 #include "shm/state_segment.hpp"
 
 namespace regiond::daemon {
@@ -43,6 +44,10 @@ struct DaemonOptions {
     cache::DurablePathFactory durable_path;
     /// A connection that has not sent its hello by then is closed.
     std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(2);
+    /// Host-wide waiting's inputs (daemon/waiting/): the running-task count's
+    /// file and the usable cores (0: detected). Tests give their own.
+    std::string loadavg_path = "/proc/loadavg";
+    std::uint32_t usable_cores = 0;
 };
 
 struct StartError {
@@ -108,6 +113,7 @@ private:
     std::unique_ptr<cache::CacheRuntime> cache_;
     std::unique_ptr<ClientServer> client_server_;
     std::unique_ptr<Dispatcher> dispatcher_;
+    std::unique_ptr<WaitCoordinator> waiting_;
     std::unique_ptr<AdminServer> admin_;
 
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

@@ -197,6 +197,9 @@ void EventLoop::run_due_timers() {
 int EventLoop::run_once(Clock::duration max_wait) {
     run_deferred();
     run_due_timers();
+    // What the deferred calls and timers owe (wake-ups) is done before the
+    // loop spins or blocks.
+    if (after_pass_) after_pass_();
     if (!deferred_.empty()) max_wait = Clock::duration::zero();
     if (before_block_ && max_wait > Clock::duration::zero() && before_block_()) {
         max_wait = Clock::duration::zero();
@@ -216,7 +219,10 @@ int EventLoop::run_once(Clock::duration max_wait) {
     epoll_event events[64];
     const int n = epoll_wait(epoll_fd_, events, 64, static_cast<int>(wait_ms));
     if (n < 0) {
-        if (errno == EINTR) return 0;
+        if (errno == EINTR) {
+            if (after_pass_) after_pass_();
+            return 0;
+        }
         throw std::system_error(errno, std::generic_category(), "epoll_wait");
     }
     for (int i = 0; i < n; ++i) {
@@ -229,6 +235,7 @@ int EventLoop::run_once(Clock::duration max_wait) {
         (*handler)(events[i].events);
     }
     run_due_timers();
+    if (after_pass_) after_pass_();
     return n;
 }
 

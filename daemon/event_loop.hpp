@@ -147,6 +147,10 @@ public:
     // bounded spin on the client rings right after activity (ENVIRONMENT.md: each
     // sleep/wake hand-off costs ~20 us here).
     void set_before_block(std::function<bool()> fn) { before_block_ = std::move(fn); }
+    /// Called twice in every run_once(): after the deferred calls and due
+    /// timers (before the loop spins or blocks), and at the end, after the fd
+    /// handlers. The ClientServer performs the wake-ups the pass owes there.
+    void set_after_pass(std::function<void()> fn) { after_pass_ = std::move(fn); }
 
     // One iteration: deferred calls, due timers, then epoll_wait for at most
     // max_wait (shortened to the next timer). Returns the number of fd events.
@@ -182,6 +186,7 @@ private:
     std::unordered_map<TimerId, std::function<void()>> timer_fns_;
     std::vector<std::function<void()>> deferred_;
     std::function<bool()> before_block_;
+    std::function<void()> after_pass_;
     bool stopped_ = false;
 };
 

@@ -37,6 +37,9 @@ const char* counter_name(shm::Counter counter) noexcept {
         case Counter::invalidations_applied: return "invalidations_applied";
         case Counter::cache_flushes: return "cache_flushes";
         case Counter::cache_redis_errors: return "cache_redis_errors";
+        case Counter::client_wakeups: return "client_wakeups";
+        case Counter::daemon_wakeups: return "daemon_wakeups";
+        case Counter::wait_decisions: return "wait_decisions";
         case Counter::kCount: break;
     }
     return "unknown";

@@ -152,6 +152,13 @@ std::string format_status_text(const StatusSnapshot& s) {
            std::to_string(counter_value(s, "invalidations_received_pubsub")) + ", durable " +
            std::to_string(counter_value(s, "invalidations_received_durable")) + "\n";
     out += "hot cache " + std::string(h.vouched ? "vouched for" : "NOT vouched for: " + h.not_vouched) + "\n";
+    const WaitingReport& w = s.waiting;
+    out += "waiting: " + std::to_string(w.usable_cores) + " usable cores, " + std::to_string(w.busy_cores) +
+           " busy, " + std::to_string(w.spare_cores) + " spare; clients spinning " +
+           std::to_string(w.clients_spinning) + ", sleeping " + std::to_string(w.clients_sleeping) + ", permits " +
+           std::to_string(w.client_permits) + "; daemon " + (w.daemon_may_spin ? "may spin" : "sleeps") +
+           "; wake-ups of clients " + std::to_string(counter_value(s, "client_wakeups")) + ", of the daemon " +
+           std::to_string(counter_value(s, "daemon_wakeups")) + "\n";
 
     std::vector<std::string> alerts;
     for (const EndpointReport& e : s.endpoints) {
@@ -241,6 +248,26 @@ std::string format_status_json(const StatusSnapshot& s) {
     append_json_raw(out, "fences", std::to_string(s.hot_cache.fences));
     out += ',';
     append_json_string(out, "fence_floor", base::format_lsn(s.hot_cache.fence_floor));
+    out += "},\"waiting\":{";
+    const WaitingReport& w = s.waiting;
+    append_json_raw(out, "usable_cores", std::to_string(w.usable_cores));
+    out += ',';
+    append_json_raw(out, "busy_cores", std::to_string(w.busy_cores));
+    out += ',';
+    append_json_raw(out, "spare_cores", std::to_string(w.spare_cores));
+    out += ',';
+    append_json_raw(out, "runnable", std::to_string(w.runnable));
+    out += ',';
+    append_json_raw(out, "in_flight_avg", std::to_string(w.in_flight_milli / 1000) + "." +
+                                              std::to_string(w.in_flight_milli % 1000 / 100));
+    out += ',';
+    append_json_raw(out, "clients_spinning", std::to_string(w.clients_spinning));
+    out += ',';
+    append_json_raw(out, "clients_sleeping", std::to_string(w.clients_sleeping));
+    out += ',';
+    append_json_raw(out, "client_permits", std::to_string(w.client_permits));
+    out += ',';
+    append_json_raw(out, "daemon_may_spin", w.daemon_may_spin ? "true" : "false");
     out += "},\"counters\":{";
     for (std::size_t i = 0; i < s.counters.size(); ++i) {
         if (i != 0) out += ',';
@@ -408,6 +435,30 @@ std::string format_metrics(const StatusSnapshot& s) {
                  "1 while the hot cache is in use: subscribed to the invalidation channel and the durable path "
                  "in place.");
         f.sample("", s.hot_cache.vouched ? "1" : "0");
+    }
+    {
+        Family f(out, "regiond_wakeups_total", "counter",
+                 "Futex or eventfd wake-ups: of sleeping clients by the daemon (answers), of the sleeping daemon "
+                 "by clients (requests). Compare with the requests: fewer is better.");
+        f.sample("to=\"client\"", std::to_string(counter_value(s, "client_wakeups")));
+        f.sample("to=\"daemon\"", std::to_string(counter_value(s, "daemon_wakeups")));
+    }
+    {
+        Family f(out, "regiond_host_cores", "gauge",
+                 "Host-wide waiting: cores usable (affinity, cgroup quota), busy with work that produces answers, "
+                 "spare.");
+        f.sample("kind=\"usable\"", std::to_string(s.waiting.usable_cores));
+        f.sample("kind=\"busy\"", std::to_string(s.waiting.busy_cores));
+        f.sample("kind=\"spare\"", std::to_string(s.waiting.spare_cores));
+    }
+    {
+        Family f(out, "regiond_clients_waiting", "gauge", "Clients waiting for an answer now, by how they wait.");
+        f.sample("how=\"spinning\"", std::to_string(s.waiting.clients_spinning));
+        f.sample("how=\"sleeping\"", std::to_string(s.waiting.clients_sleeping));
+    }
+    {
+        Family f(out, "regiond_spin_permits", "gauge", "Clients allowed to spin for their answers now.");
+        f.sample("", std::to_string(s.waiting.client_permits));
     }
     {
         Family f(out, "regiond_clients_connected", "gauge", "Clients connected now.");

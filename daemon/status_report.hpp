@@ -51,6 +51,19 @@ struct HotCacheReport {
     std::uint64_t fence_floor = 0;  ///< the global floor LSN
 };
 
+/// Host-wide waiting (shm/wait_policy.hpp): the last decision and its inputs.
+struct WaitingReport {
+    std::uint32_t usable_cores = 0;
+    std::uint32_t busy_cores = 0;
+    std::uint32_t spare_cores = 0;
+    std::uint32_t runnable = 0;
+    std::uint32_t in_flight_milli = 0;
+    std::uint32_t clients_spinning = 0;
+    std::uint32_t clients_sleeping = 0;
+    std::uint32_t client_permits = 0;
+    bool daemon_may_spin = false;
+};
+
 struct StatusSnapshot {
     std::string region;
     pid_t pid = 0;
@@ -67,6 +80,7 @@ struct StatusSnapshot {
     std::vector<EndpointReport> endpoints;
     std::vector<CacheReport> caches;  ///< one per region
     HotCacheReport hot_cache;
+    WaitingReport waiting;
     std::vector<std::pair<std::string, std::uint64_t>> counters;  ///< name, value (Stats order)
     WaitHistogram consistent_wait;                                ///< read_consistent waits for the replica
 };

@@ -38,7 +38,8 @@ ClientSegmentOwner::ClientSegmentOwner(ClientSegmentOwner&& other) noexcept
       base_(std::exchange(other.base_, nullptr)),
       geometry_(other.geometry_),
       requests_(other.requests_),
-      responses_(other.responses_) {}
+      responses_(other.responses_),
+      permit_(other.permit_) {}
 
 ClientSegmentOwner& ClientSegmentOwner::operator=(ClientSegmentOwner&& other) noexcept {
     if (this != &other) {
@@ -48,6 +49,7 @@ ClientSegmentOwner& ClientSegmentOwner::operator=(ClientSegmentOwner&& other) no
         geometry_ = other.geometry_;
         requests_ = other.requests_;
         responses_ = other.responses_;
+        permit_ = other.permit_;
     }
     return *this;
 }
@@ -117,8 +119,36 @@ std::uint64_t ClientSegmentOwner::cache_hits() const noexcept {
     return shared_at<ClientHeader>(static_cast<const std::byte*>(base_))->cache_hits.load(std::memory_order_relaxed);
 }
 
+void ClientSegmentOwner::set_spin_permit(std::uint32_t ns) noexcept {
+    if (ns == permit_) return;
+    permit_ = ns;
+    // Relaxed: advice (see ClientHeader::spin_permit_ns).
+    shared_at<ClientHeader>(base_)->spin_permit_ns.store(ns, std::memory_order_relaxed);
+}
+
+ClientWaitState ClientSegmentOwner::wait_state() const noexcept {
+    // Relaxed: see ClientHeader::wait_state. Untrusted: anything unknown is idle.
+    const std::uint32_t v =
+        shared_at<ClientHeader>(static_cast<const std::byte*>(base_))->wait_state.load(std::memory_order_relaxed);
+    switch (v) {
+        case static_cast<std::uint32_t>(ClientWaitState::spinning): return ClientWaitState::spinning;
+        case static_cast<std::uint32_t>(ClientWaitState::sleeping): return ClientWaitState::sleeping;
+        default: return ClientWaitState::idle;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Client side
+
+std::uint32_t ClientSegment::spin_permit() const noexcept {
+    // Relaxed: see ClientHeader::spin_permit_ns.
+    return shared_at<ClientHeader>(base_)->spin_permit_ns.load(std::memory_order_relaxed);
+}
+
+void ClientSegment::set_wait_state(ClientWaitState state) noexcept {
+    // Relaxed: a report for the daemon's next decision; it orders nothing.
+    shared_at<ClientHeader>(base_)->wait_state.store(static_cast<std::uint32_t>(state), std::memory_order_relaxed);
+}
 
 void ClientSegment::add_cache_hit() noexcept {
     // Relaxed: a statistic; fetch_add because several threads of one client may

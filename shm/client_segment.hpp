@@ -35,7 +35,17 @@ namespace regiond::shm {
 
 inline constexpr char kClientMagic[8] = {'R', 'G', 'D', 'C', 'L', 'N', 'T', '\0'};
 /// 2: max_request. 3: cache_hits (a client-written counter in the header).
-inline constexpr std::uint32_t kClientLayoutVersion = 3;
+/// 4: spin_permit_ns (daemon -> client) and wait_state (client -> daemon), the
+///    host-wide waiting of shm/wait_policy.hpp.
+inline constexpr std::uint32_t kClientLayoutVersion = 4;
+
+/// What a client's waiting thread is doing, as it tells the daemon
+/// (ClientHeader::wait_state).
+enum class ClientWaitState : std::uint32_t {
+    idle = 0,      ///< no call waiting for an answer
+    spinning = 1,  ///< polling its response ring on a core
+    sleeping = 2,  ///< asleep on its response ring's futex word
+};
 inline constexpr unsigned kClientSegmentSeals = 0x0002 | 0x0004 | 0x0001;  // F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL
 
 /// How the client wakes the daemon when requests.consumer_sleeping is set.
@@ -75,7 +85,21 @@ struct alignas(kCacheLine) ClientHeader {
     /// time, and make it go backwards; the daemon treats it as a number to
     /// report, never as a size, index or loop bound.
     SharedU64 cache_hits;
-    std::uint8_t reserved2[40];
+    /// How long this client may spin for an answer, in nanoseconds, before it
+    /// sleeps: the daemon's host-wide decision (shm/wait_policy.hpp), 0 = sleep
+    /// at once. Written by the daemon only when it changes, read by the client
+    /// at each wait. Relaxed on both sides: advice that publishes no other data;
+    /// a stale value costs at most one wait's spin (or one futex sleep), never
+    /// correctness, since the need-wake-up protocol does not depend on it.
+    SharedU32 spin_permit_ns;
+    /// ClientWaitState of the client's waiting thread. Written by the client
+    /// (relaxed, at each change), read by the daemon (relaxed) when it counts the
+    /// spinners. UNTRUSTED: a client can lie here; the worst it buys is one
+    /// core counted wrongly in the decision (it could spin without a permit
+    /// anyway: a local process can always burn a core). Any other value is
+    /// read as idle.
+    SharedU32 wait_state;
+    std::uint8_t reserved2[32];
 };
 static_assert(sizeof(ClientHeader) == 128 && alignof(ClientHeader) == 64);
 static_assert(offsetof(ClientHeader, layout_version) == 8);
@@ -90,6 +114,8 @@ static_assert(offsetof(ClientHeader, client_id) == 56);
 static_assert(offsetof(ClientHeader, daemon_generation) == 64);
 static_assert(offsetof(ClientHeader, max_request) == 72);
 static_assert(offsetof(ClientHeader, cache_hits) == 80);
+static_assert(offsetof(ClientHeader, spin_permit_ns) == 88);
+static_assert(offsetof(ClientHeader, wait_state) == 92);
 static_assert(std::is_standard_layout_v<ClientHeader>);
 
 /// Offsets and sizes of a client segment (the daemon's trusted copy).
@@ -131,6 +157,14 @@ public:
     /// The client's own count of hot-cache hits: untrusted (any value, possibly
     /// smaller than last time); see ClientHeader::cache_hits.
     std::uint64_t cache_hits() const noexcept;
+    /// Publishes this client's spin permit (see ClientHeader::spin_permit_ns).
+    /// Stores only when it differs from the last value stored, so an unchanged
+    /// decision costs no cache-line transfer.
+    void set_spin_permit(std::uint32_t ns) noexcept;
+    std::uint32_t spin_permit() const noexcept { return permit_; }
+    /// The client's word on what its waiting thread does (untrusted; an
+    /// unknown value reads as idle).
+    ClientWaitState wait_state() const noexcept;
 
 private:
     ClientSegmentOwner() = default;
@@ -141,6 +175,7 @@ private:
     ClientGeometry geometry_{};
     RingConsumer requests_;
     RingProducer responses_;
+    std::uint32_t permit_ = 0;  // our copy of spin_permit_ns (never read back)
 };
 
 /// Client side: maps a segment received from the daemon after validating it
@@ -166,6 +201,10 @@ public:
     /// Counts one hit served from the hot cache (no system call: an atomic add in
     /// this client's own segment, which the daemon reads for its counters).
     void add_cache_hit() noexcept;
+    /// The daemon's spin permit for this client now (ns; 0: sleep at once).
+    std::uint32_t spin_permit() const noexcept;
+    /// Tells the daemon what this client's waiting thread does.
+    void set_wait_state(ClientWaitState state) noexcept;
 
 private:
     ClientSegment() = default;

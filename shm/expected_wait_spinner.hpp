@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 
 #include "shm/wakeup.hpp"
 
@@ -44,7 +45,13 @@ public:
     /// clock read costs about as much as a pause).
     template <class Ready>
     bool spin(Ready&& ready) {
-        const auto limit = budget();
+        return spin_for(budget(), std::forward<Ready>(ready));
+    }
+
+    /// As spin(), for at most `limit` (the caller's cap on budget(), e.g. the
+    /// host-wide spin permit of shm/wait_policy.hpp).
+    template <class Ready>
+    bool spin_for(std::chrono::nanoseconds limit, Ready&& ready) {
         if (ready()) return true;
         if (limit.count() == 0) return false;
         const auto end = Clock::now() + limit;

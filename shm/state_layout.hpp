@@ -31,7 +31,9 @@ inline constexpr char kStateMagic[8] = {'R', 'G', 'D', 'S', 'T', 'A', 'T', 'E'};
 ///    (geometry, hash seed, reclaimed counter, statistics), followed by the
 ///    seqlocked index and the value arena. A version-1 reader would take the
 ///    index for free space, so the version changes.
-inline constexpr std::uint32_t kStateLayoutVersion = 2;
+/// 3: the wait facts on the heartbeat's line (WaitFactsWords): the host-wide
+///    decision of who spins (shm/wait_policy.hpp), for clients and regionctl.
+inline constexpr std::uint32_t kStateLayoutVersion = 3;
 
 inline constexpr std::uint32_t kMaxRegions = 16;
 inline constexpr std::uint32_t kMaxEndpointsPerRegion = 8;
@@ -74,7 +76,22 @@ struct alignas(kCacheLine) StateHeader {
     /// judge whether the daemon is alive. On its own line so its constant writes do
     /// not invalidate the line readers use for the static fields.
     SharedU64 heartbeat_ns;
-    std::uint8_t pad2[56];
+    /// The wait facts (shm/wait_policy.hpp), rewritten by the daemon loop at
+    /// most every millisecond while it is busy. Each word is relaxed on both
+    /// sides and stands alone: they are for display (regionctl status) and
+    /// diagnosis, a reader may see one word of the next decision beside one of
+    /// the last, and nothing is ever derived from two of them together. The
+    /// decision that binds a client is its own spin permit (ClientHeader).
+    SharedU32 usable_cores;      ///< cores the daemon may run on (affinity, cgroup quota)
+    SharedU32 busy_cores;        ///< cores taken by work that produces answers
+    SharedU32 spare_cores;       ///< usable - busy
+    SharedU32 runnable;          ///< /proc/loadavg's running tasks at the last sample
+    SharedU32 in_flight_milli;   ///< requests at the database, smoothed, x1000
+    SharedU32 clients_spinning;  ///< clients that said they spin for an answer
+    SharedU32 clients_sleeping;  ///< clients that said they sleep for an answer
+    SharedU32 client_permits;    ///< how many clients may spin now
+    SharedU32 daemon_may_spin;   ///< 1 if the daemon may spin on its request rings
+    std::uint8_t pad2[20];
 };
 static_assert(sizeof(StateHeader) == 192 && alignof(StateHeader) == 64);
 static_assert(offsetof(StateHeader, magic) == 0);
@@ -92,6 +109,8 @@ static_assert(offsetof(StateHeader, max_endpoints_per_region) == 100);
 static_assert(offsetof(StateHeader, endpoint_slot_size) == 104);
 static_assert(offsetof(StateHeader, counter_count) == 108);
 static_assert(offsetof(StateHeader, heartbeat_ns) == 128);
+static_assert(offsetof(StateHeader, usable_cores) == 136);
+static_assert(offsetof(StateHeader, daemon_may_spin) == 168);
 static_assert(std::is_standard_layout_v<StateHeader>);
 
 enum class EndpointRole : std::uint8_t { primary = 1, replica = 2 };
@@ -173,12 +192,28 @@ enum class Counter : std::uint32_t {
     invalidations_applied = 25,           ///< keys evicted from this host's hot cache by an invalidation
     cache_flushes = 26,                   ///< whole hot-cache flushes (Redis or a path lost, admin)
     cache_redis_errors = 27,              ///< Redis commands of the cache tier that failed
-    kCount = 28,
+    client_wakeups = 28,                  ///< futex wake-ups of sleeping clients (answers ready)
+    daemon_wakeups = 29,                  ///< times a client woke the sleeping daemon (eventfd)
+    wait_decisions = 30,                  ///< host-wide waiting decisions taken (shm/wait_policy.hpp)
+    kCount = 31,
 };
 static_assert(static_cast<std::uint32_t>(Counter::kCount) <= kCounterSlots);
 
 /// Where each section goes for a given cache size; the single source of truth
 /// for both creation and the layout test.
+/// The wait facts as one value (StateSegment::publish_wait_facts, StateView::wait_facts).
+struct WaitFacts {
+    std::uint32_t usable_cores = 0;
+    std::uint32_t busy_cores = 0;
+    std::uint32_t spare_cores = 0;
+    std::uint32_t runnable = 0;
+    std::uint32_t in_flight_milli = 0;
+    std::uint32_t clients_spinning = 0;
+    std::uint32_t clients_sleeping = 0;
+    std::uint32_t client_permits = 0;
+    bool daemon_may_spin = false;
+};
+
 struct StateGeometry {
     std::uint64_t regions_offset;
     std::uint64_t regions_length;

@@ -202,6 +202,20 @@ void StateSegment::heartbeat(std::uint64_t monotonic_ns) noexcept {
     impl_->header->heartbeat_ns.store(monotonic_ns, std::memory_order_relaxed);
 }
 
+void StateSegment::publish_wait_facts(const WaitFacts& f) noexcept {
+    // Relaxed, word by word: display and diagnosis only (see StateHeader).
+    StateHeader* h = impl_->header;
+    h->usable_cores.store(f.usable_cores, std::memory_order_relaxed);
+    h->busy_cores.store(f.busy_cores, std::memory_order_relaxed);
+    h->spare_cores.store(f.spare_cores, std::memory_order_relaxed);
+    h->runnable.store(f.runnable, std::memory_order_relaxed);
+    h->in_flight_milli.store(f.in_flight_milli, std::memory_order_relaxed);
+    h->clients_spinning.store(f.clients_spinning, std::memory_order_relaxed);
+    h->clients_sleeping.store(f.clients_sleeping, std::memory_order_relaxed);
+    h->client_permits.store(f.client_permits, std::memory_order_relaxed);
+    h->daemon_may_spin.store(f.daemon_may_spin ? 1u : 0u, std::memory_order_relaxed);
+}
+
 bool StateSegment::write_endpoint(std::uint32_t region, std::uint32_t endpoint, const EndpointStatus& status) noexcept {
     if (region >= kMaxRegions || endpoint >= kMaxEndpointsPerRegion) return false;
     EndpointStatus copy = status;
@@ -337,6 +351,22 @@ std::uint64_t StateView::heartbeat_ns() const noexcept {
     // Relaxed: see StateHeader::heartbeat_ns.
     return impl_->header->heartbeat_ns.load(std::memory_order_relaxed);
 }
+WaitFacts StateView::wait_facts() const noexcept {
+    // Relaxed, word by word: see StateHeader's wait facts.
+    const StateHeader* h = impl_->header;
+    WaitFacts f;
+    f.usable_cores = h->usable_cores.load(std::memory_order_relaxed);
+    f.busy_cores = h->busy_cores.load(std::memory_order_relaxed);
+    f.spare_cores = h->spare_cores.load(std::memory_order_relaxed);
+    f.runnable = h->runnable.load(std::memory_order_relaxed);
+    f.in_flight_milli = h->in_flight_milli.load(std::memory_order_relaxed);
+    f.clients_spinning = h->clients_spinning.load(std::memory_order_relaxed);
+    f.clients_sleeping = h->clients_sleeping.load(std::memory_order_relaxed);
+    f.client_permits = h->client_permits.load(std::memory_order_relaxed);
+    f.daemon_may_spin = h->daemon_may_spin.load(std::memory_order_relaxed) != 0;
+    return f;
+}
+
 std::chrono::nanoseconds StateView::heartbeat_age() const noexcept {
     const std::uint64_t now = monotonic_now_ns();
     const std::uint64_t beat = heartbeat_ns();

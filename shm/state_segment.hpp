@@ -68,6 +68,8 @@ public:
     /// Stores the loop's liveness timestamp (relaxed; see StateHeader::heartbeat_ns).
     void heartbeat(std::uint64_t monotonic_ns) noexcept;
     void heartbeat_now() noexcept { heartbeat(monotonic_now_ns()); }
+    /// Stores the wait facts (relaxed, word by word; see StateHeader).
+    void publish_wait_facts(const WaitFacts& facts) noexcept;
 
     /// Seqlocked write of one endpoint entry (single writer: the daemon loop).
     /// Returns false if region/endpoint are out of range.
@@ -113,6 +115,8 @@ public:
     std::chrono::nanoseconds heartbeat_age() const noexcept;
     std::uint32_t max_regions() const noexcept;
     std::uint32_t max_endpoints_per_region() const noexcept;
+    /// The wait facts as last published (word by word, relaxed).
+    WaitFacts wait_facts() const noexcept;
 
     /// Seqlocked read of one entry; false if out of range or no consistent
     /// snapshot within `max_retries` (see Seqlock::read).

@@ -13,6 +13,7 @@
 #include "shm/base/size_text.hpp"
 #include "shm/layout.hpp"
 #include "shm/ring.hpp"
+#include "shm/wait_policy.hpp"
 
 namespace regiond::client {
 
@@ -310,13 +311,33 @@ void Connection::lead(Pending& mine, Deadline deadline) {
         if (deadline) slice = std::min(slice, std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now));
         // Spins while an answer is expected soon (ExpectedWaitSpinner), then
         // sleeps on the response ring's futex word with the need-wake-up flag set.
+        //
+        // How long it spins is decided for the whole host: the daemon's permit
+        // for this client caps the spinner's own expectation (shm/wait_policy.hpp),
+        // so spinners never take the cores the daemon and the database need.
+        // The permit is worth nothing once the daemon's heartbeat is stale.
         shm::RingConsumer& responses = segment_.responses();
         const auto waiting_since = Clock::now();
-        if (!spinner_.spin([&responses] { return responses.has_data(); }) &&
-            responses.wait(nullptr, slice) == shm::WaitResult::timed_out && socket_hung_up()) {
-            mark_dead("regiond hung up while a call was waiting for its answer");
-            return;
+        const auto own = static_cast<std::uint32_t>(std::min<std::int64_t>(spinner_.budget().count(), UINT32_MAX));
+        const std::chrono::nanoseconds limit{
+            shm::client_spin_ns(own, segment_.spin_permit(), state_.heartbeat_age() <= kHeartbeatStale)};
+        bool ready = false;
+        if (limit.count() > 0) {
+            segment_.set_wait_state(shm::ClientWaitState::spinning);
+            ready = spinner_.spin_for(limit, [&responses] { return responses.has_data(); });
+        } else {
+            ready = responses.has_data();
         }
+        if (!ready) {
+            segment_.set_wait_state(shm::ClientWaitState::sleeping);
+            const bool timed_out = responses.wait(nullptr, slice) == shm::WaitResult::timed_out;
+            if (timed_out && socket_hung_up()) {
+                segment_.set_wait_state(shm::ClientWaitState::idle);
+                mark_dead("regiond hung up while a call was waiting for its answer");
+                return;
+            }
+        }
+        segment_.set_wait_state(shm::ClientWaitState::idle);
         spinner_.observe(Clock::now() - waiting_since);
     }
 }

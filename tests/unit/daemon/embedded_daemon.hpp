@@ -83,6 +83,8 @@ struct Fixture {
     }
 
     std::chrono::nanoseconds handshake_timeout = 2s;
+    std::string loadavg_path = "/proc/loadavg";  ///< host-wide waiting's running-task sample
+    std::uint32_t usable_cores = 0;              ///< 0: detected
 
     std::unique_ptr<Daemon> start(config::Config c, StartError* error_out = nullptr) {
         backend.endpoints.clear();
@@ -92,6 +94,8 @@ struct Fixture {
         options.endpoint_factory = backend.factory();
         options.handle_signals = false;
         options.redis_checks = false;
+        options.loadavg_path = loadavg_path;
+        options.usable_cores = usable_cores;
         StartError error;
         auto d = Daemon::create(std::move(options), error);
         if (error_out != nullptr)

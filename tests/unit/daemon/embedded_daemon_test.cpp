@@ -6,6 +6,8 @@
 
 #include <sys/mman.h>
 
+#include <fstream>
+
 #include "shm/state_segment.hpp"
 
 using namespace regiond;
@@ -569,4 +571,72 @@ TEST_CASE("reload applies thresholds live and logs what needs a restart", "[daem
     d->reload();
     CHECK(d->config().lag.max_lag == 10s);
     CHECK(f.logged("keeping the running configuration"));
+}
+
+namespace {
+
+// A stand-in for /proc/loadavg with `running` tasks, rewritten in place (the
+// daemon keeps the file open and re-reads it).
+void write_loadavg(const std::filesystem::path& path, int running) {
+    std::ofstream out(path, std::ios::trunc);
+    out << "0.50 0.40 0.30 " << running << "/321 4242\n";
+}
+
+}  // namespace
+
+TEST_CASE("host-wide waiting: facts in the state segment, a spin permit only while a core is spare",
+          "[daemon][waiting]") {
+    Fixture f;
+    const auto loadavg = f.dir / "loadavg";
+    write_loadavg(loadavg, 1);  // only the daemon runs
+    f.loadavg_path = loadavg.string();
+    f.usable_cores = 2;
+    auto d = f.start();
+    f.local_replica().set_health(true, 0, 500);
+    auto view = shm::StateView::open(d->config().daemon.state_segment);
+    REQUIRE(view);
+
+    auto c = TestClient::connect(*d, d->config().daemon.socket);
+    REQUIRE(c->ok());
+    CHECK(c->segment->spin_permit() == 0);  // nothing decided for it yet
+
+    // Its request at the (fake) database: one backend works, one core is
+    // spare, and this client, the one that is active, may spin for its answer.
+    c->segment->set_wait_state(shm::ClientWaitState::spinning);
+    c->send(1, shm::Op::read_local, "select 1");
+    REQUIRE(run_until(*d, [&] { return !f.local_replica().jobs.empty(); }));
+    REQUIRE(run_until(*d, [&] { return c->segment->spin_permit() > 0; }));
+    REQUIRE(run_until(*d, [&] { return view->wait_facts().clients_spinning == 1; }));
+    shm::WaitFacts facts = view->wait_facts();
+    CHECK(facts.usable_cores == 2);
+    CHECK(facts.client_permits == 1);
+    CHECK_FALSE(facts.daemon_may_spin);  // a request is in flight
+
+    // The host gets busy (other work takes both cores): the permit goes,
+    // everyone sleeps.
+    write_loadavg(loadavg, 9);
+    REQUIRE(run_until(*d, [&] { return c->segment->spin_permit() == 0; }));
+    REQUIRE(run_until(*d, [&] { return view->wait_facts().spare_cores == 0; }));
+    CHECK(view->wait_facts().client_permits == 0);
+
+    // The client sleeps; its answer wakes it once.
+    c->segment->set_wait_state(shm::ClientWaitState::sleeping);
+    REQUIRE(run_until(*d, [&] { return view->wait_facts().clients_sleeping == 1; }));
+    REQUIRE(c->segment->responses().prepare_sleep().may_sleep);
+    const std::uint64_t woken_before = d->snapshot().counters[static_cast<std::size_t>(shm::Counter::client_wakeups)].second;
+    f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"1"}}, kMaxChunk));
+    REQUIRE(c->wait_response(*d, 1));
+    // The fake completes outside a loop pass; the wake it owes is done at the
+    // end of the next one.
+    d->run_once(0ms);
+    const StatusSnapshot s = d->snapshot();
+    CHECK(s.counters[static_cast<std::size_t>(shm::Counter::client_wakeups)].second == woken_before + 1);
+    CHECK(s.waiting.usable_cores == 2);
+    CHECK(format_status_json(s).find("\"waiting\":{\"usable_cores\":2,") != std::string::npos);
+    CHECK(format_metrics(s).find("regiond_wakeups_total{to=\"client\"} ") != std::string::npos);
+
+    // Back to quiet, nothing in flight: the daemon may spin on its rings.
+    write_loadavg(loadavg, 1);
+    c->segment->set_wait_state(shm::ClientWaitState::idle);
+    REQUIRE(run_until(*d, [&] { return view->wait_facts().daemon_may_spin; }));
 }

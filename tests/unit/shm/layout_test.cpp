@@ -58,8 +58,8 @@ Bytes bytes_of(Fill fill) {
 }  // namespace
 
 TEST_CASE("layout versions, magics and numeric values", "[layout]") {
-    CHECK(kStateLayoutVersion == 2);
-    CHECK(kClientLayoutVersion == 3);
+    CHECK(kStateLayoutVersion == 3);
+    CHECK(kClientLayoutVersion == 4);
     CHECK(kProtocolVersion == 2);
     CHECK(std::memcmp(kStateMagic, "RGDSTATE", 8) == 0);
     CHECK(std::memcmp(kClientMagic, "RGDCLNT\0", 8) == 0);
@@ -87,6 +87,13 @@ TEST_CASE("layout versions, magics and numeric values", "[layout]") {
     CHECK(static_cast<int>(Counter::errors) == 8);
     CHECK(static_cast<int>(Counter::clients_dropped) == 11);
     CHECK(static_cast<int>(Counter::consistent_reads_to_primary) == 15);
+    CHECK(static_cast<int>(Counter::cache_redis_errors) == 27);
+    CHECK(static_cast<int>(Counter::client_wakeups) == 28);
+    CHECK(static_cast<int>(Counter::daemon_wakeups) == 29);
+    CHECK(static_cast<int>(Counter::wait_decisions) == 30);
+    CHECK(static_cast<int>(ClientWaitState::idle) == 0);
+    CHECK(static_cast<int>(ClientWaitState::spinning) == 1);
+    CHECK(static_cast<int>(ClientWaitState::sleeping) == 2);
     CHECK(static_cast<int>(Op::read_local) == 1);
     CHECK(static_cast<int>(Op::read_primary) == 2);
     CHECK(static_cast<int>(Op::write) == 3);
@@ -173,6 +180,8 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
         h.daemon_generation = 0xb1b2b3b4b5b6b7b8;
         h.max_request.store(0x00040000);
         h.cache_hits.store(0xc1c2c3c4c5c6c7c8);
+        h.spin_permit_ns.store(0x0003d090);  // 250 000
+        h.wait_state.store(2);
     });
     CHECK(header == image(128, {
                                    {0, text("RGDCLNT\0", 8)},
@@ -188,6 +197,8 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
                                    {64, {0xb8, 0xb7, 0xb6, 0xb5, 0xb4, 0xb3, 0xb2, 0xb1}},
                                    {72, {0x00, 0x00, 0x04, 0x00}},
                                    {80, {0xc8, 0xc7, 0xc6, 0xc5, 0xc4, 0xc3, 0xc2, 0xc1}},
+                                   {88, {0x90, 0xd0, 0x03, 0x00}},
+                                   {92, {2, 0, 0, 0}},
                                }));
 
     const ClientGeometry g = client_geometry(1 << 16, 1 << 20);
@@ -213,6 +224,15 @@ TEST_CASE("state segment header and endpoint status: byte images and geometry", 
         h.endpoint_slot_size = 192;
         h.counter_count = 64;
         h.heartbeat_ns.store(0x4142434445464748);
+        h.usable_cores.store(2);
+        h.busy_cores.store(3);
+        h.spare_cores.store(4);
+        h.runnable.store(5);
+        h.in_flight_milli.store(0x00010203);
+        h.clients_spinning.store(6);
+        h.clients_sleeping.store(7);
+        h.client_permits.store(8);
+        h.daemon_may_spin.store(1);
     });
     CHECK(header == image(192, {
                                    {0, text("RGDSTATE", 8)},
@@ -227,6 +247,9 @@ TEST_CASE("state segment header and endpoint status: byte images and geometry", 
                                    {80, {0xc0, 0x62, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0, 0, 0}},
                                    {96, {16, 0, 0, 0, 8, 0, 0, 0, 192, 0, 0, 0, 64, 0, 0, 0}},
                                    {128, {0x48, 0x47, 0x46, 0x45, 0x44, 0x43, 0x42, 0x41}},
+                                   {136, {2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0}},
+                                   {152, {0x03, 0x02, 0x01, 0, 6, 0, 0, 0, 7, 0, 0, 0, 8, 0, 0, 0}},
+                                   {168, {1, 0, 0, 0}},
                                }));
 
     const Bytes status = bytes_of<EndpointStatus>([](EndpointStatus& s) {

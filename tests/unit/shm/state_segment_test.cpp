@@ -223,12 +223,12 @@ TEST_CASE("state view refuses other versions, foreign and unfinished segments", 
     RawShm raw(name);
 
     SECTION("newer layout version: the message names both versions") {
-        raw.header().layout_version.store(3);
+        raw.header().layout_version.store(kStateLayoutVersion + 1);
         auto v = StateView::open(name);
         REQUIRE_FALSE(v);
-        CHECK(v.error().message ==
-              "state segment " + name +
-                  " has layout version 3, this library understands 2: upgrade libregiond or the daemon");
+        CHECK(v.error().message == "state segment " + name + " has layout version " +
+                                       std::to_string(kStateLayoutVersion + 1) + ", this library understands " +
+                                       std::to_string(kStateLayoutVersion) + ": upgrade libregiond or the daemon");
     }
     SECTION("not ready (version 0)") {
         raw.header().layout_version.store(0);
