@@ -56,7 +56,7 @@ while (($#)); do
   case $1 in
     --sweep) SWEEP=1; shift ;;
     --out) OUT=${2:?--out needs a directory}; shift 2 ;;
-    --idle) passthrough+=(--no-curve --idle); shift ;;
+    --idle) passthrough+=(--no-curve --idle); shift ;;  # the idle part alone
     *) passthrough+=("$1"); shift ;;
   esac
 done
@@ -109,9 +109,14 @@ ROWS=100000
 psql_as_postgres us-east-1 "set client_min_messages = warning;
   create table if not exists rgd_bench (id int primary key, name text not null, balance numeric not null);
   insert into rgd_bench select g, 'user-' || g, g * 1.5 from generate_series(1, $ROWS) g on conflict (id) do nothing;
-  grant select on rgd_bench to $APP_USER;" >/dev/null
-replica_has_rows() { [[ $(psql_as_postgres eu-west-1 "select count(*) from rgd_bench") == "$ROWS" ]]; }
-poll 60 "eu-west-1 replica replaying rgd_bench" replica_has_rows
+  grant select on rgd_bench to $APP_USER;
+  analyze rgd_bench;" >/dev/null
+# The statistics replicate too: without them `where id <= 1` plans a sequential scan.
+replica_has_rows() {
+  [[ $(psql_as_postgres eu-west-1 "select count(*) from rgd_bench") == "$ROWS" ]] &&
+    [[ $(psql_as_postgres eu-west-1 "select reltuples::int from pg_class where relname = 'rgd_bench'") == "$ROWS" ]]
+}
+poll 60 "eu-west-1 replica replaying rgd_bench and its statistics" replica_has_rows
 
 # --- regiond on a copy of the eu-west-1 config, its replica reached directly ---
 local_link_port=$(awk '$1 == "eu-west-1>eu-west-1:pg" { split($2, a, ":"); print a[2] }' "$WAN_LINKS")

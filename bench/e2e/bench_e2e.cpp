@@ -412,13 +412,16 @@ struct Sample {
 };
 
 // One round: `clients` threads, each with its own session, run for `seconds`
-// after a short warm-up (connections opened, statements prepared, caches hot).
-// A call counts if it started inside the measured span; CPU is sampled at the
-// span's two ends.
+// after a warm-up (connections opened, statements prepared, caches hot): at
+// least 300 ms and until every client has had an answer, so that long calls
+// (a 100 000-row result among 16 clients) are out of step before measuring.
+// A call counts if it ended inside the measured span (throughput is the calls
+// ended per second of it); CPU is sampled at the span's two ends.
 Sample run_round(Path path, int clients, const Workload& w, double seconds, const Options& o, const Probes& probes) {
     std::vector<std::unique_ptr<Session>> sessions;
     for (int i = 0; i < clients; ++i) sessions.push_back(open_session(path, o, w.range));
-    std::atomic<int> phase{0};  // 0 warm-up, 1 measure, 2 stop (relaxed: a flag, no data published through it)
+    std::atomic<int> phase{0};     // 0 warm-up, 1 measure, 2 stop (relaxed: a flag, no data published through it)
+    std::atomic<int> answered{0};  // clients that had a first answer (or failed)
     std::vector<std::vector<std::uint32_t>> per_thread(static_cast<std::size_t>(clients));
     std::vector<std::string> errors(static_cast<std::size_t>(clients));
     std::vector<std::thread> threads;
@@ -428,20 +431,25 @@ Sample run_round(Path path, int clients, const Workload& w, double seconds, cons
             std::uniform_int_distribution<int> pick(1, w.table_rows);
             auto& mine = per_thread[static_cast<std::size_t>(t)];
             mine.reserve(w.range ? 1 << 12 : 1 << 18);
-            for (;;) {
-                const int ph = phase.load(std::memory_order_relaxed);
-                if (ph == 2) break;
+            bool first = true;
+            while (phase.load(std::memory_order_relaxed) != 2) {
                 const auto t0 = Clock::now();
-                if (!sessions[static_cast<std::size_t>(t)]->query(w.range ? w.result_rows : pick(rng))) {
+                const bool ok = sessions[static_cast<std::size_t>(t)]->query(w.range ? w.result_rows : pick(rng));
+                const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+                if (first) answered.fetch_add(1, std::memory_order_relaxed);
+                first = false;
+                if (!ok) {
                     errors[static_cast<std::size_t>(t)] = sessions[static_cast<std::size_t>(t)]->error();
                     break;
                 }
-                const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
-                if (ph == 1) mine.push_back(static_cast<std::uint32_t>(std::min<long long>(ns, UINT32_MAX)));
+                if (phase.load(std::memory_order_relaxed) == 1)
+                    mine.push_back(static_cast<std::uint32_t>(std::min<long long>(ns, UINT32_MAX)));
             }
         });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // warm-up: a fixed span by design
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // warm-up: at least a fixed span by design
+    while (answered.load(std::memory_order_relaxed) < clients)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const CpuSnapshot before = snapshot(probes);
     phase.store(1, std::memory_order_relaxed);
     const auto start = Clock::now();
@@ -749,6 +757,15 @@ int idle_part(const Options& o, const Probes& probes) {
     const int procs = std::max(1, std::min(o.idle_procs, o.idle_clients));
     std::printf("\nidle: %d regiond clients in %d processes, connected and sending nothing for %.0f s\n\n",
                 o.idle_clients, procs, o.idle_seconds);
+    // The daemon's own idle cost first, with no client connected: what the
+    // 200 clients add is the difference.
+    const Cpu a0 = proc_cpu(probes.daemon);
+    const auto alone_t0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(o.idle_seconds));
+    const Cpu alone = proc_cpu(probes.daemon) - a0;
+    const double alone_pct =
+        100.0 * alone.total() / std::chrono::duration<double, std::micro>(Clock::now() - alone_t0).count();
+
     std::fflush(stdout);  // before fork: no buffered output copied into the children
     std::vector<IdleChild> children;
     for (int i = 0; i < procs; ++i) {
@@ -857,6 +874,8 @@ int idle_part(const Options& o, const Probes& probes) {
 
     std::printf("| idle, %.0f s | CPU user | CPU system | %% of one core |\n| --- | ---: | ---: | ---: |\n",
                 o.idle_seconds);
+    std::printf("| daemon, no client connected (before, for comparison) | %.0f ms | %.0f ms | %.3f %% |\n",
+                alone.user_us / 1000, alone.sys_us / 1000, alone_pct);
     std::printf("| daemon | %.0f ms | %.0f ms | %.3f %% |\n", d.user_us / 1000, d.sys_us / 1000, pct(d));
     std::printf("| %d client processes (+ this one) | %.0f ms | %.0f ms | %.3f %% |\n", procs,
                 all_clients.user_us / 1000, all_clients.sys_us / 1000, pct(all_clients));
@@ -878,12 +897,14 @@ int idle_part(const Options& o, const Probes& probes) {
     if (!o.idle_csv.empty()) {
         std::ofstream out(o.idle_csv);
         out << "idle_clients,procs,seconds,daemon_user_ms,daemon_sys_ms,daemon_pct,clients_user_ms,clients_sys_ms,"
-               "clients_pct,pg_pct,first_request_us,later_first_median_us,later_first_max_us,ref_p50_us,ref_p99_us\n";
+               "clients_pct,pg_pct,daemon_no_clients_pct,first_request_us,later_first_median_us,later_first_max_us,ref_"
+               "p50_us,ref_p99_us\n";
         char line[512];
-        std::snprintf(line, sizeof line, "%d,%d,%.1f,%.1f,%.1f,%.3f,%.1f,%.1f,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f\n",
-                      o.idle_clients, procs, o.idle_seconds, d.user_us / 1000, d.sys_us / 1000, pct(d),
-                      all_clients.user_us / 1000, all_clients.sys_us / 1000, pct(all_clients), pct(pg), first_us,
-                      later_median, later_max, rs.p50_us, rs.p99_us);
+        std::snprintf(line, sizeof line,
+                      "%d,%d,%.1f,%.1f,%.1f,%.3f,%.1f,%.1f,%.3f,%.3f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f\n", o.idle_clients,
+                      procs, o.idle_seconds, d.user_us / 1000, d.sys_us / 1000, pct(d), all_clients.user_us / 1000,
+                      all_clients.sys_us / 1000, pct(all_clients), pct(pg), alone_pct, first_us, later_median,
+                      later_max, rs.p50_us, rs.p99_us);
         out << line;
         if (!out) throw std::runtime_error("cannot write " + o.idle_csv);
     }
