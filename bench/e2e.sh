@@ -81,10 +81,9 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 chmod 755 "$WORK"
 REGIOND_PID="" PGB_PID=""
-cleanup() {
-  [[ -n $REGIOND_PID ]] && kill "$REGIOND_PID" 2>/dev/null && wait "$REGIOND_PID" 2>/dev/null
-  [[ -n $PGB_PID ]] && kill "$PGB_PID" 2>/dev/null && wait "$PGB_PID" 2>/dev/null
-  true
+cleanup() { # keeps the script's status: a process killed here exits 143, which set -e would return
+  if [[ -n $REGIOND_PID ]] && kill "$REGIOND_PID" 2>/dev/null; then wait "$REGIOND_PID" 2>/dev/null || true; fi
+  if [[ -n $PGB_PID ]] && kill "$PGB_PID" 2>/dev/null; then wait "$PGB_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 

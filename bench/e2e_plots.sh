@@ -62,7 +62,8 @@ EOF
 }
 
 COMMON='set grid
-set key top left
+set key top left box opaque
+set rmargin 6
 set datafile missing "nan"'
 
 # series PREFIX SUFFIX USING TITLE_SUFFIX DASH: one "file using ... title ..."
@@ -124,6 +125,7 @@ if ((${#cpu_series[@]})); then
   joined=$(printf '%s, ' "${cpu_series[@]}")
   plot_both daemon_cpu_vs_clients "$COMMON
 set title 'CPU of the proxy per request (primary-key SELECT)'
+set key top right
 set xlabel 'clients'
 set ylabel 'CPU µs per request'
 set logscale x 2
