@@ -202,8 +202,8 @@ private:
     std::size_t backlog_total_ = 0;  ///< sum of every session's output().bytes()
     std::size_t window_;             ///< stream_window(ring_size)
     std::vector<ClientId> hot_;
-    std::vector<ClientId> owed_wakeups_;  ///< clients with wake_pending, in order
-    std::size_t permit_turn_ = 0;         ///< where grant_spin_permits() starts next
+    std::vector<ClientId> owed_wakeups_;          ///< clients with wake_pending, in order
+    std::size_t permit_turn_ = 0;                 ///< where grant_spin_permits() starts next
     std::vector<ClientSession*> permit_scratch_;  ///< scratch of grant_spin_permits()
     std::vector<shm::RingConsumer*> spin_rings_;  // scratch for before_block()
     shm::AdaptiveSpinner spinner_;

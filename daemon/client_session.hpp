@@ -82,13 +82,13 @@ public:
     bool flush(OutputQueue::Clock::time_point now, bool& wake, bool& progress);
 
     // Bookkeeping owned by ClientServer.
-    bool hot = false;          ///< serviced recently: its need-wake-up flag is clear, the loop polls it
-    bool paused = false;       ///< not reading its ring: a request is parked until a limit allows it
-    bool closing = false;      ///< removed; destroyed after the current dispatch
+    bool hot = false;      ///< serviced recently: its need-wake-up flag is clear, the loop polls it
+    bool paused = false;   ///< not reading its ring: a request is parked until a limit allows it
+    bool closing = false;  ///< removed; destroyed after the current dispatch
     OutputQueue::Clock::time_point last_request{};  ///< when the daemon last took a request of it
-    bool permit_granted = false;  ///< scratch of ClientServer::grant_spin_permits()
-    bool wake_pending = false; ///< a futex wake is owed at the end of this loop pass (ClientServer::flush_wakeups)
-    bool window_full = false;  ///< a stream() found the queue over the window; tell the handler when it drains
+    bool permit_granted = false;                    ///< scratch of ClientServer::grant_spin_permits()
+    bool wake_pending = false;  ///< a futex wake is owed at the end of this loop pass (ClientServer::flush_wakeups)
+    bool window_full = false;   ///< a stream() found the queue over the window; tell the handler when it drains
     std::optional<ParkedRequest> parked;
 
 private:

@@ -136,7 +136,7 @@ bool Daemon::start(DaemonOptions& options, StartError& error) {
     client_server_->set_handler(dispatcher_.get());
     waiting_ = std::make_unique<WaitCoordinator>(
         *client_server_, *state_, stats_, [this] { return dispatcher_->pending(); },
-        options.usable_cores != 0 ? options.usable_cores : usable_cores(), options.loadavg_path);
+        options.usable_cores != 0 ? options.usable_cores : usable_cores(), options.loadavg_path, options.host_waiting);
     client_server_->set_spin_allowed([this] {
         const bool allowed = waiting_->daemon_may_spin();
         waiting_->note_daemon_spinning(allowed);
@@ -437,9 +437,9 @@ StatusSnapshot Daemon::snapshot() {
     s.consistent_wait = stats_.consistent_wait();
     s.hot_cache = cache_->report();
     const shm::WaitFacts& w = waiting_->facts();
-    s.waiting = WaitingReport{w.usable_cores,     w.busy_cores,       w.spare_cores,
-                              w.runnable,         w.in_flight_milli,  w.clients_spinning,
-                              w.clients_sleeping, w.client_permits,   w.daemon_may_spin};
+    s.waiting =
+        WaitingReport{w.usable_cores,     w.busy_cores,       w.spare_cores,    w.runnable,       w.in_flight_milli,
+                      w.clients_spinning, w.clients_sleeping, w.client_permits, w.daemon_may_spin};
     return s;
 }
 

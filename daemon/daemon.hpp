@@ -48,6 +48,9 @@ struct DaemonOptions {
     /// file and the usable cores (0: detected). Tests give their own.
     std::string loadavg_path = "/proc/loadavg";
     std::uint32_t usable_cores = 0;
+    /// false: no host-wide decision (every client may spin, the daemon spins
+    /// whenever nothing is in flight), for A/B measurements.
+    bool host_waiting = true;
 };
 
 struct StartError {

@@ -2,6 +2,9 @@
 // configuration and the real PostgreSQL backend to the library (daemon.hpp).
 #include <sysexits.h>
 
+#include <cstdlib>
+#include <string_view>
+
 #include <iostream>
 #include <span>
 
@@ -42,6 +45,11 @@ int run(const std::string& path) {
     options.config = std::move(*outcome.config);
     options.endpoint_factory = &regiond::daemon::pg::Endpoint::create;
     options.durable_path = &regiond::daemon::cache::make_tailer_durable_path;
+    // For A/B measurements only (bench/e2e.sh --ab): the waiting of before
+    // issue 10, every client free to spin and the daemon spinning whenever
+    // nothing is in flight. Not a configuration key on purpose.
+    if (const char* ab = std::getenv("REGIOND_HOST_WAITING"); ab != nullptr && std::string_view(ab) == "off")
+        options.host_waiting = false;
     regiond::daemon::StartError error;
     auto daemon = regiond::daemon::Daemon::create(std::move(options), error);
     if (!daemon) {

@@ -153,11 +153,11 @@ std::string format_status_text(const StatusSnapshot& s) {
            std::to_string(counter_value(s, "invalidations_received_durable")) + "\n";
     out += "hot cache " + std::string(h.vouched ? "vouched for" : "NOT vouched for: " + h.not_vouched) + "\n";
     const WaitingReport& w = s.waiting;
-    out += "waiting: " + std::to_string(w.usable_cores) + " usable cores, " + std::to_string(w.busy_cores) +
-           " busy, " + std::to_string(w.spare_cores) + " spare; clients spinning " +
-           std::to_string(w.clients_spinning) + ", sleeping " + std::to_string(w.clients_sleeping) + ", permits " +
-           std::to_string(w.client_permits) + "; daemon " + (w.daemon_may_spin ? "may spin" : "sleeps") +
-           "; wake-ups of clients " + std::to_string(counter_value(s, "client_wakeups")) + ", of the daemon " +
+    out += "waiting: " + std::to_string(w.usable_cores) + " usable cores, " + std::to_string(w.busy_cores) + " busy, " +
+           std::to_string(w.spare_cores) + " spare; clients spinning " + std::to_string(w.clients_spinning) +
+           ", sleeping " + std::to_string(w.clients_sleeping) + ", permits " + std::to_string(w.client_permits) +
+           "; daemon " + (w.daemon_may_spin ? "may spin" : "sleeps") + "; wake-ups of clients " +
+           std::to_string(counter_value(s, "client_wakeups")) + ", of the daemon " +
            std::to_string(counter_value(s, "daemon_wakeups")) + "\n";
 
     std::vector<std::string> alerts;
@@ -258,8 +258,8 @@ std::string format_status_json(const StatusSnapshot& s) {
     out += ',';
     append_json_raw(out, "runnable", std::to_string(w.runnable));
     out += ',';
-    append_json_raw(out, "in_flight_avg", std::to_string(w.in_flight_milli / 1000) + "." +
-                                              std::to_string(w.in_flight_milli % 1000 / 100));
+    append_json_raw(out, "in_flight_avg",
+                    std::to_string(w.in_flight_milli / 1000) + "." + std::to_string(w.in_flight_milli % 1000 / 100));
     out += ',';
     append_json_raw(out, "clients_spinning", std::to_string(w.clients_spinning));
     out += ',';

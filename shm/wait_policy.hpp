@@ -36,13 +36,13 @@
 namespace regiond::shm {
 
 /// What the daemon knows about the host when it decides (sampled by
-/// daemon/wait_coordinator.cpp).
+/// daemon/waiting/wait_coordinator.cpp).
 struct HostLoad {
-    std::uint32_t usable_cores = 1;         ///< affinity and cgroup quota (usable_cores())
-    std::uint32_t runnable = 0;             ///< /proc/loadavg's running tasks, sampled (includes the sampler)
-    std::uint32_t in_flight_milli = 0;      ///< requests at the database, smoothed, x1000
-    std::uint32_t clients_spinning = 0;     ///< clients that say they spin now
-    bool daemon_spinning = false;           ///< the daemon was spinning when sampled
+    std::uint32_t usable_cores = 1;      ///< affinity and cgroup quota (usable_cores())
+    std::uint32_t runnable = 0;          ///< /proc/loadavg's running tasks, sampled (includes the sampler)
+    std::uint32_t in_flight_milli = 0;   ///< requests at the database, smoothed, x1000
+    std::uint32_t clients_spinning = 0;  ///< clients that say they spin now
+    bool daemon_spinning = false;        ///< the daemon was spinning when sampled
 };
 
 struct WaitDecision {

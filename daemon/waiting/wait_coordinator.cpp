@@ -11,19 +11,20 @@ namespace {
 
 /// The longest spin a permit allows: the clients' own ceiling
 /// (ExpectedWaitSpinner), past which an answer is better waited for asleep.
-constexpr auto kPermitNs = static_cast<std::uint32_t>(
-    std::chrono::nanoseconds(shm::ExpectedWaitSpinner::kDefaultMax).count());
+constexpr auto kPermitNs =
+    static_cast<std::uint32_t>(std::chrono::nanoseconds(shm::ExpectedWaitSpinner::kDefaultMax).count());
 
 }  // namespace
 
 WaitCoordinator::WaitCoordinator(ClientServer& clients, shm::StateSegment& state, Stats& stats,
                                  std::function<std::size_t()> in_flight, std::uint32_t usable_cores,
-                                 const std::string& loadavg_path)
+                                 const std::string& loadavg_path, bool enabled)
     : clients_(clients),
       state_(state),
       stats_(stats),
       in_flight_(std::move(in_flight)),
       usable_cores_(usable_cores == 0 ? 1 : usable_cores),
+      enabled_(enabled),
       runnable_(loadavg_path.c_str()) {}
 
 void WaitCoordinator::maybe_decide(Clock::time_point now) {
@@ -55,6 +56,10 @@ void WaitCoordinator::decide(Clock::time_point now) {
     load.clients_spinning = census.spinning;
     load.daemon_spinning = daemon_spinning_;
     decision_ = shm::decide_waiting(load, in_flight != 0);
+    if (!enabled_) {
+        decision_.daemon_may_spin = true;  // still only while nothing is in flight (daemon_may_spin())
+        decision_.client_permits = static_cast<std::uint32_t>(-1);
+    }
     clients_.grant_spin_permits(decision_.client_permits, kPermitNs, now);
 
     facts_.usable_cores = usable_cores_;

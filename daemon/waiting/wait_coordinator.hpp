@@ -41,7 +41,7 @@ public:
     /// parameters so tests can fix them).
     WaitCoordinator(ClientServer& clients, shm::StateSegment& state, Stats& stats,
                     std::function<std::size_t()> in_flight, std::uint32_t usable_cores,
-                    const std::string& loadavg_path = "/proc/loadavg");
+                    const std::string& loadavg_path = "/proc/loadavg", bool enabled = true);
 
     /// Decides again if kDecideEvery has passed since the last decision.
     void maybe_decide(Clock::time_point now);
@@ -61,6 +61,7 @@ private:
     Stats& stats_;
     std::function<std::size_t()> in_flight_;
     std::uint32_t usable_cores_;
+    bool enabled_;  ///< false: the A/B baseline (every client may spin; see DaemonOptions::host_waiting)
     RunnableSampler runnable_;
     std::optional<std::uint32_t> last_runnable_;
     Clock::time_point decided_{};

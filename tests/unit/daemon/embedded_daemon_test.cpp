@@ -623,7 +623,8 @@ TEST_CASE("host-wide waiting: facts in the state segment, a spin permit only whi
     c->segment->set_wait_state(shm::ClientWaitState::sleeping);
     REQUIRE(run_until(*d, [&] { return view->wait_facts().clients_sleeping == 1; }));
     REQUIRE(c->segment->responses().prepare_sleep().may_sleep);
-    const std::uint64_t woken_before = d->snapshot().counters[static_cast<std::size_t>(shm::Counter::client_wakeups)].second;
+    const std::uint64_t woken_before =
+        d->snapshot().counters[static_cast<std::size_t>(shm::Counter::client_wakeups)].second;
     f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"1"}}, kMaxChunk));
     REQUIRE(c->wait_response(*d, 1));
     // The fake completes outside a loop pass; the wake it owes is done at the

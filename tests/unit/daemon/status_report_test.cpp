@@ -113,12 +113,13 @@ TEST_CASE("status json has the documented keys and escapes strings", "[status]")
                                      "\"cache_healthy\":false,\"alert\":true,"
                                      "\"last_error\":\"a \\\"quoted\\\"\\nproblem\"}"));
     CHECK_THAT(json, Catch::Contains("\"replay_lsn\":\"0/16B3748\""));
-    CHECK_THAT(json, Catch::Contains("}],\"state_segment\":\"/regiond.0a1b2c3d\",\"hot_cache\":{\"capacity_bytes\":"
-                                     "67108864,\"used_bytes\":1024,\"entries\":3,\"vouched\":true,\"not_vouched\":\"\","
-                                     "\"fences\":2,\"fence_floor\":\"0/0\"},\"waiting\":{\"usable_cores\":2,\"busy_cores\":1,"
-                                     "\"spare_cores\":1,\"runnable\":3,\"in_flight_avg\":1.2,\"clients_spinning\":1,"
-                                     "\"clients_sleeping\":4,\"client_permits\":1,\"daemon_may_spin\":false},"
-                                     "\"counters\":{"));
+    CHECK_THAT(json,
+               Catch::Contains("}],\"state_segment\":\"/regiond.0a1b2c3d\",\"hot_cache\":{\"capacity_bytes\":"
+                               "67108864,\"used_bytes\":1024,\"entries\":3,\"vouched\":true,\"not_vouched\":\"\","
+                               "\"fences\":2,\"fence_floor\":\"0/0\"},\"waiting\":{\"usable_cores\":2,\"busy_cores\":1,"
+                               "\"spare_cores\":1,\"runnable\":3,\"in_flight_avg\":1.2,\"clients_spinning\":1,"
+                               "\"clients_sleeping\":4,\"client_permits\":1,\"daemon_may_spin\":false},"
+                               "\"counters\":{"));
     CHECK_THAT(json, Catch::EndsWith("\"counters\":{\"requests_read_local\":10,\"requests_write\":2,\"errors\":1,"
                                      "\"clients_connected\":5,\"clients_dropped\":1}}\n"));
     CHECK(std::count(json.begin(), json.end(), '\n') == 1);
