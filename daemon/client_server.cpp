@@ -232,6 +232,7 @@ bool ClientServer::take(ClientSession& s, std::uint64_t request_id, std::span<co
         return false;
     }
     ledger_.take(s.id());
+    ++requests_taken_;
     s.last_request = EventLoop::Clock::now();
     handler_->on_request(s.id(), request_id, request);
     return !s.closing;

@@ -118,6 +118,9 @@ public:
         std::uint32_t sleeping = 0;
     };
     WaitCensus wait_census() const noexcept;
+    /// Requests taken from the rings since start (the waiting decision's
+    /// activity signal).
+    std::uint64_t requests_taken() const noexcept { return requests_taken_; }
     /// Gives up to `permits` clients that sent a request within
     /// kPermitActivity a spin permit of `permit_ns`, and every other client
     /// none. Holders keep theirs while the permits suffice; the others take
@@ -202,7 +205,8 @@ private:
     std::size_t backlog_total_ = 0;  ///< sum of every session's output().bytes()
     std::size_t window_;             ///< stream_window(ring_size)
     std::vector<ClientId> hot_;
-    std::vector<ClientId> owed_wakeups_;          ///< clients with wake_pending, in order
+    std::vector<ClientId> owed_wakeups_;  ///< clients with wake_pending, in order
+    std::uint64_t requests_taken_ = 0;
     std::size_t permit_turn_ = 0;                 ///< where grant_spin_permits() starts next
     std::vector<ClientSession*> permit_scratch_;  ///< scratch of grant_spin_permits()
     std::vector<shm::RingConsumer*> spin_rings_;  // scratch for before_block()

@@ -821,6 +821,11 @@ int idle_part(const Options& o, const Probes& probes) {
         for (const IdleChild& ch : children) c += proc_cpu(ch.pid);
         return c;
     };
+    // A direct libpq connection, prepared and idle for the same span: what the
+    // first query after a long idle costs without regiond (sleeping vCPUs and
+    // an idle backend pay their own wake-ups).
+    std::unique_ptr<DirectSession> direct;
+    if (!o.direct_conninfo.empty()) direct = std::make_unique<DirectSession>(o.direct_conninfo, false);
     const Cpu d0 = proc_cpu(probes.daemon), c0 = clients_cpu(), s0 = self_cpu();
     const auto pg0 = children_of(probes.postmaster);
     const auto t0 = Clock::now();
@@ -854,6 +859,14 @@ int idle_part(const Options& o, const Probes& probes) {
         const double us = ask(k);
         if (us < 0) break;
         later.push_back(us);
+    }
+    // The same for direct libpq, right after (the processes it needs slept as long).
+    std::vector<double> direct_first;
+    for (int k = 0; direct && k <= o.idle_probes; ++k) {
+        if (k != 0) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        const auto t = Clock::now();
+        if (!direct->query(1 + k)) break;
+        direct_first.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
     }
     const bool children_ok = finish();
     if (first_us < 0 || static_cast<int>(later.size()) != o.idle_probes || !children_ok) {
@@ -891,6 +904,16 @@ int idle_part(const Options& o, const Probes& probes) {
                 later_median, rs.p99_us, verdict(later_median, rs.p99_us, false).c_str());
     std::printf("| %d more idle clients' first requests, max | %.1f | ≤ p99 %.1f | %s |\n", o.idle_probes, later_max,
                 rs.p99_us, verdict(later_max, rs.p99_us, false).c_str());
+    if (!direct_first.empty()) {
+        std::vector<double> rest(direct_first.begin() + 1, direct_first.end());
+        std::sort(rest.begin(), rest.end());
+        std::printf("| for comparison: direct libpq, first query after the same idle | %.1f | — | |\n",
+                    direct_first.front());
+        if (!rest.empty())
+            std::printf(
+                "| for comparison: direct libpq, %zu more after 250 ms pauses, median / max | %.1f / %.1f | — | |\n",
+                rest.size(), rest[rest.size() / 2], rest.back());
+    }
     std::printf("(reference: 1-client regiond run of %.1f s right after: p50 %.1f µs, p99 %.1f µs, %zu calls)\n",
                 o.seconds, rs.p50_us, rs.p99_us, rs.calls);
 

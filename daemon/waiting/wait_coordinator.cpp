@@ -28,7 +28,13 @@ WaitCoordinator::WaitCoordinator(ClientServer& clients, shm::StateSegment& state
       runnable_(loadavg_path.c_str()) {}
 
 void WaitCoordinator::maybe_decide(Clock::time_point now) {
-    if (decided_ != Clock::time_point{} && now - decided_ < kDecideEvery) return;
+    if (decided_ != Clock::time_point{}) {
+        const auto since = now - decided_;
+        if (since < kDecideEvery) return;
+        const bool active = clients_.requests_taken() != requests_at_decision_ || in_flight_() != 0;
+        if (!active && since < kDecideWhenIdleEvery) return;
+    }
+    requests_at_decision_ = clients_.requests_taken();
     decide(now);
 }
 

@@ -8,7 +8,9 @@
 // busy loop pays one decision per millisecond (a census of the clients' words:
 // one load each) and an idle loop one per wake-up it has anyway (the 50 ms
 // heartbeat): no timer of its own, so idle stays idle. /proc/loadavg is read at
-// most every 10 ms.
+// most every 10 ms. A loop with no request taken since the last decision and
+// nothing in flight decides only once a second (the facts stay fresh for
+// display, and an idle daemon reads no /proc file 100 times a second).
 #pragma once
 
 #include <chrono>
@@ -35,6 +37,7 @@ public:
     using Clock = std::chrono::steady_clock;
     static constexpr std::chrono::microseconds kDecideEvery{1000};
     static constexpr std::chrono::milliseconds kSampleRunnableEvery{10};
+    static constexpr std::chrono::seconds kDecideWhenIdleEvery{1};
 
     /// `in_flight`: requests the daemon has taken and not yet answered.
     /// `usable_cores`: usable_cores(); `loadavg_path`: /proc/loadavg (both
@@ -65,6 +68,7 @@ private:
     RunnableSampler runnable_;
     std::optional<std::uint32_t> last_runnable_;
     Clock::time_point decided_{};
+    std::uint64_t requests_at_decision_ = 0;
     Clock::time_point sampled_{};
     std::uint32_t in_flight_milli_ = 0;
     bool daemon_spinning_ = false;
