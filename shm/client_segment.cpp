@@ -137,8 +137,24 @@ ClientWaitState ClientSegmentOwner::wait_state() const noexcept {
     }
 }
 
+std::uint64_t ClientSegmentOwner::waits_spun() const noexcept {
+    // Relaxed: statistics (see ClientHeader::waits_spun).
+    return shared_at<ClientHeader>(static_cast<const std::byte*>(base_))->waits_spun.load(std::memory_order_relaxed);
+}
+
+std::uint64_t ClientSegmentOwner::waits_slept() const noexcept {
+    // Relaxed: statistics (see ClientHeader::waits_slept).
+    return shared_at<ClientHeader>(static_cast<const std::byte*>(base_))->waits_slept.load(std::memory_order_relaxed);
+}
+
 // ---------------------------------------------------------------------------
 // Client side
+
+void ClientSegment::count_wait(bool slept) noexcept {
+    // Relaxed: statistics; fetch_add since several threads of one client may lead in turn.
+    ClientHeader* h = shared_at<ClientHeader>(base_);
+    (slept ? h->waits_slept : h->waits_spun).fetch_add(1, std::memory_order_relaxed);
+}
 
 std::uint32_t ClientSegment::spin_permit() const noexcept {
     // Relaxed: see ClientHeader::spin_permit_ns.

@@ -35,8 +35,9 @@ namespace regiond::shm {
 
 inline constexpr char kClientMagic[8] = {'R', 'G', 'D', 'C', 'L', 'N', 'T', '\0'};
 /// 2: max_request. 3: cache_hits (a client-written counter in the header).
-/// 4: spin_permit_ns (daemon -> client) and wait_state (client -> daemon), the
-///    host-wide waiting of shm/wait_policy.hpp.
+/// 4: spin_permit_ns (daemon -> client), wait_state, waits_spun and
+///    waits_slept (client -> daemon), the host-wide waiting of
+///    shm/wait_policy.hpp.
 inline constexpr std::uint32_t kClientLayoutVersion = 4;
 
 /// What a client's waiting thread is doing, as it tells the daemon
@@ -99,7 +100,14 @@ struct alignas(kCacheLine) ClientHeader {
     /// anyway: a local process can always burn a core). Any other value is
     /// read as idle.
     SharedU32 wait_state;
-    std::uint8_t reserved2[32];
+    /// How this client waited for answers: waits that began with a spin (the
+    /// permit and its own expectation allowed one), and waits that slept (a
+    /// wait can be both: a spin that found nothing, then a sleep). Written by the client
+    /// (fetch_add, relaxed: statistics, like cache_hits), read for diagnosis
+    /// and by tests. UNTRUSTED, as cache_hits.
+    SharedU64 waits_spun;
+    SharedU64 waits_slept;
+    std::uint8_t reserved2[16];
 };
 static_assert(sizeof(ClientHeader) == 128 && alignof(ClientHeader) == 64);
 static_assert(offsetof(ClientHeader, layout_version) == 8);
@@ -116,6 +124,8 @@ static_assert(offsetof(ClientHeader, max_request) == 72);
 static_assert(offsetof(ClientHeader, cache_hits) == 80);
 static_assert(offsetof(ClientHeader, spin_permit_ns) == 88);
 static_assert(offsetof(ClientHeader, wait_state) == 92);
+static_assert(offsetof(ClientHeader, waits_spun) == 96);
+static_assert(offsetof(ClientHeader, waits_slept) == 104);
 static_assert(std::is_standard_layout_v<ClientHeader>);
 
 /// Offsets and sizes of a client segment (the daemon's trusted copy).
@@ -165,6 +175,10 @@ public:
     /// The client's word on what its waiting thread does (untrusted; an
     /// unknown value reads as idle).
     ClientWaitState wait_state() const noexcept;
+    /// The client's own counts of waits that spun and that slept (untrusted
+    /// statistics).
+    std::uint64_t waits_spun() const noexcept;
+    std::uint64_t waits_slept() const noexcept;
 
 private:
     ClientSegmentOwner() = default;
@@ -205,6 +219,8 @@ public:
     std::uint32_t spin_permit() const noexcept;
     /// Tells the daemon what this client's waiting thread does.
     void set_wait_state(ClientWaitState state) noexcept;
+    /// Counts a wait for an answer that spun (slept = false) or slept.
+    void count_wait(bool slept) noexcept;
 
 private:
     ClientSegment() = default;

@@ -338,6 +338,8 @@ void Connection::lead(Pending& mine, Deadline deadline) {
             }
         }
         segment_.set_wait_state(shm::ClientWaitState::idle);
+        if (limit.count() > 0) segment_.count_wait(false);
+        if (!ready) segment_.count_wait(true);
         spinner_.observe(Clock::now() - waiting_since);
     }
 }

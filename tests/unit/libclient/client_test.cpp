@@ -230,6 +230,29 @@ TEST_CASE("a 200000-row result arrives whole", "[large]") {
     CHECK(all);
 }
 
+TEST_CASE("waiting follows the daemon's spin permit: without one the client never spins", "[waiting]") {
+    TempDir dir;
+    FakeDaemonOptions no_permit;
+    no_permit.spin_permit_ns = 0;
+    FakeDaemon d(dir.file("regiond.sock"), no_permit);
+    regiond::Client db = connect(d);
+    for (int i = 0; i < 200; ++i) REQUIRE(db.read_local("select 1").ok());
+    // Answered 30 ms later: the fake's loop has summed the counts of every
+    // call before it by then.
+    REQUIRE(db.read_local("sleep 30").ok());
+    CHECK(d.waits_slept() >= 1);
+    CHECK(d.waits_spun() == 0);
+
+    // With a permit (the fake's default) the client spins while its own
+    // expectation allows, which it does at first.
+    TempDir dir2;
+    FakeDaemon permitted(dir2.file("regiond.sock"));
+    regiond::Client db2 = connect(permitted);
+    REQUIRE(db2.read_local("sleep 30").ok());
+    // Counted when the wait ended, summed by the fake at its next loop turn.
+    CHECK(eventually([&] { return permitted.waits_spun() >= 1 && permitted.waits_slept() >= 1; }));
+}
+
 TEST_CASE("timeouts: error text, cancel, a late answer is dropped", "[timeout]") {
     TempDir dir;
     FakeDaemon d(dir.file("regiond.sock"));

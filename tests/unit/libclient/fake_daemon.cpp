@@ -123,6 +123,8 @@ struct FakeDaemon::Impl {
     std::thread thread;
     std::atomic<bool> stopping{false};
     std::atomic<bool> paused{false};
+    std::atomic<std::uint64_t> waits_spun{0};
+    std::atomic<std::uint64_t> waits_slept{0};
     std::atomic<std::uint64_t> requests{0}, cancels{0}, last_timeout{0};
     std::atomic<int> connected{0};
     std::mutex stop_mu;
@@ -223,6 +225,7 @@ void FakeDaemon::Impl::accept_client() {
     seg_options.daemon_generation = state->generation();
     auto segment = shm::ClientSegmentOwner::create(seg_options);
     if (!segment) throw std::runtime_error(segment.error().message);
+    segment->set_spin_permit(options.spin_permit_ns);
     auto c = std::make_unique<Client>(Client{
         std::move(sock), UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), std::move(*segment), {}, {}, false});
     c->buffer.resize(c->segment.requests().max_payload());
@@ -237,6 +240,13 @@ void FakeDaemon::Impl::accept_client() {
 void FakeDaemon::Impl::run() {
     while (!stopping.load() && !die) {
         state->heartbeat_now();
+        std::uint64_t spun = 0, slept = 0;
+        for (auto& c : clients) {
+            spun += c->segment.waits_spun();
+            slept += c->segment.waits_slept();
+        }
+        waits_spun.store(spun, std::memory_order_relaxed);
+        waits_slept.store(slept, std::memory_order_relaxed);
         for (auto& c : clients) {
             serve(*c);
             if (die) break;
@@ -378,6 +388,12 @@ int FakeDaemon::clients_connected() const {
 }
 std::uint64_t FakeDaemon::last_timeout_ms() const {
     return impl_->last_timeout.load();
+}
+std::uint64_t FakeDaemon::waits_spun() const {
+    return impl_->waits_spun.load(std::memory_order_relaxed);
+}
+std::uint64_t FakeDaemon::waits_slept() const {
+    return impl_->waits_slept.load(std::memory_order_relaxed);
 }
 
 TempDir::TempDir() {

@@ -34,6 +34,8 @@ struct FakeDaemonOptions {
     shm::WelcomeStatus refuse = shm::WelcomeStatus::ok;
     std::string refuse_message;
     std::uint32_t protocol_version = shm::kProtocolVersion;
+    /// The spin permit every client gets (ClientHeader::spin_permit_ns).
+    std::uint32_t spin_permit_ns = 250'000;
 };
 
 class FakeDaemon {
@@ -55,6 +57,10 @@ public:
     std::uint64_t cancels_seen() const;
     int clients_connected() const;
     std::uint64_t last_timeout_ms() const;
+    /// The clients' own counts of waits that spun and that slept
+    /// (ClientHeader::waits_spun/slept, summed at each loop turn).
+    std::uint64_t waits_spun() const;
+    std::uint64_t waits_slept() const;
 
 private:
     struct Impl;

@@ -182,6 +182,8 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
         h.cache_hits.store(0xc1c2c3c4c5c6c7c8);
         h.spin_permit_ns.store(0x0003d090);  // 250 000
         h.wait_state.store(2);
+        h.waits_spun.store(0xd1d2d3d4d5d6d7d8);
+        h.waits_slept.store(0x0102030405060708);
     });
     CHECK(header == image(128, {
                                    {0, text("RGDCLNT\0", 8)},
@@ -199,6 +201,8 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
                                    {80, {0xc8, 0xc7, 0xc6, 0xc5, 0xc4, 0xc3, 0xc2, 0xc1}},
                                    {88, {0x90, 0xd0, 0x03, 0x00}},
                                    {92, {2, 0, 0, 0}},
+                                   {96, {0xd8, 0xd7, 0xd6, 0xd5, 0xd4, 0xd3, 0xd2, 0xd1}},
+                                   {104, {0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01}},
                                }));
 
     const ClientGeometry g = client_geometry(1 << 16, 1 << 20);
