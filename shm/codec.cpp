@@ -231,7 +231,7 @@ bool Response::add_row(std::span<const std::optional<std::string_view>> values) 
         if (!fits_u32(v->size())) return false;
         cells_.push_back(Cell{arena_.size(), static_cast<std::uint32_t>(v->size())});
         grow_for(arena_, v->size() + 1);
-        arena_.insert(arena_.end(), v->begin(), v->end());
+        arena_.append(v->data(), v->size());
         arena_.push_back('\0');
     }
     ++nrows_;
@@ -500,7 +500,7 @@ CodecError ResponseDecoder::feed(std::span<const std::byte> chunk) {
             out.cells_.push_back(Response::Cell{out.arena_.size(), len});
             grow_for(out.arena_, std::size_t{len} + 1);
             const char* chars = reinterpret_cast<const char*>(data);
-            out.arena_.insert(out.arena_.end(), chars, chars + len);
+            out.arena_.append(chars, len);
             out.arena_.push_back('\0');
         }
     }

@@ -40,6 +40,8 @@
 #include <string_view>
 #include <vector>
 
+#include "shm/growable_buffer.hpp"
+
 namespace regiond::shm {
 
 inline constexpr std::uint32_t kNullLength = 0xFFFFFFFFu;
@@ -152,8 +154,8 @@ private:
         std::uint32_t length;  ///< kNullLength for NULL
     };
     std::size_t nrows_ = 0;
-    std::vector<Cell> cells_;  ///< row-major, nrows_ * ncols()
-    std::vector<char> arena_;
+    GrowableBuffer<Cell> cells_;  ///< row-major, nrows_ * ncols()
+    GrowableBuffer<char> arena_;  ///< the values, each NUL-terminated
 };
 
 /// Streams a response into chunks of at most max_chunk bytes.
