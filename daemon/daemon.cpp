@@ -436,10 +436,7 @@ StatusSnapshot Daemon::snapshot() {
     }
     s.consistent_wait = stats_.consistent_wait();
     s.hot_cache = cache_->report();
-    const shm::WaitFacts& w = waiting_->facts();
-    s.waiting =
-        WaitingReport{w.usable_cores,     w.busy_cores,       w.spare_cores,    w.runnable,       w.in_flight_milli,
-                      w.clients_spinning, w.clients_sleeping, w.client_permits, w.daemon_may_spin};
+    s.waiting = waiting_->facts();
     return s;
 }
 

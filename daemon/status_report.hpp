@@ -13,6 +13,7 @@
 
 #include "daemon/pg/endpoint.hpp"
 #include "daemon/stats.hpp"
+#include "shm/state_layout.hpp"
 
 namespace regiond::daemon {
 
@@ -51,18 +52,9 @@ struct HotCacheReport {
     std::uint64_t fence_floor = 0;  ///< the global floor LSN
 };
 
-/// Host-wide waiting (shm/wait_policy.hpp): the last decision and its inputs.
-struct WaitingReport {
-    std::uint32_t usable_cores = 0;
-    std::uint32_t busy_cores = 0;
-    std::uint32_t spare_cores = 0;
-    std::uint32_t runnable = 0;
-    std::uint32_t in_flight_milli = 0;
-    std::uint32_t clients_spinning = 0;
-    std::uint32_t clients_sleeping = 0;
-    std::uint32_t client_permits = 0;
-    bool daemon_may_spin = false;
-};
+/// Host-wide waiting (shm/wait_policy.hpp): the last decision and its inputs,
+/// as published in the state segment.
+using WaitingReport = shm::WaitFacts;
 
 struct StatusSnapshot {
     std::string region;

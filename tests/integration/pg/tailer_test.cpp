@@ -244,8 +244,11 @@ TEST_CASE("tailer: an unreachable endpoint is a gap after a few polls; rows writ
     Recorder rec;
     auto o = replica_tailer_options(20ms);
     o.gap_after_polls = 3;
-    o.poll_timeout = 300ms;
-    o.connect_timeout = 300ms;
+    // Long enough that a poll slowed by a loaded machine (the suite runs two
+    // tests at once on 2 cores) is not taken for a silence: with 300 ms a
+    // fresh-clone run once saw a third gap after the link came back.
+    o.poll_timeout = 1s;
+    o.connect_timeout = 1s;
     InvalidationTailer t(loop, o, rec.hooks());
     start_and_catch_up(loop, t, rec);
     const std::string key = unique_value() + ":during-cut";
