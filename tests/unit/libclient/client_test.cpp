@@ -237,9 +237,9 @@ TEST_CASE("waiting follows the daemon's spin permit: without one the client neve
     FakeDaemon d(dir.file("regiond.sock"), no_permit);
     regiond::Client db = connect(d);
     for (int i = 0; i < 200; ++i) REQUIRE(db.read_local("select 1").ok());
-    // Answered 30 ms later: the fake's loop has summed the counts of every
-    // call before it by then.
-    REQUIRE(db.read_local("sleep 30").ok());
+    // Two loop turns later the fake has summed every count made before now.
+    const std::uint64_t turn = d.loop_turns();
+    REQUIRE(eventually([&] { return d.loop_turns() >= turn + 2; }));
     CHECK(d.waits_slept() >= 1);
     CHECK(d.waits_spun() == 0);
 
@@ -248,6 +248,8 @@ TEST_CASE("waiting follows the daemon's spin permit: without one the client neve
     TempDir dir2;
     FakeDaemon permitted(dir2.file("regiond.sock"));
     regiond::Client db2 = connect(permitted);
+    // Answered 30 ms later (not a wait of the test: the answer must come
+    // after any spin, so this wait both spins and sleeps).
     REQUIRE(db2.read_local("sleep 30").ok());
     // Counted when the wait ended, summed by the fake at its next loop turn.
     CHECK(eventually([&] { return permitted.waits_spun() >= 1 && permitted.waits_slept() >= 1; }));

@@ -125,6 +125,7 @@ struct FakeDaemon::Impl {
     std::atomic<bool> paused{false};
     std::atomic<std::uint64_t> waits_spun{0};
     std::atomic<std::uint64_t> waits_slept{0};
+    std::atomic<std::uint64_t> turns{0};
     std::atomic<std::uint64_t> requests{0}, cancels{0}, last_timeout{0};
     std::atomic<int> connected{0};
     std::mutex stop_mu;
@@ -247,6 +248,7 @@ void FakeDaemon::Impl::run() {
         }
         waits_spun.store(spun, std::memory_order_relaxed);
         waits_slept.store(slept, std::memory_order_relaxed);
+        turns.fetch_add(1, std::memory_order_release);
         for (auto& c : clients) {
             serve(*c);
             if (die) break;
@@ -394,6 +396,9 @@ std::uint64_t FakeDaemon::waits_spun() const {
 }
 std::uint64_t FakeDaemon::waits_slept() const {
     return impl_->waits_slept.load(std::memory_order_relaxed);
+}
+std::uint64_t FakeDaemon::loop_turns() const {
+    return impl_->turns.load(std::memory_order_acquire);
 }
 
 TempDir::TempDir() {

@@ -61,6 +61,9 @@ public:
     /// (ClientHeader::waits_spun/slept, summed at each loop turn).
     std::uint64_t waits_spun() const;
     std::uint64_t waits_slept() const;
+    /// Loop turns so far; counts published at turn N include everything a
+    /// client counted before turn N began.
+    std::uint64_t loop_turns() const;
 
 private:
     struct Impl;
