@@ -77,6 +77,81 @@ RGD_API rgd_result* rgd_cached_read(rgd_client* c, const char* key, unsigned ttl
  * e.g. "0/5A3F10"; "" while unknown). rgd_served_by is "". */
 RGD_API rgd_result* rgd_health(rgd_client* c);
 
+/* ------------------------------------------------------------------------
+ * The event-loop interface (in the manner of libpq's asynchronous API).
+ *
+ * Start any number of calls from one thread without blocking, watch ONE file
+ * descriptor with your event loop (epoll, libuv, asyncio, ...), and collect the
+ * calls that finished when it is readable:
+ *
+ *     rgd_call_id id = rgd_start_read_local(c, "SELECT ...", 1, params);
+ *     ...
+ *     int fd = rgd_event_fd(c);        // the same descriptor for the client's life
+ *     // when fd is readable (level-triggered):
+ *     rgd_call_id done;
+ *     rgd_result* r;
+ *     while ((r = rgd_collect(c, &done)) != NULL) { ... rgd_free(r); }
+ *
+ *  - A start never waits for the daemon: the request goes into the client's
+ *    ring (or, while the ring is full, into a queue the library sends from
+ *    later) and the call returns its id, a number > 0 unique within the client.
+ *    It returns 0 only when out of memory or when c is NULL. An error found at
+ *    once (bad arguments, a malformed token, a request too large, no daemon)
+ *    is not returned here: the call finishes at once with that error, to be
+ *    collected like any other. rgd_start_cached_read answers a hit in this
+ *    host's cache the same way, finished at once.
+ *  - The one exception to "never waits": when the connection to the daemon is
+ *    gone (the daemon restarted), a start or a collect makes a new one, a
+ *    handshake over the local unix socket (well under a millisecond with a
+ *    live daemon; bounded by 10 s and by the call's deadline with a stuck one).
+ *  - rgd_event_fd() is readable while a finished call waits to be collected
+ *    or the library has work to do (an answer arrived, a deadline passed, a
+ *    queued request can be sent, the daemon hung up). It never has to be read
+ *    or written by the caller: rgd_collect() does what is needed. Register it
+ *    for readability only. -1 if c is NULL or the library could not create it.
+ *  - rgd_collect() never blocks. It returns one finished call's result (and
+ *    its id through `id` if not NULL), or NULL when nothing has finished yet
+ *    (*id is then 0). Call it until it returns NULL each time the descriptor
+ *    is readable; results come in the order calls finished, not started.
+ *  - Every started call finishes exactly once, with the daemon's answer or an
+ *    error: "timed out after N ms" at the client's deadline (rgd_set_timeout_ms,
+ *    taken when the call starts; the daemon is told to cancel it), the errors
+ *    of the blocking calls, or "cancelled" (rgd_cancel).
+ *  - When the daemon restarts, calls in flight are sent again on the new
+ *    connection when that is safe, exactly as for the blocking calls (a read
+ *    always; a write only if the daemon never took it out of the ring); the
+ *    others finish with "connection to regiond lost (daemon restarted?): retry".
+ *    While the daemon is down, resendable calls wait for it until their
+ *    deadline.
+ *  - The blocking calls keep working beside these, from any thread. The
+ *    event-loop functions themselves may also be called from several threads
+ *    (they lock), but one thread with one event loop is what they are for.
+ *  - rgd_disconnect() finishes nothing: results not collected are freed with
+ *    the client, and the descriptor is closed. Remove it from your loop first.
+ */
+typedef unsigned long long rgd_call_id;
+
+RGD_API rgd_call_id rgd_start_read_local(rgd_client* c, const char* sql, int nparams, const char* const* params);
+RGD_API rgd_call_id rgd_start_read_primary(rgd_client* c, const char* sql, int nparams, const char* const* params);
+RGD_API rgd_call_id rgd_start_write(rgd_client* c, const char* sql, int nparams, const char* const* params, int nkeys,
+                                    const char* const* invalidate_keys);
+RGD_API rgd_call_id rgd_start_read_consistent(rgd_client* c, const char* token, const char* sql, int nparams,
+                                              const char* const* params);
+RGD_API rgd_call_id rgd_start_cached_read(rgd_client* c, const char* key, unsigned ttl_seconds, const char* sql,
+                                          int nparams, const char* const* params);
+
+/* The descriptor to watch for readability (see above). */
+RGD_API int rgd_event_fd(rgd_client* c);
+/* One finished call, or NULL (never blocks). The result is the caller's to rgd_free. */
+RGD_API rgd_result* rgd_collect(rgd_client* c, rgd_call_id* id);
+/* Calls started and not yet collected (finished or not). */
+RGD_API size_t rgd_calls_pending(rgd_client* c);
+/* Finishes a call that has not finished yet with the error "cancelled", and
+ * tells the daemon to stop working on it (a write may still commit: cancel
+ * decides only what the caller is told). Returns 1 if the call was cancelled,
+ * 0 if it had already finished or is unknown. */
+RGD_API int rgd_cancel(rgd_client* c, rgd_call_id id);
+
 /* Results. */
 RGD_API int rgd_ok(const rgd_result* r);                              /* 1 success, 0 error */
 RGD_API const char* rgd_error(const rgd_result* r);                   /* "" on success */
