@@ -70,6 +70,7 @@ function fromBuildDir(buildDir, why) {
     .filter((d) => fs.existsSync(path.join(d, 'regiond', 'client.h')));
   if (includeDirs.length === 0) fail(`${why}: regiond/client.h not found beside ${buildDir}`);
   return {
+    buildDir,
     where: `${libDir} (${why})`,
     cflags: [`-I${includeDirs[0]}`],
     libs: [`-L${libDir}`, '-lregiond', `-Wl,-rpath,${libDir}`],
@@ -132,6 +133,10 @@ async function main() {
   await Promise.all(Array.from({ length: jobs }, worker));
   const target = path.join(outDir, 'regiond.node');
   await run(cxx, ['-shared', '-pthread', '-o', target, ...objects, ...lib.libs]);
+  // Which libregiond it was linked against: test/run.js starts the daemon of
+  // the same build (client and daemon must speak the same protocol).
+  fs.writeFileSync(path.join(outDir, 'libregiond.json'),
+                   JSON.stringify({ where: lib.where, buildDir: lib.buildDir || null }, null, 2) + '\n');
   console.log(`regiond: built ${path.relative(process.cwd(), target) || target}`);
 }
 
