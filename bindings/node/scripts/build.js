@@ -41,12 +41,35 @@ function nodeHeaders() {
   return found;
 }
 
-function addonApiHeaders() {
+function resolveAddonApi() {
   try {
     return path.dirname(require.resolve('node-addon-api/package.json', { paths: [packageDir] }));
   } catch {
-    return fail('node-addon-api is not installed: run `npm ci` (or `npm install`) in ' + packageDir);
+    return undefined;
   }
+}
+
+// `npm install <repo>/bindings/node` from another project links this folder
+// and installs none of its dependencies; then fetch the pinned node-addon-api
+// (package-lock.json) into this folder, from the npm registry like any install.
+function addonApiHeaders() {
+  let dir = resolveAddonApi();
+  if (!dir) {
+    console.log('regiond: node-addon-api not installed beside the package: npm ci --ignore-scripts in ' + packageDir);
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+    const npm = process.env.npm_execpath
+      ? [process.execPath, [process.env.npm_execpath]]
+      : ['npm', []];
+    try {
+      execFileSync(npm[0], [...npm[1], 'ci', '--ignore-scripts', '--no-audit', '--no-fund'],
+                   { cwd: packageDir, env, stdio: 'inherit' });
+    } catch (e) {
+      fail(`could not install node-addon-api (${e.message}): run \`npm ci\` in ${packageDir}`);
+    }
+    dir = resolveAddonApi();
+    if (!dir) fail(`node-addon-api is not installed: run \`npm ci\` in ${packageDir}`);
+  }
+  return dir;
 }
 
 // The source directory of a meson build directory, from meson's own record.

@@ -42,7 +42,7 @@ test('calls in flight do not hold libuv pool threads (UV_THREADPOOL_SIZE=1)', as
       calls.push(client.readLocal('select pg_sleep(3)').then(() => order.push('call ' + i),
                                                             (e) => order.push('call ' + i + ' failed: ' + e.message)));
     }
-    const file = fs.promises.readFile(__filename === '[eval]' ? process.execPath : __filename)
+    const file = fs.promises.readFile(process.env.REGIOND_PACKAGE + '/package.json')
       .then(() => order.push('readFile'));
     Promise.all([...calls, file]).then(() => console.log(JSON.stringify(order)));
   `, { env: { UV_THREADPOOL_SIZE: '1' }, deadlineMs: 60000 });
