@@ -7,8 +7,8 @@
 //  * finished_  an eventfd, readable while finished calls wait to be collected
 //               (or another thread asks the event loop to look: a blocking
 //               leader that routed an answer of ours, or resigned);
-//  * timer_     a timerfd for the next deadline, the next liveness check while
-//               calls are in flight, or the next retry of queued requests;
+//  * timer_     a timerfd for the next deadline or the next retry of queued
+//               requests (ring full, or the daemon restarting);
 //  * the current connection's client eventfd (the daemon writes it when it
 //    answers and we asked: Connection::arm) and its socket (EPOLLRDHUP: the
 //    daemon died).

@@ -127,6 +127,23 @@ TEST_CASE("event loop: 5000 calls in flight from one thread, each with its own a
     rgd_disconnect(c);
 }
 
+TEST_CASE("event loop: the daemon's answer alone makes the descriptor readable", "[event-loop]") {
+    TempDir dir;
+    FakeDaemon d(dir.file("regiond.sock"));
+    rgd_client* c = connect(d);
+    rgd_set_timeout_ms(c, 0);  // no deadline: no timer of the library's could wake the loop
+    for (int i = 0; i < 20; ++i) {
+        const rgd_call_id id = rgd_start_read_local(c, "sleep 30", 0, nullptr);
+        REQUIRE(id != 0);
+        CHECK_FALSE(readable_now(rgd_event_fd(c)));  // nothing finished yet
+        // Only the daemon's write to the client eventfd (ClientHeader::client_wake) wakes this poll.
+        auto done = drive(c, 1, 10s);
+        REQUIRE(done.count(id) == 1);
+        CHECK(done.at(id).ok);
+    }
+    rgd_disconnect(c);
+}
+
 TEST_CASE("event loop: every verb, and errors found at start finish like any call", "[event-loop]") {
     TempDir dir;
     FakeDaemon d(dir.file("regiond.sock"));
