@@ -133,7 +133,13 @@ async function main() {
     const files = process.argv.length > 2
       ? process.argv.slice(2).map((f) => path.resolve(f))
       : fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(__dirname, f));
-    const tests = spawn(process.execPath, ['--test', '--test-reporter=spec', ...files], {
+    // $REGIOND_NODE_TESTLOG: also one testlog.json line per test (scripts/test.sh's summary).
+    const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
+    if (process.env.REGIOND_NODE_TESTLOG) {
+      reporters.push(`--test-reporter=${path.join(__dirname, 'support', 'testlog-reporter.mjs')}`,
+        `--test-reporter-destination=${process.env.REGIOND_NODE_TESTLOG}`);
+    }
+    const tests = spawn(process.execPath, ['--test', ...reporters, ...files], {
       stdio: 'inherit',
       env: { ...process.env, REGIOND_TEST_SOCKET: setup.socket },
     });
