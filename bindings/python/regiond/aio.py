@@ -175,7 +175,8 @@ class AsyncClient:
         self._calls.pop(call_id, None)
         if self._handle is not None:
             lib.rgd_cancel(self._handle, call_id)
-            self._watch()  # the "cancelled" result still has to be collected
+            if lib.rgd_calls_pending(self._handle) > 0:
+                self._watch()  # the "cancelled" result still has to be collected
 
     def _watch(self) -> None:
         if not self._watching:

@@ -103,10 +103,10 @@ class Daemon:
             except regiond.RegiondError as e:
                 last = str(e)
             if time.monotonic() > deadline:
-                log = self.log()
+                text = self.log()
                 self.stop()
                 raise RuntimeError(
-                    f"regiond ({self.region}) not ready within {READY_DEADLINE_S:.0f} s ({last}); its log:\n{log}"
+                    f"regiond ({self.region}) not ready within {READY_DEADLINE_S:.0f} s ({last}); its log:\n{text}"
                 )
             time.sleep(0.02)  # polling interval of the readiness check (deadline above)
 

@@ -60,7 +60,7 @@ def test_every_verb(local_socket: str, far_socket: str, table: str) -> None:
     run(body())
 
 
-async def async_wait_until_visible(db: regiond.aio.AsyncClient, sql: str, row_id: object) -> None:
+async def async_wait_until_visible(db: regiond.aio.AsyncClient, sql: str, row_id: str | None) -> None:
     # Poll the replica (a read per turn) until the row is there: the miss that
     # follows must not cache "no row".
     for _ in range(4000):
@@ -145,7 +145,7 @@ def test_the_loop_sleeps_while_waiting(local_socket: str) -> None:
                 wakeups += 1
                 original()
 
-            db._on_readable = counting  # type: ignore[method-assign]
+            db._on_readable = counting  # type: ignore[method-assign,assignment]
             r = await db.read_local("select pg_sleep(0.3) is null as slept")
             assert r.rows == [{"slept": "f"}]
             assert 1 <= wakeups <= 20

@@ -132,7 +132,7 @@ def test_parameters_are_sent_as_postgres_text(db: regiond.Client) -> None:
 
 def test_unsupported_parameters_are_refused_before_sending(db: regiond.Client) -> None:
     with pytest.raises(TypeError, match="parameter \\$1"):
-        db.read_local("select $1", (object(),))
+        db.read_local("select $1", (object(),))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a single string"):
         db.read_local("select $1", "abc")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="NUL"):
