@@ -9,6 +9,7 @@ start one; it is never a skip.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,3 +112,27 @@ def table(local_socket: str, far_socket: str) -> str:
 def db(local_socket: str) -> Iterator[regiond.Client]:
     with regiond.connect(local_socket) as client:
         yield client
+
+
+# -- scripts/test.sh's summary ------------------------------------------------
+# With $REGIOND_PYTEST_TESTLOG set, each test's outcome is also written there
+# as one line of meson's testlog.json format ({"name", "result", "duration"}),
+# so the suite's summary counts these tests like the C++ ones.
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    path = os.environ.get("REGIOND_PYTEST_TESTLOG")
+    if path:
+        Path(path).write_text("")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = os.environ.get("REGIOND_PYTEST_TESTLOG")
+    if not path:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed) or (
+        report.when == "teardown" and report.failed
+    ):
+        result = "OK" if report.passed else "SKIP" if report.skipped else "FAIL"
+        name = "python/" + report.nodeid.split("tests/", 1)[-1] + ("" if report.when == "call" else f" ({report.when})")
+        with open(path, "a") as out:
+            out.write(json.dumps({"name": name, "result": result, "duration": round(report.duration, 3)}) + "\n")
