@@ -35,7 +35,7 @@ async def async_wait_until(condition: Callable[[], bool], what: str, deadline_s:
         await asyncio.sleep(0.005)
 
 
-def run(coro: Awaitable[T], bound_s: float = 120.0) -> T:
+def run(coro: Awaitable[T], bound_s: float = 60.0) -> T:
     """asyncio.run with an upper bound, so a broken event-loop path (a reader
     never registered, a future never resolved) fails instead of hanging."""
 
