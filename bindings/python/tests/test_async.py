@@ -131,6 +131,20 @@ def test_cancelling_the_task_cancels_the_call(local_socket: str) -> None:
     run(body())
 
 
+def test_wait_for_timing_out_cancels_the_call(local_socket: str) -> None:
+    marker = unique("waitfor")
+
+    async def body() -> None:
+        with regiond.connect(local_socket) as observer:
+            async with await regiond.aio.connect(local_socket, timeout_ms=0) as db:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(db.read_local(f"select pg_sleep(120) /* {marker} */"), 0.5)
+                await async_wait_until(lambda: db.calls_pending() == 0, "the cancelled call collected")
+                await async_wait_until(lambda: running_queries(observer, marker) == 0, "the query stopped")
+
+    run(body())
+
+
 def test_the_loop_sleeps_while_waiting(local_socket: str) -> None:
     # The descriptor is level-triggered: a reader that left a result behind, or
     # stayed registered with nothing to do, would be called thousands of times
