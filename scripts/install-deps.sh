@@ -20,6 +20,9 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # benchmark plots
   gnuplot-nox
+  # the Python bindings (bindings/python): their tests, and installing them
+  # offline into a venv (pip install --no-build-isolation needs setuptools+wheel)
+  python3-pytest python3-pip python3-venv python3-setuptools python3-wheel
 )
 
 if [[ $(id -u) -ne 0 ]]; then
