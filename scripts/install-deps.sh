@@ -55,6 +55,20 @@ else
   echo "install-deps: all ${#PACKAGES[@]} packages present"
 fi
 
+# Node.js (the Node package, bindings/node, and the yardstick bench): this
+# machine kind comes with Node 20 and npm (NodeSource, headers in
+# /usr/include/node). Only a machine without node gets Debian's (18, with
+# libnode-dev for the headers); Debian's npm would conflict with NodeSource's.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "install-deps: no node/npm: installing Debian's nodejs, npm and libnode-dev"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm libnode-dev
+fi
+if [[ ! -f /usr/include/node/node_api.h ]]; then
+  echo "install-deps: node is $(node --version) but /usr/include/node/node_api.h is missing:" \
+       "install the Node.js headers of that version (the Node package's addon needs them)" >&2
+  exit 1
+fi
+
 if ! getent group regiond >/dev/null; then
   groupadd --system regiond
 fi

@@ -4,8 +4,8 @@
 #   3. unit tests in both builds, 4. the libFuzzer targets (clang build in
 #   build-fuzz/), each for FUZZ_SECONDS (default 15) from its seed corpus,
 #   5. a fresh local cluster (fast WAN profile) in its own run directory and
-#   ports, 6. integration tests against it, 7. tear the cluster down, also when
-#   a test failed.
+#   ports, 6. integration tests against it, then the Node.js and Python
+#   packages' suites, 7. tear the cluster down, also when a test failed.
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -113,8 +113,31 @@ REGIOND_CLUSTER_DIR=$(mktemp -d /tmp/regiond-test.XXXXXX)
 export REGIOND_BUILD_DIR=$REPO_ROOT/build
 cleanup() { scripts/cluster.sh down || true; }
 trap cleanup EXIT
+# The Node.js and Python packages' own suites (node:test, pytest) against the
+# same cluster; each starts its own daemons from build/ and writes one
+# testlog line per test. A suite that cannot run at all counts as one failure.
+run_binding_suite() { # NAME TESTLOG COMMAND...
+  local name=$1 log=$2 rc=0
+  shift 2
+  step "$name"
+  rm -f "$log"
+  "$@" || rc=$?
+  if [[ ! -s $log ]]; then
+    printf '{"name": "%s", "result": "FAIL", "duration": 0}\n' "$name" >"$log"
+    rc=1
+  fi
+  results+=("$log")
+  return $rc
+}
+
 if scripts/cluster.sh up --profile fast; then
   run_suite "integration tests" build integration || failed=1
+  run_binding_suite "Node.js package (bindings/node)" "$REPO_ROOT/build/testlog-node.json" \
+    bash -c 'cd bindings/node && npm ci --no-audit --no-fund && REGIOND_NODE_TESTLOG="$0" npm test' \
+    "$REPO_ROOT/build/testlog-node.json" || failed=1
+  run_binding_suite "Python package (bindings/python)" "$REPO_ROOT/build/testlog-python.json" \
+    env REGIOND_PYTEST_TESTLOG="$REPO_ROOT/build/testlog-python.json" PYTHONPATH=bindings/python \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider bindings/python/tests || failed=1
 else
   echo "the local cluster did not come up: integration tests not run (counted as failed)"
   failed=1
