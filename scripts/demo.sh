@@ -8,7 +8,8 @@
 # ap-northeast-1 host with the token carried over, each beside what the seed's
 # rule does on the same operation; then the cache: the seed's APAC dashboard
 # from ap-northeast-1 cold, warm and all-primary, and a write in eu-west-1 whose
-# invalidation is seen in ap-northeast-1's hot cache; then `regionctl status`.
+# invalidation is seen in ap-northeast-1's hot cache; then the Node.js package
+# (bindings/node) doing the same verbs from JavaScript; then `regionctl status`.
 # The cluster and daemons stay up afterwards (scripts/cluster.sh down removes them).
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -94,6 +95,22 @@ build/bench/bench_cache_e2e demo --region ap-northeast-1 --socket "$REGIOND_CLUS
   --segment "$SEGMENT_PREFIX-ap-northeast-1" \
   --writer-region eu-west-1 --writer-socket "$REGIOND_CLUSTER_DIR/eu-west-1/regiond.sock" \
   --one-way-ms "$(awk '$1 == "eu-west-1>ap-northeast-1:redis" { print $4 }' "$WAN_LINKS")"
+
+# The Node.js package (bindings/node, docs/node.md): the same verbs from
+# JavaScript on the eu-west-1 host, and 2000 calls in flight from one process.
+# Built (npm ci: the pinned node-addon-api from the npm registry, then the
+# addon against build/libclient) when missing or older than libregiond.
+command -v npm >/dev/null ||
+  { echo "bindings/node: node and npm not found (the package needs Node.js >= 20 with npm)" >&2; exit 1; }
+node_addon=bindings/node/build/Release/regiond.node
+if [[ ! -f $node_addon || build/libclient/libregiond.so.0 -nt $node_addon ]] ||
+   [[ -n $(find bindings/node/src -newer "$node_addon" -print -quit) ]]; then
+  (cd bindings/node && npm ci --no-audit --no-fund >/dev/null) ||
+    { echo "bindings/node: npm ci failed (it needs the npm registry and build/libclient)" >&2; exit 1; }
+fi
+echo
+echo "== Node.js (bindings/node) on eu-west-1: one descriptor in libuv, no thread pool (in process, ms)"
+node bindings/node/examples/demo.js --socket "$REGIOND_SOCKET_EU_WEST_1"
 
 echo
 echo "== regionctl status (eu-west-1)"
