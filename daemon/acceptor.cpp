@@ -216,6 +216,15 @@ void Acceptor::finish_handshake(int fd) {
         send_refusal(fd, static_cast<std::uint32_t>(WelcomeStatus::internal_error), message);
         return;
     }
+    // A second eventfd for the other direction: a client that waits in an event
+    // loop (rgd_event_fd) asks for it in its header (ClientHeader::client_wake).
+    shm::UniqueFd client_event(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+    if (!client_event) {
+        const std::string message = std::string("regiond cannot create an eventfd: ") + std::strerror(errno);
+        log::error("cannot serve pid " + std::to_string(peer.pid) + ": " + message);
+        send_refusal(fd, static_cast<std::uint32_t>(WelcomeStatus::internal_error), message);
+        return;
+    }
     // The daemon starts asleep on this ring: the client's first request must
     // wake it (the ring is empty, so this always grants the sleep).
     (void)segment->requests().prepare_sleep();
@@ -224,7 +233,7 @@ void Acceptor::finish_handshake(int fd) {
     welcome.client_id = id;
     welcome.daemon_generation = settings_.generation;
     copy_text(welcome.state_segment, sizeof welcome.state_segment, settings_.state_segment);
-    const int fds[shm::kWelcomeFds] = {segment->fd(), event.get()};
+    const int fds[shm::kWelcomeFds] = {segment->fd(), event.get(), client_event.get()};
     const auto sent = shm::send_fds(fd, fds, std::as_bytes(std::span(&welcome, 1)));
     if (!sent) {
         log::info("client pid " + std::to_string(peer.pid) +
@@ -234,7 +243,7 @@ void Acceptor::finish_handshake(int fd) {
     }
 
     NewClient client{ClientInfo{id, peer.pid, peer.uid, sanitized_name(hello.client_name)}, std::move(*credentials),
-                     std::move(h.fd), std::move(event), std::move(*segment)};
+                     std::move(h.fd), std::move(event), std::move(client_event), std::move(*segment)};
     end_handshake(fd);  // the socket was moved out: this only unregisters it
     accepted_(std::move(client));
 }

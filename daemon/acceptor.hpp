@@ -51,7 +51,8 @@ struct NewClient {
     ClientInfo info;
     PeerCredentials credentials;
     shm::UniqueFd socket;
-    shm::UniqueFd eventfd;
+    shm::UniqueFd eventfd;         ///< the client wakes the daemon through it
+    shm::UniqueFd client_eventfd;  ///< the daemon wakes a client with an event loop through it
     shm::ClientSegmentOwner segment;
 };
 

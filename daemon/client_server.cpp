@@ -85,6 +85,7 @@ void ClientServer::update(std::uint32_t max_clients, AccessPolicy access, Client
 void ClientServer::add_session(NewClient&& client) {
     auto session = std::make_shared<ClientSession>(std::move(client.info), std::move(client.credentials),
                                                    std::move(client.socket), std::move(client.eventfd),
+                                                   std::move(client.client_eventfd),
                                                    std::move(client.segment), OutputLimits{settings_.limits.max_stall});
     const ClientId id = session->id();
     session->socket_watch =
@@ -139,7 +140,7 @@ void ClientServer::flush_wakeups() {
         ClientSession* s = find(id);
         if (s == nullptr || !s->wake_pending) continue;  // gone meanwhile
         s->wake_pending = false;
-        s->responses().wake_consumer_futex();
+        s->wake_client();
         ++woken;
     }
     owed_wakeups_.clear();

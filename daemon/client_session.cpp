@@ -1,5 +1,9 @@
 #include "daemon/client_session.hpp"
 
+#include <unistd.h>
+
+#include <cstdint>
+
 namespace regiond::daemon {
 
 std::string ClientSession::describe() const {
@@ -7,6 +11,16 @@ std::string ClientSession::describe() const {
                        std::to_string(info_.uid);
     if (!info_.name.empty()) text += " " + info_.name;
     return text + ")";
+}
+
+void ClientSession::wake_client() noexcept {
+    responses().wake_consumer_futex();
+    if (segment_.client_wake() == shm::ClientWake::futex_and_eventfd) {
+        const std::uint64_t one = 1;
+        // Errors ignored: EAGAIN means the counter is already non-zero (the
+        // client is awake anyway); a client that closed its copy is gone.
+        [[maybe_unused]] const ssize_t n = ::write(client_eventfd_.get(), &one, sizeof one);
+    }
 }
 
 bool ClientSession::send(OutgoingRecord record, OutputQueue::Clock::time_point now, bool& wake) {

@@ -40,11 +40,12 @@ struct ParkedRequest {
 class ClientSession {
 public:
     ClientSession(ClientInfo info, PeerCredentials credentials, shm::UniqueFd socket, shm::UniqueFd eventfd,
-                  shm::ClientSegmentOwner segment, OutputLimits limits)
+                  shm::UniqueFd client_eventfd, shm::ClientSegmentOwner segment, OutputLimits limits)
         : info_(std::move(info)),
           credentials_(std::move(credentials)),
           socket_(std::move(socket)),
           eventfd_(std::move(eventfd)),
+          client_eventfd_(std::move(client_eventfd)),
           segment_(std::move(segment)),
           output_(limits) {}
 
@@ -68,6 +69,11 @@ public:
     void set_spin_permit(std::uint32_t ns) noexcept { segment_.set_spin_permit(ns); }
     std::uint32_t spin_permit() const noexcept { return segment_.spin_permit(); }
     shm::ClientWaitState wait_state() const noexcept { return segment_.wait_state(); }
+
+    /// Wakes the client after it raised its need-wake-up flag: the response
+    /// ring's futex, and its eventfd too if it asked for that
+    /// (ClientHeader::client_wake: an event loop watches the eventfd).
+    void wake_client() noexcept;
 
     /// "client 7 (pid 1234 uid 1000 myapp)": for log lines.
     std::string describe() const;
@@ -96,6 +102,7 @@ private:
     PeerCredentials credentials_;
     shm::UniqueFd socket_;
     shm::UniqueFd eventfd_;
+    shm::UniqueFd client_eventfd_;
     shm::ClientSegmentOwner segment_;
     OutputQueue output_;
 

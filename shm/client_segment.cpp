@@ -147,8 +147,23 @@ std::uint64_t ClientSegmentOwner::waits_slept() const noexcept {
     return shared_at<ClientHeader>(static_cast<const std::byte*>(base_))->waits_slept.load(std::memory_order_relaxed);
 }
 
+ClientWake ClientSegmentOwner::client_wake() const noexcept {
+    // Relaxed: read after the need-wake-up flag (see ClientHeader::client_wake).
+    const std::uint32_t v =
+        shared_at<ClientHeader>(static_cast<const std::byte*>(base_))->client_wake.load(std::memory_order_relaxed);
+    return v == static_cast<std::uint32_t>(ClientWake::futex_and_eventfd) ? ClientWake::futex_and_eventfd
+                                                                          : ClientWake::futex;
+}
+
 // ---------------------------------------------------------------------------
 // Client side
+
+void ClientSegment::request_eventfd_wake() noexcept {
+    // Relaxed: ordered before the need-wake-up flag by prepare_sleep()'s seq_cst
+    // fence (see ClientHeader::client_wake).
+    shared_at<ClientHeader>(base_)->client_wake.store(static_cast<std::uint32_t>(ClientWake::futex_and_eventfd),
+                                                      std::memory_order_relaxed);
+}
 
 void ClientSegment::count_wait(bool slept) noexcept {
     // Relaxed: statistics; fetch_add since several threads of one client may lead in turn.

@@ -38,7 +38,9 @@ inline constexpr char kClientMagic[8] = {'R', 'G', 'D', 'C', 'L', 'N', 'T', '\0'
 /// 4: spin_permit_ns (daemon -> client), wait_state, waits_spun and
 ///    waits_slept (client -> daemon), the host-wide waiting of
 ///    shm/wait_policy.hpp.
-inline constexpr std::uint32_t kClientLayoutVersion = 4;
+/// 5: client_wake (client -> daemon): a client with an event loop asks to be
+///    woken through its eventfd as well (libregiond's rgd_event_fd).
+inline constexpr std::uint32_t kClientLayoutVersion = 5;
 
 /// What a client's waiting thread is doing, as it tells the daemon
 /// (ClientHeader::wait_state).
@@ -48,6 +50,13 @@ enum class ClientWaitState : std::uint32_t {
     sleeping = 2,  ///< asleep on its response ring's futex word
 };
 inline constexpr unsigned kClientSegmentSeals = 0x0002 | 0x0004 | 0x0001;  // F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL
+
+/// How the daemon wakes the client when responses.consumer_sleeping is set
+/// (ClientHeader::client_wake).
+enum class ClientWake : std::uint32_t {
+    futex = 0,              ///< futex_bump_and_wake(response ring's futex_word)
+    futex_and_eventfd = 1,  ///< that, and write 1 to the client's eventfd
+};
 
 /// How the client wakes the daemon when requests.consumer_sleeping is set.
 enum class DaemonWake : std::uint32_t {
@@ -107,7 +116,18 @@ struct alignas(kCacheLine) ClientHeader {
     /// and by tests. UNTRUSTED, as cache_hits.
     SharedU64 waits_spun;
     SharedU64 waits_slept;
-    std::uint8_t reserved2[16];
+    /// ClientWake: how the daemon wakes this client when its response ring's
+    /// need-wake-up flag is set. futex (0, the default) bumps and wakes the
+    /// ring's futex word; futex_and_eventfd (1) also writes 1 to the client's
+    /// eventfd (the third fd of the welcome), which a client with an event loop
+    /// watches instead of sleeping on the futex. Written by the client (relaxed)
+    /// before it raises the need-wake-up flag, whose seq_cst fence orders it;
+    /// read by the daemon (relaxed) after it saw that flag, so a client that
+    /// asked for the eventfd is never woken through the futex alone. Once 1 it
+    /// stays 1 (the client never clears it). UNTRUSTED: any other value reads
+    /// as futex; the worst a lie buys is a wake-up the client did not need.
+    SharedU32 client_wake;
+    std::uint8_t reserved2[12];
 };
 static_assert(sizeof(ClientHeader) == 128 && alignof(ClientHeader) == 64);
 static_assert(offsetof(ClientHeader, layout_version) == 8);
@@ -126,6 +146,7 @@ static_assert(offsetof(ClientHeader, spin_permit_ns) == 88);
 static_assert(offsetof(ClientHeader, wait_state) == 92);
 static_assert(offsetof(ClientHeader, waits_spun) == 96);
 static_assert(offsetof(ClientHeader, waits_slept) == 104);
+static_assert(offsetof(ClientHeader, client_wake) == 112);
 static_assert(std::is_standard_layout_v<ClientHeader>);
 
 /// Offsets and sizes of a client segment (the daemon's trusted copy).
@@ -179,6 +200,8 @@ public:
     /// statistics).
     std::uint64_t waits_spun() const noexcept;
     std::uint64_t waits_slept() const noexcept;
+    /// The client's choice of wake-up (untrusted; unknown values read as futex).
+    ClientWake client_wake() const noexcept;
 
 private:
     ClientSegmentOwner() = default;
@@ -221,6 +244,10 @@ public:
     void set_wait_state(ClientWaitState state) noexcept;
     /// Counts a wait for an answer that spun (slept = false) or slept.
     void count_wait(bool slept) noexcept;
+    /// Asks the daemon to write the client's eventfd too when it wakes this
+    /// client (ClientHeader::client_wake). Call before raising the response
+    /// ring's need-wake-up flag; it stays set.
+    void request_eventfd_wake() noexcept;
 
 private:
     ClientSegment() = default;

@@ -29,7 +29,7 @@ inline constexpr char kHelloMagic[8] = {'R', 'G', 'D', 'H', 'E', 'L', 'O', '\0'}
 inline constexpr char kWelcomeMagic[8] = {'R', 'G', 'D', 'W', 'E', 'L', 'C', '\0'};
 /// Bumped whenever the handshake, the client segment or the codec changes in a
 /// way an older peer would misread.
-inline constexpr std::uint32_t kProtocolVersion = 2;  // 2: response trailer, route_reason
+inline constexpr std::uint32_t kProtocolVersion = 3;  // 2: response trailer, route_reason; 3: client eventfd
 
 struct HelloMessage {
     char magic[8];                   ///< kHelloMagic
@@ -69,7 +69,10 @@ static_assert(offsetof(WelcomeMessage, state_segment) == 32);
 static_assert(offsetof(WelcomeMessage, message) == 232);
 static_assert(std::is_trivially_copyable_v<WelcomeMessage>);
 
-/// Number of fds attached to an ok WelcomeMessage: [client memfd, daemon eventfd].
-inline constexpr std::size_t kWelcomeFds = 2;
+/// Number of fds attached to an ok WelcomeMessage: [client memfd, daemon
+/// eventfd, client eventfd]. The daemon eventfd wakes the daemon (the client
+/// writes it); the client eventfd wakes a client that asked for it
+/// (ClientHeader::client_wake; the daemon writes it).
+inline constexpr std::size_t kWelcomeFds = 3;
 
 }  // namespace regiond::shm

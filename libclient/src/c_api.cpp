@@ -83,11 +83,45 @@ ResultPtr run(rgd_client* c, shm::RequestView& request, std::optional<std::strin
     return execute(*c, request);
 }
 
+// The client's event-loop calls, made at their first use; nullptr if the
+// descriptors cannot be made.
+EventLoopCalls* event_calls_of(rgd_client& c) {
+    std::lock_guard lk(c.event_calls_mu);
+    if (!c.event_calls) {
+        std::string error;
+        c.event_calls = EventLoopCalls::create(error);
+    }
+    return c.event_calls.get();
+}
+
+// rgd_start_*: an invalid request (or a ready answer) finishes at once, to be
+// collected like any other; 0 only without a client, descriptors or memory.
+template <class Body>
+rgd_call_id start_guarded(rgd_client* c, Body&& body) noexcept {
+    if (c == nullptr) return 0;
+    try {
+        EventLoopCalls* calls = event_calls_of(*c);
+        if (calls == nullptr) return 0;
+        return body(*calls);
+    } catch (...) {
+        return 0;  // out of memory (nothing else throws here)
+    }
+}
+
+rgd_call_id start_call(rgd_client* c, EventLoopCalls& calls, const shm::RequestView& request,
+                       std::optional<std::string> invalid) {
+    if (invalid) return calls.start_finished(*c, make_error(std::move(*invalid)));
+    return calls.start(*c, request);
+}
+
 }  // namespace
 
 }  // namespace regiond::client
 
+using regiond::client::EventLoopCalls;
 using regiond::client::fill_request;
+using regiond::client::start_call;
+using regiond::client::start_guarded;
 using regiond::client::guarded;
 using regiond::client::make_error;
 using regiond::client::run;
@@ -196,6 +230,105 @@ RGD_API rgd_result* rgd_health(rgd_client* c) {
         if (c == nullptr) return make_error("rgd_client is NULL: connect with rgd_connect() first");
         return regiond::client::health(*c);
     });
+}
+
+// ---------------------------------------------------------------------------
+// The event-loop interface (client.h; event_loop_calls.hpp)
+
+RGD_API rgd_call_id rgd_start_read_local(rgd_client* c, const char* sql, int nparams, const char* const* params) {
+    return start_guarded(c, [&](EventLoopCalls& calls) -> rgd_call_id {
+        shm::RequestView request;
+        request.op = shm::Op::read_local;
+        return start_call(c, calls, request, fill_request(request, c, sql, nparams, params));
+    });
+}
+
+RGD_API rgd_call_id rgd_start_read_primary(rgd_client* c, const char* sql, int nparams, const char* const* params) {
+    return start_guarded(c, [&](EventLoopCalls& calls) -> rgd_call_id {
+        shm::RequestView request;
+        request.op = shm::Op::read_primary;
+        return start_call(c, calls, request, fill_request(request, c, sql, nparams, params));
+    });
+}
+
+RGD_API rgd_call_id rgd_start_write(rgd_client* c, const char* sql, int nparams, const char* const* params, int nkeys,
+                                    const char* const* invalidate_keys) {
+    return start_guarded(c, [&](EventLoopCalls& calls) -> rgd_call_id {
+        shm::RequestView request;
+        request.op = shm::Op::write;
+        return start_call(c, calls, request, fill_request(request, c, sql, nparams, params, nkeys, invalidate_keys));
+    });
+}
+
+RGD_API rgd_call_id rgd_start_read_consistent(rgd_client* c, const char* token, const char* sql, int nparams,
+                                              const char* const* params) {
+    return start_guarded(c, [&](EventLoopCalls& calls) -> rgd_call_id {
+        shm::RequestView request;
+        const std::string_view t = token != nullptr ? std::string_view(token) : std::string_view();
+        if (auto bad = regiond::client::token_error(t)) return calls.start_finished(*c, make_error(std::move(*bad)));
+        request.op = shm::Op::read_consistent;  // "" too: see rgd_read_consistent
+        request.token = t;
+        return start_call(c, calls, request, fill_request(request, c, sql, nparams, params));
+    });
+}
+
+RGD_API rgd_call_id rgd_start_cached_read(rgd_client* c, const char* key, unsigned ttl_seconds, const char* sql,
+                                          int nparams, const char* const* params) {
+    return start_guarded(c, [&](EventLoopCalls& calls) -> rgd_call_id {
+        shm::RequestView request;
+        request.op = shm::Op::cached_read;
+        request.ttl_seconds = ttl_seconds;
+        std::optional<std::string> invalid = fill_request(request, c, sql, nparams, params);
+        if (!invalid && (key == nullptr || *key == '\0')) invalid = "cache key is empty: rgd_cached_read needs a key";
+        if (!invalid) {
+            request.key = key;
+            // A hit in this host's cache needs no round trip: finished at once.
+            if (regiond::client::ResultPtr hit = regiond::client::hot_cache_hit(*c, request))
+                return calls.start_finished(*c, std::move(hit));
+        }
+        return start_call(c, calls, request, std::move(invalid));
+    });
+}
+
+RGD_API int rgd_event_fd(rgd_client* c) {
+    if (c == nullptr) return -1;
+    try {
+        EventLoopCalls* calls = regiond::client::event_calls_of(*c);
+        return calls != nullptr ? calls->fd() : -1;
+    } catch (...) {
+        return -1;
+    }
+}
+
+RGD_API rgd_result* rgd_collect(rgd_client* c, rgd_call_id* id) {
+    if (id != nullptr) *id = 0;
+    if (c == nullptr) return nullptr;
+    try {
+        EventLoopCalls* calls = regiond::client::event_calls_of(*c);
+        if (calls == nullptr) return nullptr;
+        std::uint64_t done = 0;
+        regiond::client::ResultPtr result = calls->collect(*c, done);
+        if (id != nullptr) *id = done;
+        return result.release();
+    } catch (...) {
+        return nullptr;  // out of memory: the finished call stays queued for the next collect
+    }
+}
+
+RGD_API size_t rgd_calls_pending(rgd_client* c) {
+    if (c == nullptr) return 0;
+    std::lock_guard lk(c->event_calls_mu);
+    return c->event_calls ? c->event_calls->pending() : 0;
+}
+
+RGD_API int rgd_cancel(rgd_client* c, rgd_call_id id) {
+    if (c == nullptr) return 0;
+    try {
+        std::lock_guard lk(c->event_calls_mu);
+        return c->event_calls && c->event_calls->cancel(id) ? 1 : 0;
+    } catch (...) {
+        return 0;
+    }
 }
 
 }  // extern "C"

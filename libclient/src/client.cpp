@@ -13,14 +13,16 @@ bool is_read(shm::Op op) noexcept {
     return op != shm::Op::write;
 }
 
-Deadline deadline_for(unsigned timeout_ms) {
-    if (timeout_ms == 0) return std::nullopt;
-    return Clock::now() + std::chrono::milliseconds(timeout_ms);
-}
-
 Clock::time_point handshake_deadline(Deadline deadline) {
     const auto bound = Clock::now() + kHandshakeTimeout;
     return deadline ? std::min(*deadline, bound) : bound;
+}
+
+}  // namespace
+
+Deadline deadline_for(unsigned timeout_ms) {
+    if (timeout_ms == 0) return std::nullopt;
+    return Clock::now() + std::chrono::milliseconds(timeout_ms);
 }
 
 // The milliseconds the daemon has for this request (the request's timeout_ms):
@@ -35,8 +37,6 @@ std::uint32_t remaining_ms(Deadline deadline) {
     if (ms > std::numeric_limits<std::uint32_t>::max()) return std::numeric_limits<std::uint32_t>::max();
     return static_cast<std::uint32_t>(ms);
 }
-
-}  // namespace
 
 std::shared_ptr<Connection> usable_connection(rgd_client& client, Deadline deadline, std::string& error) {
     std::shared_ptr<Connection> current;

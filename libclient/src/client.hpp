@@ -25,6 +25,7 @@
 #include <string>
 
 #include "connection.hpp"
+#include "event_loop_calls.hpp"
 #include "result.hpp"
 #include "shm/codec.hpp"
 
@@ -34,6 +35,10 @@ struct rgd_client {
     std::atomic<std::uint64_t> next_request_id{1};
     std::mutex connection_mu;  ///< guards `connection`; held while reconnecting
     std::shared_ptr<regiond::client::Connection> connection;
+    /// The event-loop interface, made at its first use (declared after
+    /// `connection`: destroyed first, while the connection it watches lives).
+    std::mutex event_calls_mu;
+    std::unique_ptr<regiond::client::EventLoopCalls> event_calls;
 };
 
 namespace regiond::client {
@@ -44,6 +49,11 @@ inline constexpr const char* kDefaultSocket = "/run/regiond/regiond.sock";
 inline constexpr std::chrono::milliseconds kHandshakeTimeout{10000};
 /// A lost call is re-sent at most this many times (a daemon in a crash loop).
 inline constexpr int kMaxResends = 2;
+
+/// The deadline of a call starting now with this timeout (0: none).
+Deadline deadline_for(unsigned timeout_ms);
+/// The request's timeout_ms for what is left of `deadline` (0: none; at least 1).
+std::uint32_t remaining_ms(Deadline deadline);
 
 /// socket_path if given, else $REGIOND_SOCKET if set and not empty, else kDefaultSocket.
 std::string resolve_socket_path(const char* socket_path);

@@ -71,16 +71,18 @@ shm::Expected<std::shared_ptr<Connection>> Connection::open(const std::string& s
                                              " but cannot map its state segment: " + state.error().message};
     }
     return std::shared_ptr<Connection>(new Connection(socket_path, std::move(w.socket), std::move(w.eventfd),
-                                                      std::move(*segment), std::move(*state), request_control,
+                                                      std::move(w.client_eventfd), std::move(*segment), std::move(*state), request_control,
                                                       probe_base, size));
 }
 
-Connection::Connection(std::string path, shm::UniqueFd socket, shm::UniqueFd eventfd, shm::ClientSegment segment,
+Connection::Connection(std::string path, shm::UniqueFd socket, shm::UniqueFd eventfd, shm::UniqueFd client_eventfd,
+                       shm::ClientSegment segment,
                        shm::StateView state, const shm::RingControl* request_control, std::byte* probe_base,
                        std::size_t probe_size)
     : path_(std::move(path)),
       socket_(std::move(socket)),
       eventfd_(std::move(eventfd)),
+      client_eventfd_(std::move(client_eventfd)),
       segment_(std::move(segment)),
       state_(std::move(state)),
       cache_reader_(state_.cache_reader()),
@@ -149,14 +151,20 @@ void Connection::mark_dead(const std::string& reason) {
     if (dead_.load(std::memory_order_relaxed)) return;
     dead_reason_ = reason;
     dead_.store(true, std::memory_order_release);
+    bool event_calls = false;
     for (auto& [id, q] : pending_) {
         if (!q->complete) {
             q->lost = true;
             q->complete = true;
+            if (q->event_call) {
+                finish_event_call_locked(q);
+                event_calls = true;
+            }
         }
         q->cv.notify_one();
     }
     pending_.clear();
+    if (event_calls) notify_finished_locked();
 }
 
 std::uint64_t Connection::request_ring_tail() const noexcept {
@@ -263,6 +271,9 @@ void Connection::hand_off_locked(const Pending* skip) {
             return;
         }
     }
+    // No blocking call waits to lead: the event loop must drain and re-arm
+    // for its calls (the flag this leader slept with is down again).
+    if (event_calls_in_flight_ > 0 && !event_pump_leads_) notify_finished_locked();
 }
 
 void Connection::help_drain() {
@@ -386,6 +397,10 @@ bool Connection::route(std::uint64_t request_id, std::uint16_t flags, std::size_
     if (!q->complete) {
         q->failure = std::move(failure);
         q->complete = true;
+        if (q->event_call) {
+            finish_event_call_locked(q);
+            if (!event_pump_leads_) notify_finished_locked();  // a blocking leader routed it
+        }
     }
     if (const auto it = pending_.find(request_id); it != pending_.end() && it->second == q) pending_.erase(it);
     q->cv.notify_one();
@@ -395,25 +410,25 @@ bool Connection::route(std::uint64_t request_id, std::uint16_t flags, std::size_
 // ---------------------------------------------------------------------------
 // A call
 
-CallOutcome Connection::call(const shm::RequestView& request, std::uint64_t request_id, Deadline deadline) {
-    CallOutcome out;
-    const std::size_t size = shm::encoded_request_size(request);
-    if (size == 0) {
-        out.message =
-            "request exceeds the protocol's limits (a value of 4 GiB or more, or more than 65535 "
-            "parameters or invalidate keys)";
-        return out;
-    }
+std::optional<std::string> Connection::refuse_size(std::size_t size) const {
+    if (size == 0)
+        return "request exceeds the protocol's limits (a value of 4 GiB or more, or more than 65535 "
+               "parameters or invalidate keys)";
     // The daemon publishes its daemon.max_request in the client segment (0 from
     // a daemon that does not): the same refusal it would answer, without the
     // round trip. The ring's record limit bounds it anyway.
     if (const std::uint32_t daemon_max = segment_.max_request();
-        daemon_max != 0 && size > daemon_max && daemon_max <= max_request_) {
-        out.message = base::request_exceeds_max_request(size, daemon_max);
-        return out;
-    }
-    if (size > max_request_) {
-        out.message = base::request_exceeds_ring(size, max_request_);
+        daemon_max != 0 && size > daemon_max && daemon_max <= max_request_)
+        return base::request_exceeds_max_request(size, daemon_max);
+    if (size > max_request_) return base::request_exceeds_ring(size, max_request_);
+    return std::nullopt;
+}
+
+CallOutcome Connection::call(const shm::RequestView& request, std::uint64_t request_id, Deadline deadline) {
+    CallOutcome out;
+    const std::size_t size = shm::encoded_request_size(request);
+    if (auto refused = refuse_size(size)) {
+        out.message = std::move(*refused);
         return out;
     }
 

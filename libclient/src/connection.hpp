@@ -24,6 +24,17 @@
 // resigns and wakes one other waiter, who becomes the next leader. Followers
 // sleep on their condition variable. So at most one thread per client spins.
 //
+// Event-loop calls (rgd_start_*, event_loop_calls.cpp) share the rings and the
+// leader role: start() pushes without waiting and registers the call as an
+// event-loop call; whoever routes its answer (a blocking call's leader, or
+// pump() when no thread leads) moves it to finished_event_calls_ and, unless
+// that is pump() itself, writes the finished-notify eventfd so the event loop
+// looks. Before the event loop goes back to sleep, arm() raises the response
+// ring's need-wake-up flag with client_wake = futex_and_eventfd, so the daemon
+// writes client_eventfd() as well as waking the futex. A blocking leader that
+// resigns while event-loop calls are in flight writes the notify eventfd too:
+// the event loop must take over draining and re-arm.
+//
 // Liveness: the daemon stamps the state segment's heartbeat at least every
 // 100 ms. alive_fast() costs no system call while the heartbeat is fresh; when it
 // is stale (> 1 s) it polls the socket for a hang-up. A leader whose futex slice
@@ -103,6 +114,37 @@ public:
     bool cache_lookup(std::string_view key, std::string_view sql,
                       std::span<const std::optional<std::string_view>> params, std::vector<std::byte>& blob);
     const std::string& socket_path() const noexcept { return path_; }
+
+    // ---- Event-loop calls (see the top of this file) ----
+    enum class StartStatus : std::uint8_t {
+        sent,       ///< registered and published in the request ring
+        ring_full,  ///< nothing registered: try again once the daemon took requests out
+        lost,       ///< the connection is dead: nothing registered
+        failed,     ///< refused before sending (`message` says why): nothing registered
+    };
+    /// Registers `request_id` as an event-loop call and pushes it once, never waiting.
+    StartStatus start(const shm::RequestView& request, std::uint64_t request_id, std::string& message);
+    /// Moves the event-loop calls that finished (answered, failed or lost) into
+    /// `out`, in the order they finished.
+    void take_finished(std::vector<std::pair<std::uint64_t, CallOutcome>>& out);
+    /// Drains the response ring if no thread leads (a blocking leader routes
+    /// the answers itself otherwise).
+    void pump();
+    /// Asks the daemon to write client_eventfd() at its next answer. False when
+    /// an answer is already there (pump again before sleeping); true when the
+    /// event loop may sleep (also when a blocking leader is active: it routes,
+    /// then notifies).
+    bool arm();
+    /// Forgets an event-loop call (timed out or cancelled): a late answer is
+    /// dropped, and the daemon is told to stop working on it.
+    void abandon(std::uint64_t request_id);
+    /// The eventfd written when an event-loop call finished on another thread
+    /// (or a blocking leader resigned with event-loop calls in flight); -1: none.
+    void set_finished_notify(int fd);
+    int client_eventfd() const noexcept { return client_eventfd_.get(); }
+    int socket_fd() const noexcept { return socket_.get(); }
+    /// A hang-up of the daemon's socket marks the connection dead; true if it was.
+    bool check_hang_up();
     std::uint32_t max_request() const noexcept { return max_request_; }
     std::uint64_t client_id() const noexcept { return client_id_; }
 
@@ -116,10 +158,13 @@ private:
         bool lost = false;             ///< route_mu_
         bool waiting = false;          ///< route_mu_: sleeping on cv (a candidate leader)
         std::string failure;           ///< route_mu_: a malformed answer
+        bool event_call = false;       ///< started by start(): finishes into finished_event_calls_
+        std::uint64_t sent_end = 0;    ///< event calls: the request ring's head after the push
     };
     enum class SendStatus : std::uint8_t { sent, timed_out, failed, lost };
 
-    Connection(std::string path, shm::UniqueFd socket, shm::UniqueFd eventfd, shm::ClientSegment segment,
+    Connection(std::string path, shm::UniqueFd socket, shm::UniqueFd eventfd, shm::UniqueFd client_eventfd,
+               shm::ClientSegment segment,
                shm::StateView state, const shm::RingControl* request_control, std::byte* probe_base,
                std::size_t probe_size);
 
@@ -133,12 +178,16 @@ private:
     bool route(std::uint64_t request_id, std::uint16_t flags, std::size_t size, const Pending* mine);
     void help_drain();
     void hand_off_locked(const Pending* skip);
+    void finish_event_call_locked(const std::shared_ptr<Pending>& q);
+    void notify_finished_locked() noexcept;
+    std::optional<std::string> refuse_size(std::size_t size) const;
     bool socket_hung_up() const noexcept;
     std::uint64_t request_ring_tail() const noexcept;
 
     const std::string path_;
     shm::UniqueFd socket_;
     shm::UniqueFd eventfd_;
+    shm::UniqueFd client_eventfd_;
     shm::ClientSegment segment_;
     shm::StateView state_;
     shm::CacheReader cache_reader_;  ///< over state_'s mapping (made once: it validates the header)
@@ -160,6 +209,11 @@ private:
     bool leader_active_ = false;
     std::unordered_map<std::uint64_t, std::shared_ptr<Pending>> pending_;
     std::string dead_reason_;
+    // Event-loop calls (route_mu_):
+    std::vector<std::shared_ptr<Pending>> finished_event_calls_;
+    std::size_t event_calls_in_flight_ = 0;  ///< registered and not yet finished or abandoned
+    bool event_pump_leads_ = false;          ///< pump() holds the leader role
+    int finished_notify_fd_ = -1;
 
     // Leader only (whoever holds leader_active_):
     std::vector<std::byte> pop_buffer_;

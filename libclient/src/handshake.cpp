@@ -184,6 +184,7 @@ shm::Expected<Welcomed> handshake(const std::string& path, Clock::time_point dea
                               " sent a state segment name without a terminator (protocol error)");
     w.memfd = std::move(fds[0]);
     w.eventfd = std::move(fds[1]);
+    w.client_eventfd = std::move(fds[2]);
     return w;
 }
 

@@ -14,7 +14,8 @@ namespace regiond::client {
 struct Welcomed {
     shm::UniqueFd socket;   ///< stays open: its hang-up tells each side the other is gone
     shm::UniqueFd memfd;    ///< the client segment
-    shm::UniqueFd eventfd;  ///< wakes the daemon
+    shm::UniqueFd eventfd;         ///< wakes the daemon
+    shm::UniqueFd client_eventfd;  ///< the daemon wakes us through it when we ask (ClientHeader::client_wake)
     shm::WelcomeMessage welcome{};
 };
 

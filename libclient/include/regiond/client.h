@@ -95,7 +95,8 @@ RGD_API rgd_result* rgd_health(rgd_client* c);
  *  - A start never waits for the daemon: the request goes into the client's
  *    ring (or, while the ring is full, into a queue the library sends from
  *    later) and the call returns its id, a number > 0 unique within the client.
- *    It returns 0 only when out of memory or when c is NULL. An error found at
+ *    It returns 0 only when c is NULL, when out of memory, or when the process
+ *    has no file descriptors left for rgd_event_fd. An error found at
  *    once (bad arguments, a malformed token, a request too large, no daemon)
  *    is not returned here: the call finishes at once with that error, to be
  *    collected like any other. rgd_start_cached_read answers a hit in this
@@ -121,8 +122,8 @@ RGD_API rgd_result* rgd_health(rgd_client* c);
  *    connection when that is safe, exactly as for the blocking calls (a read
  *    always; a write only if the daemon never took it out of the ring); the
  *    others finish with "connection to regiond lost (daemon restarted?): retry".
- *    While the daemon is down, resendable calls wait for it until their
- *    deadline.
+ *    While the daemon is down, those look for it again for up to 2 s (a
+ *    restart; never past their deadline), then finish with that error.
  *  - The blocking calls keep working beside these, from any thread. The
  *    event-loop functions themselves may also be called from several threads
  *    (they lock), but one thread with one event loop is what they are for.

@@ -105,6 +105,14 @@ struct FakeDaemon::Impl {
         std::deque<Outgoing> out;
         std::vector<std::byte> buffer;
         bool gone = false;
+        UniqueFd client_eventfd;  ///< written as well when the client asked (client_wake), as regiond does
+        void wake() {
+            segment.responses().wake_consumer_futex();
+            if (segment.client_wake() == shm::ClientWake::futex_and_eventfd) {
+                const std::uint64_t one = 1;
+                (void)::write(client_eventfd.get(), &one, sizeof one);
+            }
+        }
     };
     struct Scheduled {
         Clock::time_point when;
@@ -156,7 +164,7 @@ void FakeDaemon::Impl::flush(Client& c) {
             const shm::PushResult r = c.segment.responses().try_push(
                 shm::RecordKind::response, last ? shm::kRecordFlagLast : 0, o.request_id, o.chunks[o.next]);
             if (!r) {
-                if (wake_client) c.segment.responses().wake_consumer_futex();
+                if (wake_client) c.wake();
                 return;  // full: later
             }
             wake_client |= r.needs_wakeup;
@@ -164,7 +172,7 @@ void FakeDaemon::Impl::flush(Client& c) {
         }
         c.out.pop_front();
     }
-    if (wake_client) c.segment.responses().wake_consumer_futex();
+    if (wake_client) c.wake();
 }
 
 void FakeDaemon::Impl::serve(Client& c) {
@@ -228,11 +236,12 @@ void FakeDaemon::Impl::accept_client() {
     if (!segment) throw std::runtime_error(segment.error().message);
     segment->set_spin_permit(options.spin_permit_ns);
     auto c = std::make_unique<Client>(Client{
-        std::move(sock), UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), std::move(*segment), {}, {}, false});
+        std::move(sock), UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)), std::move(*segment), {}, {}, false,
+                                             UniqueFd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC))});
     c->buffer.resize(c->segment.requests().max_payload());
     welcome.client_id = seg_options.client_id;
     std::strncpy(welcome.state_segment, state->name().c_str(), sizeof welcome.state_segment - 1);
-    const int fds[] = {c->segment.fd(), c->eventfd.get()};
+    const int fds[] = {c->segment.fd(), c->eventfd.get(), c->client_eventfd.get()};
     if (!shm::send_fds(c->socket.get(), fds, std::as_bytes(std::span(&welcome, 1)))) return;
     clients.push_back(std::move(c));
     ++connected;

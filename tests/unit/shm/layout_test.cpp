@@ -59,8 +59,8 @@ Bytes bytes_of(Fill fill) {
 
 TEST_CASE("layout versions, magics and numeric values", "[layout]") {
     CHECK(kStateLayoutVersion == 3);
-    CHECK(kClientLayoutVersion == 4);
-    CHECK(kProtocolVersion == 2);
+    CHECK(kClientLayoutVersion == 5);
+    CHECK(kProtocolVersion == 3);
     CHECK(std::memcmp(kStateMagic, "RGDSTATE", 8) == 0);
     CHECK(std::memcmp(kClientMagic, "RGDCLNT\0", 8) == 0);
     CHECK(std::memcmp(kHelloMagic, "RGDHELO\0", 8) == 0);
@@ -74,6 +74,8 @@ TEST_CASE("layout versions, magics and numeric values", "[layout]") {
     CHECK(kRecordFlagLast == 1);
     CHECK(static_cast<int>(DaemonWake::eventfd) == 1);
     CHECK(static_cast<int>(DaemonWake::futex) == 2);
+    CHECK(static_cast<int>(ClientWake::futex) == 0);
+    CHECK(static_cast<int>(ClientWake::futex_and_eventfd) == 1);
     CHECK(static_cast<int>(WelcomeStatus::ok) == 0);
     CHECK(static_cast<int>(WelcomeStatus::permission_denied) == 1);
     CHECK(static_cast<int>(WelcomeStatus::version_mismatch) == 2);
@@ -184,6 +186,7 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
         h.wait_state.store(2);
         h.waits_spun.store(0xd1d2d3d4d5d6d7d8);
         h.waits_slept.store(0x0102030405060708);
+        h.client_wake.store(static_cast<std::uint32_t>(ClientWake::futex_and_eventfd));
     });
     CHECK(header == image(128, {
                                    {0, text("RGDCLNT\0", 8)},
@@ -203,6 +206,7 @@ TEST_CASE("client segment header: byte image and geometry", "[layout][client]") 
                                    {92, {2, 0, 0, 0}},
                                    {96, {0xd8, 0xd7, 0xd6, 0xd5, 0xd4, 0xd3, 0xd2, 0xd1}},
                                    {104, {0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01}},
+                                   {112, {1, 0, 0, 0}},
                                }));
 
     const ClientGeometry g = client_geometry(1 << 16, 1 << 20);
