@@ -55,6 +55,11 @@ test('writePrimary returns rowCount, a timestamp and the token readConsistent ne
   assert.equal(rows[0].v, value, `read-your-writes with the token (served by ${rows.servedBy}: ${rows.routeReason})`);
 });
 
+test('readConsistent hands the token to the daemon: a malformed one is refused, not read stale', async () => {
+  await assert.rejects(db.readConsistent('eu-west-1', 'select 1', [], 'not-a-token'),
+    (err) => err instanceof Error && /token/i.test(err.message));
+});
+
 test('readConsistent with a number (an old writeTimestamp) reads the primary', async () => {
   const rows = await db.readConsistent('eu-west-1', `select v from ${table} where k = $1`, ['b'], Date.now());
   assert.equal(rows[0].v, 'two');
