@@ -187,7 +187,7 @@ async function main(): Promise<void> {
 
   for (const c of o.concurrency) {
     log(`readLocal throughput at ${c} concurrent calls (${o.tpSeconds} s each)`);
-    const r: Partial<Record<Impl, Stat & { opsPerSec: number; wrong: number }>> = {};
+    const r: Partial<Record<Impl, Stat & { opsPerSec: number; cpuMsPer1000: number; wrong: number }>> = {};
     for (const i of o.impls) {
       // 1 s not counted first: the pools reopen what they closed while idle (pg's 10 s idle timeout).
       await eu(i).call('throughput', { concurrency: c, durationMs: 1000, items: o.items });
@@ -196,13 +196,14 @@ async function main(): Promise<void> {
     for (const i of o.impls) if (r[i]!.wrong) throw new Error(`${i}: ${r[i]!.wrong} wrong answers at ${c} concurrent`);
     add(`readLocal ×${c}: ops/s`, 'higher', (i) => [r[i]!.opsPerSec.toFixed(0), r[i]!.opsPerSec]);
     add(`readLocal ×${c}: p99 (ms)`, 'lower', (i) => [f1(r[i]!.p99), r[i]!.p99]);
+    add(`readLocal ×${c}: Node CPU per 1000 calls (ms)`, 'lower', (i) => [f1(r[i]!.cpuMsPer1000), r[i]!.cpuMsPer1000]);
   }
 
   const use: Partial<Record<Impl, Partial<Record<Host, { cpuMs: number; maxRssMiB: number; kernelMaxRssMiB: number }>>>> = {};
   for (const i of o.impls) for (const h of HOSTS) (use[i] ??= {})[h] = await w[i][h]!.call('usage');
   for (const h of HOSTS) {
     const short = h === 'eu-west-1' ? 'EU' : 'AP';
-    add(`${short} Node process CPU, all of the above (s)`, 'lower', (i) => [(use[i]![h]!.cpuMs / 1000).toFixed(2), use[i]![h]!.cpuMs]);
+    add(`${short} Node process CPU, whole run (s)`, 'lower', (i) => [(use[i]![h]!.cpuMs / 1000).toFixed(2), use[i]![h]!.cpuMs]);
     add(`${short} Node process max RSS (MiB)`, 'lower', (i) => [use[i]![h]!.maxRssMiB.toFixed(0), use[i]![h]!.maxRssMiB]);
   }
 

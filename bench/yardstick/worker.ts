@@ -126,6 +126,7 @@ async function pollCached(a: { key: string; id: number; expect: string; capMs: n
 async function throughput(a: { concurrency: number; durationMs: number; items: number }) {
   const lat: number[] = [];
   let wrong = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = nowMs();
   const end = t0 + a.durationMs;
   async function loop() {
@@ -139,7 +140,9 @@ async function throughput(a: { concurrency: number; durationMs: number; items: n
   }
   await Promise.all(Array.from({ length: a.concurrency }, loop));
   const elapsed = nowMs() - t0;
-  return { ...percentiles(lat), opsPerSec: (lat.length * 1000) / elapsed, wrong };
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMsPer1000 = ((cpu.user + cpu.system) / 1000) / (lat.length / 1000);
+  return { ...percentiles(lat), opsPerSec: (lat.length * 1000) / elapsed, cpuMsPer1000, wrong };
 }
 
 let cpuAtReady: NodeJS.CpuUsage;
