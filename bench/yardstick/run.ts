@@ -161,9 +161,9 @@ async function main(): Promise<void> {
   }
 
   log(`stale time EU write -> AP cachedRead (${o.staleTrials} trials, cap ${o.staleCapS} s)`);
-  const stale: Partial<Record<Impl, { times: number[]; capped: number; staleAnswers: number }>> = {};
+  const stale: Partial<Record<Impl, { times: number[]; writes: number[]; capped: number; staleAnswers: number }>> = {};
   for (const i of o.impls) {
-    const s = { times: [] as number[], capped: 0, staleAnswers: 0 };
+    const s = { times: [] as number[], writes: [] as number[], capped: 0, staleAnswers: 0 };
     stale[i] = s;
     for (let t = 0; t < o.staleTrials; t++) {
       const id = o.staleIdBase + (i === 'original' ? 0 : 100) + t;
@@ -177,7 +177,9 @@ async function main(): Promise<void> {
       s.staleAnswers += p.staleAnswers;
       if (p.at === null) { s.capped++; break; }   // one ttl-long stale is the finding; keep the run short
       s.times.push(p.at - wr.start);
+      s.writes.push(wr.ack - wr.start);
     }
+    log(`  ${i}: ${s.times.map(f1).join(', ')} ms${s.capped ? `, then not within ${o.staleCapS} s` : ''} (${s.staleAnswers} stale answers while polling; the writes took ${s.writes.map(f1).join(', ')} ms)`);
   }
   add(`EU write -> AP no longer stale p50 / max (ms)`, 'lower', (i) => {
     const s = stale[i]!; const p = percentiles(s.times);
