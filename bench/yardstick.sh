@@ -8,7 +8,7 @@
 #
 #   bench/yardstick.sh [--impl original|regiond|both] [--reads 1000]
 #       [--dash-runs 10] [--raw 40] [--stale-trials 5] [--stale-cap-s 70]
-#       [--concurrency 1,16,256] [--tp-seconds 5]
+#       [--concurrency 1,16,256] [--tp-calls 2500,20000,40000]
 #
 # Hosts: a process "on" host H reaches every service through the links from H
 # (scripts/cluster.sh: its own region 0.5 ms each way). The original's pools
@@ -144,9 +144,10 @@ Workloads (every answer checked by value; both implementations through the same 
     write's timestamp (original) / token (regiond); both hosts at once; "served locally" = not read from us-east-1
   Stale time: cachedRead of a key primed with the old value in ap-northeast-1, polled every 5 ms; writePrimary in
     eu-west-1 with that key in cacheKeys; time from the write call's start to the first new value in ap-northeast-1
-  readLocal xC: C concurrent loops of readLocal in one Node process on the eu-west-1 host
+  readLocal xC: C concurrent loops of readLocal in one Node process on the eu-west-1 host, a fixed number of calls
+    (--tp-calls) after 1 s not counted
   CPU / RSS: process.cpuUsage() after start-up (imports done), max of process.memoryUsage().rss sampled every 100 ms;
-    the readLocal phases last a fixed time, so the faster implementation makes more calls in them (CPU per 1000 calls: its rows)
+    both implementations make the same calls, so the whole-run CPU compares the same work
 EOF
 (cd "$YARD" && node --import tsx run.ts "$@") | tee "$WORK/table.md"
 if ((want_regiond)); then

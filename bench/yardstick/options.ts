@@ -7,19 +7,19 @@ export interface Options {
   staleTrials: number;   // stale time: EU writes, each polled from AP
   staleCapS: number;     // ... until this many seconds
   concurrency: number[]; // readLocal throughput: concurrent calls in one process
-  tpSeconds: number;     // ... for this long each
+  tpCalls: number[];     // ... this many calls at each concurrency (the same work for both)
   items: number;         // rows in yard_items (set by yardstick.sh)
   rawIdBase: number;
   staleIdBase: number;
 }
 
 const USAGE = `bench/yardstick.sh [--impl original|regiond|both] [--reads 1000] [--dash-runs 10]
-  [--raw 40] [--stale-trials 5] [--stale-cap-s 70] [--concurrency 1,16,256] [--tp-seconds 5]`;
+  [--raw 40] [--stale-trials 5] [--stale-cap-s 70] [--concurrency 1,16,256] [--tp-calls 2500,20000,40000]`;
 
 export function parseArgs(argv: string[]): Options {
   const o: Options = {
     impls: ['original', 'regiond'], reads: 1000, dashRuns: 10, raw: 40, staleTrials: 5, staleCapS: 70,
-    concurrency: [1, 16, 256], tpSeconds: 5, items: Number(process.env.YARD_ITEMS ?? 10000),
+    concurrency: [1, 16, 256], tpCalls: [2500, 20000, 40000], items: Number(process.env.YARD_ITEMS ?? 10000),
     rawIdBase: 1, staleIdBase: 5000,
   };
   const num = (name: string, v: string | undefined) => {
@@ -41,9 +41,12 @@ export function parseArgs(argv: string[]): Options {
       case '--stale-trials': o.staleTrials = num(a, v); i++; break;
       case '--stale-cap-s': o.staleCapS = num(a, v); i++; break;
       case '--concurrency': o.concurrency = (v ?? '').split(',').map((x) => num(a, x)); i++; break;
-      case '--tp-seconds': o.tpSeconds = num(a, v); i++; break;
+      case '--tp-calls': o.tpCalls = (v ?? '').split(',').map((x) => num(a, x)); i++; break;
       default: throw new Error(`unknown argument ${a}\n${USAGE}`);
     }
+  }
+  if (o.tpCalls.length !== o.concurrency.length) {
+    throw new Error(`--tp-calls needs one count per --concurrency level (${o.concurrency.join(',')})\n${USAGE}`);
   }
   return o;
 }

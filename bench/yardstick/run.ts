@@ -187,13 +187,14 @@ async function main(): Promise<void> {
     return [`${f1(p.p50)} / ${f1(p.max)}`, p.p50];
   });
 
-  for (const c of o.concurrency) {
-    log(`readLocal throughput at ${c} concurrent calls (${o.tpSeconds} s each)`);
+  for (const [n, c] of o.concurrency.entries()) {
+    const calls = o.tpCalls[n];
+    log(`readLocal throughput at ${c} concurrent calls (${calls} calls each)`);
     const r: Partial<Record<Impl, Stat & { opsPerSec: number; cpuMsPer1000: number; wrong: number }>> = {};
     for (const i of o.impls) {
       // 1 s not counted first: the pools reopen what they closed while idle (pg's 10 s idle timeout).
       await eu(i).call('throughput', { concurrency: c, durationMs: 1000, items: o.items });
-      r[i] = await eu(i).call('throughput', { concurrency: c, durationMs: o.tpSeconds * 1000, items: o.items });
+      r[i] = await eu(i).call('throughput', { concurrency: c, calls, items: o.items });
     }
     for (const i of o.impls) if (r[i]!.wrong) throw new Error(`${i}: ${r[i]!.wrong} wrong answers at ${c} concurrent`);
     add(`readLocal ×${c}: ops/s`, 'higher', (i) => [r[i]!.opsPerSec.toFixed(0), r[i]!.opsPerSec]);

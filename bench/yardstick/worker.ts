@@ -122,15 +122,19 @@ async function pollCached(a: { key: string; id: number; expect: string; capMs: n
   }
 }
 
-// C concurrent loops of readLocal for durationMs; every answer checked.
-async function throughput(a: { concurrency: number; durationMs: number; items: number }) {
+// C concurrent loops of readLocal until `calls` calls were started (or, for
+// a warm-up, for durationMs); every answer checked.
+async function throughput(a: { concurrency: number; calls?: number; durationMs?: number; items: number }) {
   const lat: number[] = [];
   let wrong = 0;
+  let started = 0;
   const cpu0 = process.cpuUsage();
   const t0 = nowMs();
-  const end = t0 + a.durationMs;
+  const end = a.durationMs === undefined ? Infinity : t0 + a.durationMs;
+  const calls = a.calls ?? Infinity;
   async function loop() {
-    while (nowMs() < end) {
+    while (started < calls && nowMs() < end) {
+      started++;
       const id = randomId(a.items);
       const s = nowMs();
       const rows = await dl.readLocal(HOST, READ_SQL, [id]);
