@@ -24,11 +24,12 @@ test('a call past timeoutMs rejects with "timed out"', async () => {
 
 test('close() rejects the calls still pending, and every later call', async () => {
   const client = connectForTest();
-  const calls = [1, 2, 3].map((i) => client.readLocal(`select pg_sleep(2), ${i}`));
-  const done = client.readLocal('select 1 as one');
-  assert.equal(client.pending, 4);
-  const first = await done; // settles before the sleeps
+  const first = await client.readLocal('select 1 as one');
   assert.deepEqual(first.rows, [{ one: '1' }]);
+  // 30 s: they cannot finish before close() (close cancels them on the daemon)
+  const calls = [1, 2, 3].map((i) => client.readLocal(`select pg_sleep(30), ${i}`));
+  assert.equal(client.pending, 3);
+  await new Promise((resolve) => setImmediate(resolve)); // a loop turn: the requests are out
   client.close();
   assert.equal(client.pending, 0);
   for (const call of calls) {

@@ -129,8 +129,10 @@ async function main() {
   let code = 1;
   try {
     await waitReady(setup, daemon);
-    const files = fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort()
-      .map((f) => path.join(__dirname, f));
+    // `npm test -- test/verbs.test.js` runs only the files named
+    const files = process.argv.length > 2
+      ? process.argv.slice(2).map((f) => path.resolve(f))
+      : fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(__dirname, f));
     const tests = spawn(process.execPath, ['--test', '--test-reporter=spec', ...files], {
       stdio: 'inherit',
       env: { ...process.env, REGIOND_TEST_SOCKET: setup.socket },

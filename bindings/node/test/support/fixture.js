@@ -11,7 +11,14 @@ const { testSocket } = require('./cluster');
 const packageDir = path.resolve(__dirname, '..', '..');
 
 function connectForTest(options = {}) {
-  return regiond.connect({ socket: testSocket(), ...options });
+  const socket = testSocket();
+  try {
+    return regiond.connect({ socket, ...options });
+  } catch (e) {
+    e.message += ' (the tests need a running regiond: `npm test` starts one for the cluster; ' +
+                 'scripts/demo.sh starts the cluster\'s own)';
+    throw e;
+  }
 }
 
 // A table only this test process uses: (k text primary key, v text).
