@@ -149,8 +149,10 @@ void Connection::pump() {
     }
     std::lock_guard lk(route_mu_);
     leader_active_ = false;
-    event_pump_leads_ = false;
+    // Still marked as the pump's: handing off must not signal the event loop
+    // about itself (a system call per pump otherwise).
     hand_off_locked(nullptr);
+    event_pump_leads_ = false;
 }
 
 bool Connection::arm() {

@@ -131,7 +131,7 @@ std::uint64_t EventLoopCalls::start(rgd_client& client, const shm::RequestView& 
     if (call.deadline) deadlines_.emplace(*call.deadline, id);
     calls_.emplace(id, std::move(call));
     queue_.push_back(id);
-    progress(client);  // sends it now if it can, and arms the wake-up
+    progress(client, false);  // sends it now if it can, and arms the wake-up
     if (!finished_results_.empty()) raise_finished_signal();
     return id;
 }
@@ -164,7 +164,7 @@ bool EventLoopCalls::cancel(std::uint64_t id) {
 
 ResultPtr EventLoopCalls::collect(rgd_client& client, std::uint64_t& id) {
     std::lock_guard lk(mu_);
-    if (finished_results_.empty()) progress(client);
+    if (finished_results_.empty()) progress(client, true);
     if (finished_results_.empty()) {
         id = 0;
         return nullptr;
@@ -177,11 +177,13 @@ ResultPtr EventLoopCalls::collect(rgd_client& client, std::uint64_t& id) {
     return std::move(result);
 }
 
-void EventLoopCalls::progress(rgd_client& client) {
+void EventLoopCalls::progress(rgd_client& client, bool woken) {
     // What woke us: reset each signal before looking at what it signals, so a
-    // signal raised while we look is seen at the next wake-up.
+    // signal raised while we look is seen at the next wake-up. A start skips
+    // this (one system call per call otherwise): what it leaves raised wakes
+    // the loop, which collects.
     epoll_event events[8];
-    const int n = ::epoll_wait(epoll_.get(), events, 8, 0);
+    const int n = woken ? ::epoll_wait(epoll_.get(), events, 8, 0) : 0;
     bool hang_up = false;
     for (int i = 0; i < n; ++i) {
         switch (events[i].data.u32) {
@@ -413,11 +415,14 @@ void EventLoopCalls::forget_deadline(std::uint64_t id, const Call& call) {
 
 void EventLoopCalls::reset_finished_signal() noexcept {
     drain_counter(finished_.get());
+    finished_raised_ = false;
 }
 
 void EventLoopCalls::raise_finished_signal() noexcept {
+    if (finished_raised_) return;
     const std::uint64_t one = 1;
     [[maybe_unused]] const ssize_t n = ::write(finished_.get(), &one, sizeof one);
+    finished_raised_ = true;
 }
 
 }  // namespace regiond::client

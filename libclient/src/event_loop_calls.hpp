@@ -94,7 +94,9 @@ private:
     EventLoopCalls(shm::UniqueFd epoll, shm::UniqueFd finished, shm::UniqueFd timer);
 
     // All below run with mu_ held.
-    void progress(rgd_client& client);
+    /// `woken`: called because the descriptor was readable (collect), so look
+    /// at which signal fired and reset it; a start only sends and re-arms.
+    void progress(rgd_client& client, bool woken);
     void follow_connection(rgd_client& client);
     void watch(const std::shared_ptr<Connection>& connection);
     void unwatch();
@@ -120,6 +122,10 @@ private:
     std::vector<std::pair<std::uint64_t, CallOutcome>> scratch_;
     Clock::time_point next_connect_{};  ///< no reconnect attempt before this (daemon down)
     Clock::time_point timer_at_ = Clock::time_point::max();
+    /// We wrote finished_ since we last reset it: do not write again (a
+    /// system call per result otherwise). Others (Connection) write it
+    /// without telling us; a second write then is harmless.
+    bool finished_raised_ = false;
 };
 
 }  // namespace regiond::client
