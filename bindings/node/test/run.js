@@ -2,7 +2,7 @@
 // `npm test`: starts a test-owned regiond for the cluster's eu-west-1 host (a
 // copy of the cluster's config with its own sockets and state segment, as the
 // C++ integration tests do), waits until it serves and every endpoint is
-// healthy, runs `node --test test/*.test.js` against it, and stops it again,
+// healthy, runs `node --test test/*.test.js data-layer/test/*.test.js` against it, and stops it again,
 // also when a test fails. Needs the cluster: scripts/cluster.sh up.
 //
 // The daemon comes from the build the addon was linked against
@@ -132,7 +132,8 @@ async function main() {
     // `npm test -- test/verbs.test.js` runs only the files named
     const files = process.argv.length > 2
       ? process.argv.slice(2).map((f) => path.resolve(f))
-      : fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(__dirname, f));
+      : [__dirname, path.join(__dirname, '..', 'data-layer', 'test')].flatMap((dir) =>
+        fs.readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(dir, f)));
     // $REGIOND_NODE_TESTLOG: also one testlog.json line per test (scripts/test.sh's summary).
     const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout'];
     if (process.env.REGIOND_NODE_TESTLOG) {
