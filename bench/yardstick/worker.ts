@@ -59,7 +59,7 @@ async function readLatency(a: { n: number; items: number }) {
     lat.push(nowMs() - t0);
     if (typeof valueOf(rows) !== 'string') wrong++;
   }
-  return { ...percentiles(lat), wrong };
+  return { ...percentiles(lat), wrong, samples: lat };
 }
 
 // The dashboard: three cachedReads at once (Promise.all), as a page would.
@@ -146,7 +146,11 @@ async function throughput(a: { concurrency: number; calls?: number; durationMs?:
   const elapsed = nowMs() - t0;
   const cpu = process.cpuUsage(cpu0);
   const cpuMsPer1000 = ((cpu.user + cpu.system) / 1000) / (lat.length / 1000);
-  return { ...percentiles(lat), opsPerSec: (lat.length * 1000) / elapsed, cpuMsPer1000, wrong };
+  return {
+    ...percentiles(lat), opsPerSec: (lat.length * 1000) / elapsed, cpuMsPer1000, wrong,
+    // for a caller that merges rounds: the raw numbers
+    samples: a.calls === undefined ? [] : lat, elapsedMs: elapsed, cpuMs: (cpu.user + cpu.system) / 1000,
+  };
 }
 
 let cpuAtReady: NodeJS.CpuUsage;
