@@ -190,4 +190,9 @@ private:
     bool stopped_ = false;
 };
 
+/// A configured duration as the loop's timers take it.
+inline EventLoop::Clock::duration loop_duration(std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<EventLoop::Clock::duration>(d);
+}
+
 }  // namespace regiond::daemon

@@ -81,10 +81,19 @@ std::int64_t ms_of(Clock::duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
+}  // namespace
+
+// Named, not anonymous: it is a member's type of InvalidationTailer's works
+// (-Wsubobject-linkage in a unity build, where this file is included).
+namespace tailer_detail {
 struct Failure {
     std::string sqlstate;
     std::string message;
 };
+}  // namespace tailer_detail
+using tailer_detail::Failure;
+
+namespace {
 
 Failure failure_of(const PGresult& r) {
     Failure f;

@@ -15,6 +15,12 @@ inline std::string format_duration_ms(std::uint64_t ms) {
     return format_duration(std::chrono::milliseconds(ms));
 }
 
+/// Whole milliseconds, rounded to nearest; 0 for a negative duration.
+inline std::int64_t round_ms(std::chrono::nanoseconds d) {
+    const double ms = std::chrono::duration<double, std::milli>(d).count();
+    return ms <= 0 ? 0 : static_cast<std::int64_t>(ms + 0.5);
+}
+
 /// "9 MiB", "8.5 MiB", "511.98 KiB", "100 bytes" (base::format_size, the one
 /// copy libregiond uses too).
 std::string format_size(std::uint64_t bytes);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string_view>
 
+#include "daemon/text.hpp"
+
 namespace regiond::daemon::pg {
 namespace {
 
@@ -12,10 +14,6 @@ using namespace std::chrono_literals;
 constexpr const char* kPrimaryProbeSql = "select pg_current_wal_lsn()";
 constexpr const char* kReplicaProbeSql = "select pg_last_wal_replay_lsn(), pg_is_in_recovery()";
 
-std::int64_t round_ms(Clock::duration d) {
-    const double ms = std::chrono::duration<double, std::milli>(d).count();
-    return ms <= 0 ? 0 : static_cast<std::int64_t>(std::llround(ms));
-}
 
 }  // namespace
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "daemon/text.hpp"
+
 namespace regiond::daemon::pg {
 namespace {
 
@@ -17,10 +19,6 @@ constexpr auto kBackoffMax = 5s;
 /// stop before its connection is closed.
 constexpr int kCancelPatience = 10;
 
-std::int64_t round_ms(Clock::duration d) {
-    const double ms = std::chrono::duration<double, std::milli>(d).count();
-    return ms <= 0 ? 0 : static_cast<std::int64_t>(std::llround(ms));
-}
 
 }  // namespace
 

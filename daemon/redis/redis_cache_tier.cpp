@@ -13,9 +13,6 @@
 namespace regiond::daemon {
 namespace {
 
-EventLoop::Clock::duration loop_duration(std::chrono::nanoseconds d) {
-    return std::chrono::duration_cast<EventLoop::Clock::duration>(d);
-}
 
 // Room for the bulk-string header and whatever follows a maximal value in the
 // same read: a value a little over the limit is a failed get, not a dropped

@@ -27,9 +27,6 @@ thread_local RedisConnection* t_parsing = nullptr;
 // context), captured from the first context; the guards delegate to them.
 redisReplyObjectFunctions* g_hiredis_functions = nullptr;
 
-EventLoop::Clock::duration loop_duration(std::chrono::nanoseconds d) {
-    return std::chrono::duration_cast<EventLoop::Clock::duration>(d);
-}
 
 }  // namespace
 

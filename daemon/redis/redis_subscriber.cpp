@@ -8,9 +8,6 @@
 namespace regiond::daemon {
 namespace {
 
-EventLoop::Clock::duration loop_duration(std::chrono::nanoseconds d) {
-    return std::chrono::duration_cast<EventLoop::Clock::duration>(d);
-}
 
 bool is_bulk(const redisReply* r) {
     return r != nullptr && r->type == REDIS_REPLY_STRING;

@@ -34,7 +34,7 @@ using namespace regiond::testing::pg;
 
 namespace {
 
-std::string insert_sql() {
+std::string tailer_insert_sql() {
     return std::string("insert into ") + kTable + " (v) values ($1)";
 }
 
@@ -83,7 +83,7 @@ TEST_CASE("tailer: every row once, one committing out of id order included, at o
 
     // A takes its xid and id first and stays open; B commits after it began.
     HeldInvalidation a(prefix + "A");
-    auto wb = write_with_keys(loop, *primary, insert_sql(), {unique_value()}, {prefix + "B", prefix + "B2"},
+    auto wb = write_with_keys(loop, *primary, tailer_insert_sql(), {unique_value()}, {prefix + "B", prefix + "B2"},
                               "eu-west-1/test");
     REQUIRE(wb.outcome.ok);
     const std::uint64_t token_b = token_lsn(wb.response);
@@ -135,7 +135,7 @@ TEST_CASE("tailer: exactly once under regular polling, with transactions held op
             expected.push_back(prefix + "held" + std::to_string(i));
         }
         const std::string key = prefix + "w" + std::to_string(i);
-        auto w = write_with_keys(loop, *primary, insert_sql(), {unique_value()}, {key}, "eu-west-1/test");
+        auto w = write_with_keys(loop, *primary, tailer_insert_sql(), {unique_value()}, {key}, "eu-west-1/test");
         REQUIRE(w.outcome.ok);
         expected.push_back(key);
         loop.run_once(0ms);  // let polls interleave
@@ -172,7 +172,7 @@ TEST_CASE("tailer: replay paused on the replica holds delivery back until it res
         ReplayPauseGuard pause(replica_session);
         REQUIRE(eventually([&] { return replica_session.scalar("select pg_get_wal_replay_pause_state()") == "paused"; },
                            10s));
-        auto w = write_with_keys(loop, *primary, insert_sql(), {unique_value()}, {key}, "eu-west-1/test");
+        auto w = write_with_keys(loop, *primary, tailer_insert_sql(), {unique_value()}, {key}, "eu-west-1/test");
         REQUIRE(w.outcome.ok);
         token = token_lsn(w.response);
         // The replica has received the write (its WAL) but not applied it.
@@ -259,7 +259,7 @@ TEST_CASE("tailer: an unreachable endpoint is a gap after a few polls; rows writ
         INFO(rec.gaps[1]);
         CHECK(contains(rec.gaps[1], "no good poll of regiond.invalidations"));
         CHECK_FALSE(t.vouching());
-        auto w = write_with_keys(loop, *primary, insert_sql(), {unique_value()}, {key}, "eu-west-1/test");
+        auto w = write_with_keys(loop, *primary, tailer_insert_sql(), {unique_value()}, {key}, "eu-west-1/test");
         REQUIRE(w.outcome.ok);
     }
     REQUIRE(run_until(
@@ -294,7 +294,7 @@ TEST_CASE("tailer on the primary: delivers at the insert LSN, and its cleanup de
     start_and_catch_up(loop, t, rec);
 
     const std::string key = unique_value() + ":on-primary";
-    auto w = write_with_keys(loop, *primary, insert_sql(), {unique_value()}, {key}, "us-east-1/test");
+    auto w = write_with_keys(loop, *primary, tailer_insert_sql(), {unique_value()}, {key}, "us-east-1/test");
     REQUIRE(w.outcome.ok);
     poll_once(loop, t);
     const auto got = rec.with_prefix(key);

@@ -26,7 +26,7 @@ void send_consistent(TestClient& c, std::uint64_t id, const std::string& tok, st
     c.send(id, r);
 }
 
-std::uint64_t counter(Daemon& d, shm::Counter c) {
+std::uint64_t consistent_counter(Daemon& d, shm::Counter c) {
     return d.snapshot().counters[static_cast<std::size_t>(c)].second;
 }
 
@@ -61,7 +61,7 @@ TEST_CASE("read_consistent: malformed tokens and another cluster's are errors, n
               std::to_string(kCluster) + ")");
     CHECK(k.f.local_replica().jobs.empty());
     CHECK(k.f.primary().jobs.empty());
-    CHECK(counter(*k.d, shm::Counter::consistent_reads_failed) == 2);
+    CHECK(consistent_counter(*k.d, shm::Counter::consistent_reads_failed) == 2);
 }
 
 TEST_CASE("read_consistent: an empty token is read_local", "[daemon][consistent]") {
@@ -83,7 +83,7 @@ TEST_CASE("read_consistent: the local replica at the token reads at once, with t
     CHECK(job.route_reason == "local replica at 0/5A3F10 >= token 0/59F000");
     k.f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"1"}}, kMaxChunk));
     REQUIRE(k.c->wait_response(*k.d, 1));
-    CHECK(counter(*k.d, shm::Counter::consistent_reads_local) == 1);
+    CHECK(consistent_counter(*k.d, shm::Counter::consistent_reads_local) == 1);
 }
 
 TEST_CASE("read_consistent: behind but expected soon, it waits and is released by the replay LSN",
@@ -112,7 +112,7 @@ TEST_CASE("read_consistent: behind but expected soon, it waits and is released b
     k.f.local_replica().complete_next(test::ok_outcome("eu-west-1/replica", {"v"}, {{"2"}}, kMaxChunk));
     REQUIRE(k.c->wait_response(*k.d, 1));
     REQUIRE(k.c->wait_response(*k.d, 2));
-    CHECK(counter(*k.d, shm::Counter::consistent_reads_waited) == 2);
+    CHECK(consistent_counter(*k.d, shm::Counter::consistent_reads_waited) == 2);
     CHECK(k.d->snapshot().consistent_wait.count == 2);
 }
 
@@ -128,7 +128,7 @@ TEST_CASE("read_consistent: a wait that runs out goes to the primary and says so
     CHECK_FALSE(k.f.local_replica().lsn_watch_fast);
     k.f.primary().complete_next(test::ok_outcome("us-east-1/primary", {"v"}, {{"1"}}, kMaxChunk));
     REQUIRE(k.c->wait_response(*k.d, 1));
-    CHECK(counter(*k.d, shm::Counter::consistent_reads_to_primary) == 1);
+    CHECK(consistent_counter(*k.d, shm::Counter::consistent_reads_to_primary) == 1);
 }
 
 TEST_CASE("read_consistent: a replica behind the token at query time sends the read to the primary",

@@ -27,7 +27,7 @@ using regiond::daemon::test::run_until;
 
 namespace {
 
-RedisSubscriberSettings settings_for(std::uint16_t port) {
+RedisSubscriberSettings subscriber_settings_for(std::uint16_t port) {
     RedisSubscriberSettings s;
     s.region = "eu-west-1";
     s.address.host = "127.0.0.1";
@@ -74,7 +74,7 @@ TEST_CASE("redis subscriber: subscribes, then delivers every message byte for by
     FakeRedis redis(loop);
     redis.behaviour = FakeRedis::Behaviour::server;
     Recorder rec;
-    RedisSubscriber sub(loop, settings_for(redis.port), rec.hooks());
+    RedisSubscriber sub(loop, subscriber_settings_for(redis.port), rec.hooks());
     CHECK_FALSE(sub.subscribed());
     sub.start();
     CHECK(rec.events.empty());  // never inside start()
@@ -112,7 +112,7 @@ TEST_CASE("redis subscriber: AUTH and SELECT go first, in the same write as SUBS
     FakeRedis redis(loop);
     redis.behaviour = FakeRedis::Behaviour::server;
     redis.password = "s3cret";
-    RedisSubscriberSettings s = settings_for(redis.port);
+    RedisSubscriberSettings s = subscriber_settings_for(redis.port);
     s.address.password = "s3cret";
     s.address.db = 1;
     Recorder rec;
@@ -147,7 +147,7 @@ TEST_CASE("redis subscriber: malformed messages are dropped and counted; the sub
     EventLoop loop;
     FakeRedis redis(loop);
     redis.behaviour = FakeRedis::Behaviour::server;
-    RedisSubscriberSettings s = settings_for(redis.port);
+    RedisSubscriberSettings s = subscriber_settings_for(redis.port);
     s.max_payload_bytes = 16;
     Recorder rec;
     RedisSubscriber sub(loop, s, rec.hooks());
@@ -182,7 +182,7 @@ TEST_CASE("redis subscriber: a push hiredis 0.14 cannot take ends the connection
     FakeRedis redis(loop);
     redis.behaviour = FakeRedis::Behaviour::server;
     Recorder rec;
-    RedisSubscriber sub(loop, settings_for(redis.port), rec.hooks());
+    RedisSubscriber sub(loop, subscriber_settings_for(redis.port), rec.hooks());
     sub.start();
     REQUIRE(run_until(loop, [&] { return sub.subscribed(); }));
 
@@ -269,7 +269,7 @@ TEST_CASE("redis subscriber: a server that goes away is one loss, however long i
     redis->behaviour = FakeRedis::Behaviour::server;
     const std::uint16_t port = redis->port;
     Recorder rec;
-    RedisSubscriber sub(loop, settings_for(port), rec.hooks());
+    RedisSubscriber sub(loop, subscriber_settings_for(port), rec.hooks());
     sub.start();
     REQUIRE(run_until(loop, [&] { return sub.subscribed(); }));
 
@@ -321,7 +321,7 @@ TEST_CASE("redis subscriber: a hook may destroy the subscriber", "[redis]") {
             ++calls;
             sub.reset();
         };
-        sub = std::make_unique<RedisSubscriber>(loop, settings_for(redis.port), hooks);
+        sub = std::make_unique<RedisSubscriber>(loop, subscriber_settings_for(redis.port), hooks);
         sub->start();
     }
     SECTION("on_message, with more messages in the same read") {
@@ -329,7 +329,7 @@ TEST_CASE("redis subscriber: a hook may destroy the subscriber", "[redis]") {
             ++calls;
             sub.reset();
         };
-        sub = std::make_unique<RedisSubscriber>(loop, settings_for(redis.port), hooks);
+        sub = std::make_unique<RedisSubscriber>(loop, subscriber_settings_for(redis.port), hooks);
         sub->start();
         REQUIRE(run_until(loop, [&] { return sub->subscribed(); }));
         redis.push_raw(FakeRedis::push_message("message", "replication:events", FakeRedis::bulk("1")) +
@@ -340,7 +340,7 @@ TEST_CASE("redis subscriber: a hook may destroy the subscriber", "[redis]") {
             ++calls;
             sub.reset();
         };
-        sub = std::make_unique<RedisSubscriber>(loop, settings_for(redis.port), hooks);
+        sub = std::make_unique<RedisSubscriber>(loop, subscriber_settings_for(redis.port), hooks);
         sub->start();
         REQUIRE(run_until(loop, [&] { return sub->subscribed(); }));
         redis.drop_connections();

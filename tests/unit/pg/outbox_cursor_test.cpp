@@ -19,7 +19,7 @@ using regiond::daemon::pg::OutboxCursor;
 using regiond::daemon::pg::OutboxLimits;
 using regiond::daemon::pg::OutboxRow;
 using regiond::daemon::pg::replay_jumped_past_retention;
-using Step = OutboxCursor::Step;
+using CursorStep = OutboxCursor::Step;
 
 namespace {
 
@@ -28,9 +28,9 @@ OutboxRow row(std::uint64_t id, std::uint64_t xid) {
 }
 
 // Feeds one page; returns the ids delivered.
-std::vector<std::uint64_t> feed(OutboxCursor& c, std::uint64_t xmin, const std::vector<OutboxRow>& rows, Step expect) {
+std::vector<std::uint64_t> feed(OutboxCursor& c, std::uint64_t xmin, const std::vector<OutboxRow>& rows, CursorStep expect) {
     std::vector<std::size_t> deliver;
-    const Step got = c.page(xmin, rows, deliver);
+    const CursorStep got = c.page(xmin, rows, deliver);
     CHECK(got == expect);
     std::vector<std::uint64_t> ids;
     for (auto i : deliver) ids.push_back(rows.at(i).id);
@@ -49,97 +49,97 @@ TEST_CASE("the first cycle establishes the position and delivers nothing from be
     CHECK(q.after_id == 0);
     CHECK(q.limit == 1000);
     // Rows with xid >= xmin that were visible at the start: remembered only.
-    CHECK(feed(c, 100, {row(1, 100), row(2, 101)}, Step::caught_up).empty());
+    CHECK(feed(c, 100, {row(1, 100), row(2, 101)}, CursorStep::caught_up).empty());
     CHECK(c.positioned());
     CHECK(c.low() == 100);
     // Read again by the next cycle (still in the window): not delivered.
-    CHECK(feed(c, 100, {row(1, 100), row(2, 101), row(3, 102)}, Step::caught_up) == Ids{3});
+    CHECK(feed(c, 100, {row(1, 100), row(2, 101), row(3, 102)}, CursorStep::caught_up) == Ids{3});
     CHECK(c.next_query().low == std::optional<std::uint64_t>(100));
 }
 
 TEST_CASE("a transaction that commits after a younger one is delivered, once", "[outbox]") {
     OutboxCursor c;
-    feed(c, 100, {}, Step::caught_up);
+    feed(c, 100, {}, CursorStep::caught_up);
     // A (xid 100, id 1) is open; B (xid 101, id 2) committed: only B is visible.
-    CHECK(feed(c, 100, {row(2, 101)}, Step::caught_up) == Ids{2});
+    CHECK(feed(c, 100, {row(2, 101)}, CursorStep::caught_up) == Ids{2});
     // A paging by id would now ask for id > 2 and never see id 1. The cursor
     // still reads from xid 100 (the snapshot's xmin: A was running).
     CHECK(c.next_query().low == std::optional<std::uint64_t>(100));
     CHECK(c.next_query().after_id == 0);
-    CHECK(feed(c, 100, {row(2, 101)}, Step::caught_up).empty());
+    CHECK(feed(c, 100, {row(2, 101)}, CursorStep::caught_up).empty());
     // A commits; the xmin moves past both.
-    CHECK(feed(c, 102, {row(1, 100), row(2, 101)}, Step::caught_up) == Ids{1});
+    CHECK(feed(c, 102, {row(1, 100), row(2, 101)}, CursorStep::caught_up) == Ids{1});
     CHECK(c.low() == 102);
     CHECK(c.tracked() == 0);  // nothing below the position is remembered
-    CHECK(feed(c, 102, {}, Step::caught_up).empty());
+    CHECK(feed(c, 102, {}, CursorStep::caught_up).empty());
 }
 
 TEST_CASE("pages: full pages continue by id, the position moves to the first page's xmin", "[outbox]") {
     OutboxCursor c(OutboxLimits{2, 100});
-    feed(c, 10, {}, Step::caught_up);
-    CHECK(feed(c, 12, {row(1, 10), row(2, 11)}, Step::next_page) == (Ids{1, 2}));
+    feed(c, 10, {}, CursorStep::caught_up);
+    CHECK(feed(c, 12, {row(1, 10), row(2, 11)}, CursorStep::next_page) == (Ids{1, 2}));
     auto q = c.next_query();
     CHECK(q.low == std::optional<std::uint64_t>(10));  // the cycle keeps the old position
     CHECK(q.after_id == 2);
     CHECK(q.limit == 2);
     // A later page's snapshot is newer; its xmin is not the cycle's.
-    CHECK(feed(c, 20, {row(3, 12)}, Step::caught_up) == Ids{3});
+    CHECK(feed(c, 20, {row(3, 12)}, CursorStep::caught_up) == Ids{3});
     CHECK(c.low() == 12);
     CHECK(c.next_query().after_id == 0);
     // Row 3 (xid 12) is still in the window: read again, not delivered again.
-    CHECK(feed(c, 20, {row(3, 12), row(4, 19)}, Step::next_page) == Ids{4});
-    CHECK(feed(c, 21, {}, Step::caught_up).empty());
+    CHECK(feed(c, 20, {row(3, 12), row(4, 19)}, CursorStep::next_page) == Ids{4});
+    CHECK(feed(c, 21, {}, CursorStep::caught_up).empty());
     CHECK(c.low() == 20);
 }
 
 TEST_CASE("a row that becomes visible during a cycle's later page is delivered once", "[outbox]") {
     OutboxCursor c(OutboxLimits{1, 100});
-    feed(c, 50, {}, Step::caught_up);
+    feed(c, 50, {}, CursorStep::caught_up);
     // Page 1 (xmin 50): row 1 only; xid 50 (id 2) still running.
-    CHECK(feed(c, 50, {row(1, 51)}, Step::next_page) == Ids{1});
+    CHECK(feed(c, 50, {row(1, 51)}, CursorStep::next_page) == Ids{1});
     // Page 2 (newer snapshot): xid 50 committed meanwhile: delivered now.
-    CHECK(feed(c, 52, {row(2, 50)}, Step::next_page) == Ids{2});
-    CHECK(feed(c, 52, {}, Step::caught_up).empty());
+    CHECK(feed(c, 52, {row(2, 50)}, CursorStep::next_page) == Ids{2});
+    CHECK(feed(c, 52, {}, CursorStep::caught_up).empty());
     CHECK(c.low() == 50);  // the first page's xmin
     // The next cycle reads both again (xid >= 50): neither twice.
-    CHECK(feed(c, 52, {row(1, 51)}, Step::next_page).empty());
-    CHECK(feed(c, 52, {row(2, 50)}, Step::next_page).empty());
-    CHECK(feed(c, 52, {}, Step::caught_up).empty());
+    CHECK(feed(c, 52, {row(1, 51)}, CursorStep::next_page).empty());
+    CHECK(feed(c, 52, {row(2, 50)}, CursorStep::next_page).empty());
+    CHECK(feed(c, 52, {}, CursorStep::caught_up).empty());
 }
 
 TEST_CASE("the position never goes back", "[outbox]") {
     OutboxCursor c;
-    feed(c, 100, {}, Step::caught_up);
-    feed(c, 90, {}, Step::caught_up);
+    feed(c, 100, {}, CursorStep::caught_up);
+    feed(c, 90, {}, CursorStep::caught_up);
     CHECK(c.low() == 100);
 }
 
 TEST_CASE("overflow: too many rows in the window drops the position until the window closes", "[outbox]") {
     OutboxCursor c(OutboxLimits{100, 3});
-    feed(c, 10, {}, Step::caught_up);
+    feed(c, 10, {}, CursorStep::caught_up);
     // xid 10 stays open; rows of younger transactions pile up in the window.
-    CHECK(feed(c, 10, {row(2, 11), row(3, 12), row(4, 13)}, Step::caught_up).size() == 3);
+    CHECK(feed(c, 10, {row(2, 11), row(3, 12), row(4, 13)}, CursorStep::caught_up).size() == 3);
     std::vector<std::size_t> deliver;
-    CHECK(c.page(10, {row(2, 11), row(3, 12), row(4, 13), row(5, 14)}, deliver) == Step::overflow);
+    CHECK(c.page(10, {row(2, 11), row(3, 12), row(4, 13), row(5, 14)}, deliver) == CursorStep::overflow);
     CHECK_FALSE(c.positioned());
     CHECK(c.tracked() == 0);
     // Waiting: the snapshot only, until its xmin passes the one that overflowed.
     CHECK(c.next_query().limit == 0);
-    CHECK(feed(c, 10, {}, Step::waiting).empty());
+    CHECK(feed(c, 10, {}, CursorStep::waiting).empty());
     CHECK(c.next_query().limit == 0);
-    CHECK(feed(c, 15, {}, Step::next_page).empty());  // the window closed: establish at once
+    CHECK(feed(c, 15, {}, CursorStep::next_page).empty());  // the window closed: establish at once
     auto q = c.next_query();
     CHECK_FALSE(q.low.has_value());
     CHECK(q.limit == 100);
-    CHECK(feed(c, 15, {}, Step::caught_up).empty());
+    CHECK(feed(c, 15, {}, CursorStep::caught_up).empty());
     CHECK(c.positioned());
     CHECK(c.low() == 15);
 }
 
 TEST_CASE("reset forgets the position and the window", "[outbox]") {
     OutboxCursor c;
-    feed(c, 100, {}, Step::caught_up);
-    feed(c, 100, {row(1, 100)}, Step::caught_up);
+    feed(c, 100, {}, CursorStep::caught_up);
+    feed(c, 100, {row(1, 100)}, CursorStep::caught_up);
     c.reset();
     CHECK_FALSE(c.positioned());
     CHECK(c.tracked() == 0);
@@ -229,10 +229,10 @@ TEST_CASE("model: rows committed in any order are each delivered exactly once", 
                     establishing_first = false;
                 }
                 std::vector<std::size_t> deliver;
-                const Step s = c.page(xmin, rows, deliver);
+                const CursorStep s = c.page(xmin, rows, deliver);
                 for (auto k : deliver) ++delivered[rows[k].id];
-                REQUIRE(s != Step::overflow);
-                if (s == Step::caught_up) return;
+                REQUIRE(s != CursorStep::overflow);
+                if (s == CursorStep::caught_up) return;
                 // Between pages the server moves on.
                 if (server_moves && m.rng() % 2 == 0) m.step();
             }

@@ -60,7 +60,7 @@ struct Results {
 };
 
 // Fixed width (9 bytes, 16 in the arena): entry sizes depend on the value only.
-std::string key_of(int i) {
+std::string stress_key_of(int i) {
     return "stress:" + std::to_string(100 + i).substr(1);
 }
 
@@ -99,7 +99,7 @@ void reader_process(const std::string& name, int keys, std::uint64_t seed, Resul
         return;
     }
     std::vector<std::string> names;
-    for (int i = 0; i < keys; ++i) names.push_back(key_of(i));
+    for (int i = 0; i < keys; ++i) names.push_back(stress_key_of(i));
     XorShift rng(seed);
     std::vector<std::byte> out;
     ResponseDecoder decoder;
@@ -171,7 +171,7 @@ constexpr std::uint64_t kMinArenaLaps = 5;
 // at the end, every key once more, so the readers' last round finds them all.
 WriterCounts write_mixed(CacheWriter& cache, int keys, std::uint64_t deadline) {
     std::vector<std::string> names;
-    for (int i = 0; i < keys; ++i) names.push_back(key_of(i));
+    for (int i = 0; i < keys; ++i) names.push_back(stress_key_of(i));
     std::string letters(2 * kMaxPayload, 'a');
     XorShift rng(42);
     for (char& ch : letters) ch = static_cast<char>('a' + rng.below(26));
@@ -210,10 +210,10 @@ struct InPlaceValues {
 
 InPlaceValues in_place_values(int keys, std::uint64_t value_bytes) {
     InPlaceValues p;
-    const std::size_t base = stress_value(key_of(0), 0, "").size();
+    const std::size_t base = stress_value(stress_key_of(0), 0, "").size();
     REQUIRE(value_bytes > base);
     for (int i = 0; i < keys; ++i) {
-        p.names.push_back(key_of(i));
+        p.names.push_back(stress_key_of(i));
         for (int version = 0; version < 4; ++version) {
             const std::string payload(value_bytes - base, static_cast<char>('a' + (i + version) % 26));
             p.values.push_back(stress_value(p.names.back(), static_cast<std::uint64_t>(i * 4 + version), payload));
